@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "edge-agent",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "edge-agent", targets: ["edge-agent"]),
+        .executable(name: "edgectl", targets: ["edgectl"]),
+        .executable(name: "edge-sim", targets: ["edge-sim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // System libraries (Debian packages; pkg-config names).
+        .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
+        .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+
+        // Swift over the wire: Modbus (libmodbus), MQTT (libmosquitto), sd_notify.
+        .target(
+            name: "Protocols",
+            dependencies: ["CModbus", "CMosquitto", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The field: GPIO lines (libgpiod and simulated), device drivers built from profiles.
+        .target(
+            name: "Drivers",
+            dependencies: ["Protocols", "CGPIOD", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The agent: config, control loops, outbox, uplink, commands, control socket.
+        .target(
+            name: "EdgeAgent",
+            dependencies: [
+                "Drivers", "Protocols",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // Field-device simulator library (reference devices with physics), used by edge-sim and tests.
+        .target(
+            name: "Simulator",
+            dependencies: ["Protocols", .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "edge-agent",
+            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "edgectl",
+            dependencies: ["EdgeAgent", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "edge-sim",
+            dependencies: ["Simulator", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+
+        // Test-only helpers: free loopback ports, child processes, mosquitto, socat.
+        .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Protocols", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "SystemTests", dependencies: ["TestSupport"], swiftSettings: strict),
+    ]
+)
