@@ -24,6 +24,8 @@ let package = Package(
         // System libraries (Debian packages; pkg-config names).
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
+        // GNU-only libc calls Swift cannot import (SO_PEERCRED, thread names).
+        .target(name: "CSystemShims"),
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
 
         // Swift over the wire: Modbus (libmodbus), MQTT (libmosquitto), sd_notify.
@@ -35,14 +37,14 @@ let package = Package(
         // The field: GPIO lines (libgpiod and simulated), device drivers built from profiles.
         .target(
             name: "Drivers",
-            dependencies: ["Protocols", "CGPIOD", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Protocols", "CGPIOD", "CSystemShims", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The agent: config, control loops, outbox, uplink, commands, control socket.
         .target(
             name: "EdgeAgent",
             dependencies: [
-                "Drivers", "Protocols",
+                "Drivers", "Protocols", "CSystemShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],

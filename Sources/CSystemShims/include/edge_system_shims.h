@@ -1,0 +1,11 @@
+#ifndef EDGE_SYSTEM_SHIMS_H
+#define EDGE_SYSTEM_SHIMS_H
+/* GNU-only calls Swift cannot import from Glibc without _GNU_SOURCE. Each returns 0 or -errno. */
+#include <stdint.h>
+
+/* SO_PEERCRED of a connected AF_UNIX socket. */
+int edge_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
+/* Sets the calling thread's name (at most 15 bytes are kept). */
+int edge_set_thread_name(const char *name);
+#endif

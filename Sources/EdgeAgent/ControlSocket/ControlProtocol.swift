@@ -1,0 +1,105 @@
+import Foundation
+
+/// One request on the local control socket: a JSON object on one line.
+///
+/// `verb` names the operation (`status`, `lamp.set`, `lamp.release`, `bollard.raise`,
+/// `bollard.lower`, `bollard.emergency-lower`, `bollard.clear`, `bollard.hold-down`,
+/// `priority.request`, `priority.cancel`, `io.read`, `io.write`, `ping`); `target` the device,
+/// group or approach; `args` numbers or strings.
+public struct ControlRequest: Codable, Sendable, Equatable {
+    public var verb: String
+    public var target: String?
+    public var args: [String: ControlValue]
+
+    public init(verb: String, target: String? = nil, args: [String: ControlValue] = [:]) {
+        self.verb = verb
+        self.target = target
+        self.args = args
+    }
+
+    enum CodingKeys: String, CodingKey { case verb, target, args }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        verb = try c.decode(String.self, forKey: .verb)
+        target = try c.decodeIfPresent(String.self, forKey: .target)
+        args = try c.decodeIfPresent([String: ControlValue].self, forKey: .args) ?? [:]
+    }
+}
+
+/// A JSON scalar or nested value carried in control requests and replies.
+public enum ControlValue: Codable, Sendable, Equatable, CustomStringConvertible {
+    case number(Double)
+    case string(String)
+    case bool(Bool)
+    case array([ControlValue])
+    case object([String: ControlValue])
+    case null
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([ControlValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: ControlValue].self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .number(let d):
+            if d.rounded() == d, abs(d) < 1e15 { try c.encode(Int64(d)) } else { try c.encode(d) }
+        case .string(let s): try c.encode(s)
+        case .bool(let b): try c.encode(b)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
+        case .null: try c.encodeNil()
+        }
+    }
+
+    public var number: Double? { if case .number(let d) = self { return d }; return nil }
+    public var string: String? { if case .string(let s) = self { return s }; return nil }
+    public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
+    public var object: [String: ControlValue]? { if case .object(let o) = self { return o }; return nil }
+    public var array: [ControlValue]? { if case .array(let a) = self { return a }; return nil }
+
+    public var description: String {
+        switch self {
+        case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : String(format: "%.2f", d)
+        case .string(let s): return s
+        case .bool(let b): return b ? "yes" : "no"
+        case .array(let a): return a.map(\.description).joined(separator: ",")
+        case .object(let o): return o.keys.sorted().map { "\($0)=\(o[$0]!)" }.joined(separator: " ")
+        case .null: return "-"
+        }
+    }
+}
+
+/// The answer to a control request: `ok` with a result, or a contract error code and a message
+/// a technician understands (`interlock`: "vehicle loop occupied").
+public struct ControlResponse: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var result: ControlValue?
+    public var code: String?
+    public var message: String?
+
+    public static func success(_ result: ControlValue? = nil) -> ControlResponse {
+        ControlResponse(ok: true, result: result, code: nil, message: nil)
+    }
+
+    public static func failure(_ code: String, _ message: String) -> ControlResponse {
+        ControlResponse(ok: false, result: nil, code: code, message: message)
+    }
+}
+
+enum ControlCoding {
+    static func encodeLine<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var bytes = (try? [UInt8](encoder.encode(value))) ?? Array(#"{"ok":false,"code":"internal","message":"encoding failed"}"#.utf8)
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+}

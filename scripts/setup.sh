@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what edge-agent needs to build and test on a fresh Debian machine, only when missing.
+# Idempotent; safe to run on every test run.
+set -euo pipefail
+
+export PATH="$PATH:/opt/swift/usr/bin"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+APT_PACKAGES=(libmodbus-dev libgpiod-dev libmosquitto-dev libsqlite3-dev mosquitto mosquitto-clients
+              socat mbpoll sqlite3 openssl tmux pkg-config python3 python3-pip)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# Independent Python peers: pymodbus (Modbus server nobody here wrote) and astral (sun times reference).
+PY=python3
+if ! $PY -c 'import pymodbus, astral' 2>/dev/null; then
+    echo "setup: installing Python peers (pymodbus 3.16, astral)" >&2
+    $PY -m pip install -q 'pymodbus>=3.16,<3.17' 'astral>=3.2,<4' >&2 \
+        || $PY -m pip install -q --break-system-packages 'pymodbus>=3.16,<3.17' 'astral>=3.2,<4' >&2
+fi
+
+if ! command -v swift >/dev/null; then
+    echo "setup: no Swift toolchain on PATH (expected /opt/swift/usr/bin/swift, Swift 6.x)" >&2
+    exit 1
+fi
