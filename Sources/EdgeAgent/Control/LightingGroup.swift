@@ -1,0 +1,239 @@
+/// The dimming state machine of one lighting group: presence boost over a schedule, the
+/// neighbour "light wave", and centre/technician overrides. Pure logic: no I/O, no clock.
+///
+/// Rules (DESIGN.md "Lighting"):
+/// - Level = max(schedule level, boost) while the schedule is on; a sensor can never lower
+///   the light (TALQ control effect "Max").
+/// - Boost while any sensor detects, and for `hold` after the last detection ENDS.
+/// - A sensor that is offline counts as detecting (light on is the safe side); so does a
+///   sensor that has not reported yet after start. Its hold runs from when it came back.
+/// - `neighbourBoost(at:)` (called by the runner on the neighbours of a group whose presence
+///   started or ended, i.e. on each `presence` event) boosts for `hold` from that call.
+/// - The schedule level is set by the runner (`setSchedule`); 0 means the astronomical clock
+///   says off (daylight): level 0 whatever the presence. Until the first `setSchedule` the
+///   group runs at 100 %, the DALI "no program" default.
+/// - An override (`setOverride`) wins over schedule and presence, also in daylight (a
+///   technician testing a lamp), until its expiry or `release`; a new one replaces the old.
+/// - Outputs change only when the target level changes; the fade time written with it is
+///   `fade_up` when rising and `fade_down` when falling (the luminaire fades by itself).
+///
+/// Invariants: `outputs.level` is in 0...100; `nextDeadline` is the earliest instant at
+/// which time alone can change the level (hold end, neighbour hold end, override expiry).
+/// `at` instants older than the last one seen are treated as the last one (no going back).
+public struct LightingGroup: Sendable {
+    /// Sensor reports for this group's presence sensors (by device name).
+    public enum Input: Sendable, Equatable {
+        /// A reading of a presence sensor; also means the sensor is online.
+        case presence(sensor: String, detected: Bool)
+        /// The sensor's device went offline (false) or answers again (true).
+        case sensorOnline(sensor: String, online: Bool)
+    }
+
+    /// What the runner writes to every luminaire of the group (holding registers 0 and 1).
+    public struct Outputs: Sendable, Equatable {
+        /// Target level, % 0-100.
+        public var level: Int
+        /// Fade time to write with `level` (fade_up when the level rose, fade_down when it fell).
+        public var fade: Duration
+        /// `fade` in the luminaire's unit, 0.1 s (rounded, clamped to 0...65535).
+        public var fadeTenths: Int {
+            let t = (fade.seconds * 10).rounded()
+            return t <= 0 ? 0 : (t >= 65535 ? 65535 : Int(t))
+        }
+    }
+
+    /// Why the level is what it is (event data `cause`).
+    public enum Cause: String, Sendable, Equatable {
+        case schedule
+        case daylight
+        case presence
+        case neighbour
+        case sensorOffline = "sensor_offline"
+        case override
+    }
+
+    public let name: String
+    public let boostLevel: Int
+    public let hold: Duration
+    public let fadeUp: Duration
+    public let fadeDown: Duration
+
+    private let sensorNames: [String]
+    private var detecting: [Bool]
+    private var online: [Bool]
+    /// Own hold end (after the last detection or offline period ended).
+    private var holdUntil: MonotonicInstant?
+    private var neighbourUntil: MonotonicInstant?
+    private var scheduleLevel = 100
+    private var override: (level: Int, until: MonotonicInstant?)?
+    private var anyPresence = false
+    private var clock: MonotonicInstant?
+    private var queue = EventQueue()
+
+    public private(set) var outputs: Outputs
+    /// Why the current level is what it is.
+    public private(set) var cause: Cause = .schedule
+
+    /// A group with the given sensors; levels are clamped to 0...100.
+    public init(name: String, sensors: [String], boost: Int, hold: Duration, fadeUp: Duration, fadeDown: Duration) {
+        self.name = name
+        self.boostLevel = Self.clampLevel(boost)
+        self.hold = hold
+        self.fadeUp = fadeUp
+        self.fadeDown = fadeDown
+        self.sensorNames = sensors
+        self.detecting = Array(repeating: false, count: sensors.count)
+        self.online = Array(repeating: false, count: sensors.count)
+        self.outputs = Outputs(level: 0, fade: fadeUp)
+        let (level, cause) = computeLevel(now: nil)
+        self.outputs.level = level
+        self.cause = cause
+    }
+
+    /// A group built from its `lighting:` config entry.
+    public init(config: LightingGroupConfig) {
+        self.init(name: config.name, sensors: config.presence, boost: config.boost, hold: config.hold, fadeUp: config.fadeUp, fadeDown: config.fadeDown)
+    }
+
+    /// The schedule level in force (from `LightingSchedule.level(at:)`), 0 = off (daylight).
+    public var schedule: Int { scheduleLevel }
+
+    /// Whether the presence boost is active (detection, hold, offline sensor or neighbour).
+    public var boosting: Bool { boostCause(now: clock) != nil }
+
+    /// The override in force, if any.
+    public var activeOverride: (level: Int, until: MonotonicInstant?)? { override }
+
+    /// When `tick` must run next at the latest (nil: nothing pending).
+    public var nextDeadline: MonotonicInstant? {
+        var d: MonotonicInstant? = nil
+        if !anyPresence && !anySensorOffline, let h = holdUntil { d = h }
+        if let n = neighbourUntil { d = d.map { min($0, n) } ?? n }
+        if let o = override?.until { d = d.map { min($0, o) } ?? o }
+        return d
+    }
+
+    public mutating func handle(_ input: Input, at: MonotonicInstant) {
+        let now = advance(to: at)
+        switch input {
+        case .presence(let sensor, let detected):
+            guard let i = sensorNames.firstIndex(of: sensor) else { return }
+            let wasActive = sensorActive(i)
+            online[i] = true
+            detecting[i] = detected
+            if wasActive && !sensorActive(i) { extendHold(now + hold) }
+        case .sensorOnline(let sensor, let isOnline):
+            guard let i = sensorNames.firstIndex(of: sensor) else { return }
+            let wasActive = sensorActive(i)
+            online[i] = isOnline
+            if !isOnline { detecting[i] = false }
+            if wasActive && !sensorActive(i) { extendHold(now + hold) }
+        }
+        let presence = detecting.contains(true)
+        if presence != anyPresence {
+            anyPresence = presence
+            queue.append(ControlEvent(at: now, source: name, kind: .presence(detected: presence)))
+        }
+        update(now: now)
+    }
+
+    public mutating func tick(at: MonotonicInstant) {
+        update(now: advance(to: at))
+    }
+
+    /// Sets the schedule level (0 = off: daylight). Values are clamped to 0...100.
+    public mutating func setSchedule(level: Int, at: MonotonicInstant) {
+        let now = advance(to: at)
+        scheduleLevel = Self.clampLevel(level)
+        update(now: now)
+    }
+
+    /// A neighbouring group's presence: boost now and hold for `hold` from now.
+    public mutating func neighbourBoost(at: MonotonicInstant) {
+        let now = advance(to: at)
+        let until = now + hold
+        if neighbourUntil.map({ $0 < until }) ?? true { neighbourUntil = until }
+        update(now: now)
+    }
+
+    /// A centre or technician override: `level` until `until` (nil: until `release`).
+    /// Replaces any previous override. Refused (`out_of_range`) for a level outside 0-100 or
+    /// an expiry not in the future.
+    @discardableResult
+    public mutating func setOverride(level: Int, until: MonotonicInstant?, at: MonotonicInstant) -> ControlOutcome {
+        let now = advance(to: at)
+        guard (0...100).contains(level) else {
+            return .refused(ControlRefusal(.outOfRange, "lighting group \(name): level \(level) outside 0-100"))
+        }
+        if let until, until <= now {
+            return .refused(ControlRefusal(.outOfRange, "lighting group \(name): override expiry is not in the future"))
+        }
+        override = (level, until)
+        update(now: now)
+        return .accepted
+    }
+
+    /// Ends the override: back to schedule and presence. Accepted also without an override.
+    @discardableResult
+    public mutating func release(at: MonotonicInstant) -> ControlOutcome {
+        let now = advance(to: at)
+        override = nil
+        update(now: now)
+        return .accepted
+    }
+
+    /// Takes the queued events (allocates only when there are some).
+    public mutating func drainEvents() -> [ControlEvent] { queue.drain() }
+
+    /// Appends the queued events to `buffer` (no allocation when it has room).
+    public mutating func drainEvents(into buffer: inout [ControlEvent]) { queue.drain(into: &buffer) }
+
+    // MARK: - internals
+
+    private static func clampLevel(_ l: Int) -> Int { l < 0 ? 0 : (l > 100 ? 100 : l) }
+
+    private var anySensorOffline: Bool { online.contains(false) }
+
+    /// A sensor keeps the boost on while it detects or is offline.
+    private func sensorActive(_ i: Int) -> Bool { detecting[i] || !online[i] }
+
+    private mutating func extendHold(_ until: MonotonicInstant) {
+        if holdUntil.map({ $0 < until }) ?? true { holdUntil = until }
+    }
+
+    private mutating func advance(to at: MonotonicInstant) -> MonotonicInstant {
+        let now = clock.map { max($0, at) } ?? at
+        clock = now
+        return now
+    }
+
+    private func boostCause(now: MonotonicInstant?) -> Cause? {
+        if anyPresence { return .presence }
+        if anySensorOffline { return .sensorOffline }
+        if let now {
+            if let h = holdUntil, now < h { return .presence }
+            if let n = neighbourUntil, now < n { return .neighbour }
+        }
+        return nil
+    }
+
+    private func computeLevel(now: MonotonicInstant?) -> (Int, Cause) {
+        if let o = override { return (o.level, .override) }
+        if scheduleLevel == 0 { return (0, .daylight) }
+        if let c = boostCause(now: now), boostLevel > scheduleLevel { return (boostLevel, c) }
+        return (scheduleLevel, .schedule)
+    }
+
+    private mutating func update(now: MonotonicInstant) {
+        // Expire what time has ended (keeps nextDeadline in the future).
+        if let h = holdUntil, h <= now { holdUntil = nil }
+        if let n = neighbourUntil, n <= now { neighbourUntil = nil }
+        if let u = override?.until, u <= now { override = nil }
+        let (level, newCause) = computeLevel(now: now)
+        cause = newCause
+        guard level != outputs.level else { return }
+        let fade = level > outputs.level ? fadeUp : fadeDown
+        outputs = Outputs(level: level, fade: fade)
+        queue.append(ControlEvent(at: now, source: name, kind: .lightingLevel(level: level, fade: fade, cause: newCause)))
+    }
+}

@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Turns SIGTERM, SIGINT and SIGHUP into calls on a dedicated thread (sigwait), so the agent's
+/// shutdown and reload run as ordinary code, never inside a signal handler.
+///
+/// `install()` must be called before any other thread starts: it blocks these signals for the
+/// whole process, and threads inherit the mask.
+public enum SignalWatcher {
+    public enum Event: Sendable { case terminate(Int32), reload }
+
+    /// Blocks the signals in the calling thread (and every thread started after it).
+    public static func install() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGHUP)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// Starts the watcher thread delivering each signal to `handler`.
+    public static func start(_ handler: @escaping @Sendable (Event) -> Void) {
+        let t = Thread {
+            var set = sigset_t()
+            sigemptyset(&set)
+            sigaddset(&set, SIGTERM)
+            sigaddset(&set, SIGINT)
+            sigaddset(&set, SIGHUP)
+            while true {
+                var sig: Int32 = 0
+                if sigwait(&set, &sig) != 0 { continue }
+                handler(sig == SIGHUP ? .reload : .terminate(sig))
+            }
+        }
+        t.name = "signals"
+        t.start()
+    }
+}
