@@ -186,8 +186,8 @@ import Testing
         #expect(g.outputs.level == 30, "nothing actuated")
     }
 
-    /// Three groups in a row; the "runner" boosts the neighbours of a group on each of its
-    /// presence events (start and end), so the wave holds `hold` after the detection ends.
+    /// Three groups in a row; the "runner" passes each group's presence events to its
+    /// neighbours, so the wave lasts while someone is there and holds after they leave.
     @Test func neighbourWave() {
         var clock = Clock()
         var groups = [Self.make(&clock), Self.make(&clock), Self.make(&clock)]
@@ -196,23 +196,35 @@ import Testing
         let neighbours = [[1], [0, 2], [1]]
         func run(_ i: Int, _ body: (inout LightingGroup) -> Void) {
             body(&groups[i])
-            for e in groups[i].drainEvents() where e.type == "presence" {
-                for n in neighbours[i] { groups[n].neighbourBoost(at: e.at) }
+            for e in groups[i].drainEvents() {
+                guard case .presence(let detected) = e.kind else { continue }
+                for n in neighbours[i] { groups[n].neighbourPresence(from: e.source + "\(i)", detected: detected, at: e.at) }
             }
         }
         run(0) { $0.handle(.presence(sensor: "pir-01", detected: true), at: clock.now) }
         #expect(groups.map(\.outputs.level) == [100, 100, 30], "the wave lights the neighbour, not beyond")
         #expect(groups[1].cause == .neighbour)
-        // Detection at group 0 lasts 5 minutes: the neighbour stays lit (boosted again at the end).
+        #expect(groups[1].nextDeadline == nil)
+        // Detection at group 0 lasts 5 minutes: the neighbour stays lit all along.
         clock.advance(.seconds(300))
         for i in groups.indices { groups[i].tick(at: clock.now) }
-        #expect(groups[1].outputs.level == 30, "neighbour's own hold (60 s from the start) ran out")
+        #expect(groups[1].outputs.level == 100)
         run(0) { $0.handle(.presence(sensor: "pir-01", detected: false), at: clock.now) }
         #expect(groups.map(\.outputs.level) == [100, 100, 30])
         #expect(groups[1].nextDeadline == clock.plus(60))
         clock.advance(.seconds(60))
         for i in groups.indices { groups[i].tick(at: clock.now) }
         #expect(groups.map(\.outputs.level) == [30, 30, 30])
+    }
+
+    @Test func oneShotNeighbourBoostHolds() {
+        var clock = Clock()
+        var g = Self.make(&clock)
+        g.neighbourBoost(at: clock.now)
+        #expect(g.outputs.level == 100)
+        #expect(g.nextDeadline == clock.plus(60))
+        g.tick(at: clock.plus(60))
+        #expect(g.outputs.level == 30)
     }
 
     @Test func unknownSensorAndStaleInstantsAreHarmless() {

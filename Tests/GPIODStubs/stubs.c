@@ -270,6 +270,13 @@ void gpiod_chip_close(struct gpiod_chip *chip)
 	pthread_mutex_unlock(&lock);
 }
 
+const char *gpiod_chip_name(struct gpiod_chip *chip)
+{
+	if (!ours(chip))
+		return REAL(gpiod_chip_name)(chip);
+	return chip->name;
+}
+
 struct gpiod_line *gpiod_chip_get_line(struct gpiod_chip *chip, unsigned int offset)
 {
 	if (!ours(chip))

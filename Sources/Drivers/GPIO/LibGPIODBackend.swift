@@ -37,7 +37,10 @@ public final class LibGPIODBackend: GPIOBackend {
     private let state = Mutex(State())
 
     private struct State {
+        /// Open chips by kernel name (`gpiochip0`).
         var chips: [String: GPIODRef] = [:]
+        /// Configured chip name/path/label -> kernel name.
+        var aliases: [String: String] = [:]
         var inputs: [LibGPIODInput] = []
         var outputs: [LibGPIODOutput] = []
         /// "chip:offset" of every line we hold.
@@ -55,7 +58,7 @@ public final class LibGPIODBackend: GPIOBackend {
 
     public func openInput(name: String, chip: String, offset: UInt32, activeLow: Bool, debounce: Duration) throws(GPIOError) -> any GPIOInput {
         let input = try state.withLock { (s) throws(GPIOError) -> LibGPIODInput in
-            let line = try requestLine(&s, name: name, chip: chip, offset: offset)
+            let (line, key) = try requestLine(&s, name: name, chip: chip, offset: offset)
             let flags = activeLow ? Int32(GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW) : 0
             if gpiod_line_request_both_edges_events_flags(line.pointer, consumer, flags) != 0 {
                 throw requestError(errno, line: line, name: name, chip: chip, offset: offset)
@@ -70,7 +73,7 @@ public final class LibGPIODBackend: GPIOBackend {
             let input = LibGPIODInput(name: name, chip: chip, offset: offset, line: line, eventFD: fd,
                                       initial: level == 1, debounce: debounce)
             s.inputs.append(input)
-            s.taken["\(chip):\(offset)"] = name
+            s.taken[key] = name
             return input
         }
         logger.debug("GPIO input opened", metadata: ["line": "\(name)", "chip": "\(chip)", "offset": "\(offset)", "active_low": "\(activeLow)"])
@@ -80,14 +83,14 @@ public final class LibGPIODBackend: GPIOBackend {
 
     public func openOutput(name: String, chip: String, offset: UInt32, activeLow: Bool, initial: Bool) throws(GPIOError) -> any GPIOOutput {
         let output = try state.withLock { (s) throws(GPIOError) -> LibGPIODOutput in
-            let line = try requestLine(&s, name: name, chip: chip, offset: offset)
+            let (line, key) = try requestLine(&s, name: name, chip: chip, offset: offset)
             let flags = activeLow ? Int32(GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW) : 0
             if gpiod_line_request_output_flags(line.pointer, consumer, flags, initial ? 1 : 0) != 0 {
                 throw requestError(errno, line: line, name: name, chip: chip, offset: offset)
             }
             let output = LibGPIODOutput(name: name, chip: chip, offset: offset, line: line)
             s.outputs.append(output)
-            s.taken["\(chip):\(offset)"] = name
+            s.taken[key] = name
             return output
         }
         logger.debug("GPIO output opened", metadata: ["line": "\(name)", "chip": "\(chip)", "offset": "\(offset)", "active_low": "\(activeLow)", "initial": "\(initial)"])
@@ -120,6 +123,7 @@ public final class LibGPIODBackend: GPIOBackend {
             s.inputs = []
             s.outputs = []
             s.chips = [:]
+            s.aliases = [:]
             s.taken = [:]
             s.stopped = true
         }
@@ -127,17 +131,17 @@ public final class LibGPIODBackend: GPIOBackend {
 
     // MARK: Requests
 
-    private func requestLine(_ s: inout State, name: String, chip: String, offset: UInt32) throws(GPIOError) -> GPIODRef {
+    /// Opens (or reuses) the chip and looks the line up; returns the line and its "chip:offset"
+    /// key with the chip's kernel name, so `gpiochip0`, `/dev/gpiochip0` and a label agree.
+    private func requestLine(_ s: inout State, name: String, chip: String, offset: UInt32) throws(GPIOError) -> (line: GPIODRef, key: String) {
         guard !s.stopped, !s.stopping else {
             throw GPIOError(kind: .invalidRequest, chip: chip, offset: offset, line: name, message: "GPIO backend stopped: cannot open \(name)")
         }
-        if let holder = s.taken["\(chip):\(offset)"] {
-            throw GPIOError(kind: .lineUnavailable, chip: chip, offset: offset, line: name,
-                            message: "GPIO line \(chip):\(offset) is configured twice, for \(holder) and \(name): fix the board file")
-        }
         let chipRef: GPIODRef
-        if let open = s.chips[chip] {
+        let kernelName: String
+        if let known = s.aliases[chip], let open = s.chips[known] {
             chipRef = open
+            kernelName = known
         } else {
             guard let p = gpiod_chip_open_lookup(chip) else {
                 let code = errno
@@ -146,15 +150,27 @@ public final class LibGPIODBackend: GPIOBackend {
                 default: throw GPIOError.chipNotFound(chip, errno: code)
                 }
             }
-            chipRef = GPIODRef(pointer: p)
-            s.chips[chip] = chipRef
+            kernelName = gpiod_chip_name(p).map { String(cString: $0) } ?? chip
+            if let open = s.chips[kernelName] {
+                gpiod_chip_close(p)  // the same chip under another name: keep one handle
+                chipRef = open
+            } else {
+                chipRef = GPIODRef(pointer: p)
+                s.chips[kernelName] = chipRef
+            }
+            s.aliases[chip] = kernelName
+        }
+        let key = "\(kernelName):\(offset)"
+        if let holder = s.taken[key] {
+            throw GPIOError(kind: .lineUnavailable, chip: chip, offset: offset, line: name,
+                            message: "GPIO line \(key) is configured twice, for \(holder) and \(name): fix the board file")
         }
         guard let line = gpiod_chip_get_line(chipRef.pointer, offset) else {
             let code = errno
             if code == EINVAL { throw GPIOError.lineNotFound(chip, offset: offset, line: name, errno: code) }
             throw GPIOError.io(chip, offset: offset, line: name, errno: code, operation: "line lookup")
         }
-        return GPIODRef(pointer: line)
+        return (GPIODRef(pointer: line), key)
     }
 
     private func requestError(_ code: Int32, line: GPIODRef, name: String, chip: String, offset: UInt32) -> GPIOError {

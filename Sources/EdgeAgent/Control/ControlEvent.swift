@@ -195,4 +195,6 @@ struct EventQueue: Sendable {
 }
 
 /// Milliseconds as a Double (for event data).
-private func ms(_ d: Duration) -> Double { d.seconds * 1000 }
+private func ms(_ d: Duration) -> Double {
+    Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+}

@@ -7,8 +7,10 @@
 /// - Boost while any sensor detects, and for `hold` after the last detection ENDS.
 /// - A sensor that is offline counts as detecting (light on is the safe side); so does a
 ///   sensor that has not reported yet after start. Its hold runs from when it came back.
-/// - `neighbourBoost(at:)` (called by the runner on the neighbours of a group whose presence
-///   started or ended, i.e. on each `presence` event) boosts for `hold` from that call.
+/// - The light wave: for each `presence` event of a group the runner calls
+///   `neighbourPresence(from:detected:at:)` on that group's neighbours: they boost while the
+///   neighbour detects and hold for their own `hold` after it ends. `neighbourBoost(at:)` is
+///   a one-shot variant (boost now, hold for `hold`).
 /// - The schedule level is set by the runner (`setSchedule`); 0 means the astronomical clock
 ///   says off (daylight): level 0 whatever the presence. Until the first `setSchedule` the
 ///   group runs at 100 %, the DALI "no program" default.
@@ -36,6 +38,10 @@ public struct LightingGroup: Sendable {
         /// Fade time to write with `level` (fade_up when the level rose, fade_down when it fell).
         public var fade: Duration
         /// `fade` in the luminaire's unit, 0.1 s (rounded, clamped to 0...65535).
+        public init(level: Int, fade: Duration) {
+            self.level = level
+            self.fade = fade
+        }
         public var fadeTenths: Int {
             let t = (fade.seconds * 10).rounded()
             return t <= 0 ? 0 : (t >= 65535 ? 65535 : Int(t))
@@ -64,6 +70,8 @@ public struct LightingGroup: Sendable {
     /// Own hold end (after the last detection or offline period ended).
     private var holdUntil: MonotonicInstant?
     private var neighbourUntil: MonotonicInstant?
+    /// Neighbour groups detecting now (reserved storage: no allocation below 8).
+    private var activeNeighbours: [String] = []
     private var scheduleLevel = 100
     private var override: (level: Int, until: MonotonicInstant?)?
     private var anyPresence = false
@@ -85,6 +93,7 @@ public struct LightingGroup: Sendable {
         self.detecting = Array(repeating: false, count: sensors.count)
         self.online = Array(repeating: false, count: sensors.count)
         self.outputs = Outputs(level: 0, fade: fadeUp)
+        self.activeNeighbours.reserveCapacity(8)
         let (level, cause) = computeLevel(now: nil)
         self.outputs.level = level
         self.cause = cause
@@ -156,6 +165,22 @@ public struct LightingGroup: Sendable {
         update(now: now)
     }
 
+    /// A neighbouring group's presence started (`detected`) or ended: boost while it lasts,
+    /// hold for `hold` after it ends. Pass the neighbour's `presence` events here.
+    public mutating func neighbourPresence(from neighbour: String, detected: Bool, at: MonotonicInstant) {
+        let now = advance(to: at)
+        if let i = activeNeighbours.firstIndex(of: neighbour) {
+            if !detected {
+                activeNeighbours.remove(at: i)
+                let until = now + hold
+                if neighbourUntil.map({ $0 < until }) ?? true { neighbourUntil = until }
+            }
+        } else if detected {
+            activeNeighbours.append(neighbour)
+        }
+        update(now: now)
+    }
+
     /// A centre or technician override: `level` until `until` (nil: until `release`).
     /// Replaces any previous override. Refused (`out_of_range`) for a level outside 0-100 or
     /// an expiry not in the future.
@@ -210,6 +235,7 @@ public struct LightingGroup: Sendable {
     private func boostCause(now: MonotonicInstant?) -> Cause? {
         if anyPresence { return .presence }
         if anySensorOffline { return .sensorOffline }
+        if !activeNeighbours.isEmpty { return .neighbour }
         if let now {
             if let h = holdUntil, now < h { return .presence }
             if let n = neighbourUntil, now < n { return .neighbour }

@@ -44,6 +44,7 @@ public struct PriorityApproach: Sendable {
     public struct Outputs: Sendable, Equatable {
         /// The approach's request coil/line.
         public var request = false
+        public init(request: Bool = false) { self.request = request }
     }
 
     /// Data of a `priority.request` event.

@@ -101,43 +101,47 @@ public final class ModbusServer: @unchecked Sendable {
     /// Opens the listening socket (TCP, `SO_REUSEADDR`) or the serial port (RTU) and starts serving.
     /// Throws `.io` (address in use, no such device) or `.invalidArgument` (host not an IP address).
     public func start() throws(ModbusError) {
-        try lock.withLock { () throws(ModbusError) in
-            guard loop == nil else { return }
-            let endpoint: ServeLoop.Endpoint
-            switch transport {
-            case let .tcp(host, port):
-                let (fd, actual) = try Self.listen(host: host, port: port, bus: bus)
-                endpoint = .tcp(listener: fd)
-                boundPort = actual
-            case .rtu:
-                guard case let .success(context) = LibModbusContext.make(transport) else {
-                    throw ModbusError(kind: .invalidArgument, bus: bus, operation: .serve, message: "\(transport.summary): libmodbus refused the parameters")
-                }
-                let rc = context.connect()
-                guard rc == 0 else {
-                    throw ModbusError(kind: .io, bus: bus, operation: .serve, errno: rc,
-                                      message: "cannot open \(transport.summary): \(LibModbusErrno.text(rc)) (errno \(rc))")
-                }
-                endpoint = .rtu(context)
-            }
-            let replyContext: LibModbusContext
-            if case let .rtu(context) = endpoint {
-                replyContext = context
-            } else {
-                // A TCP backend used only to format and send replies on accepted sockets; never connected.
-                guard case let .success(context) = LibModbusContext.make(.tcp(host: "127.0.0.1", port: 502)) else {
-                    throw ModbusError(kind: .io, bus: bus, operation: .serve, message: "libmodbus could not make a TCP context")
-                }
-                replyContext = context
-            }
-            let newLoop = try ServeLoop(endpoint: endpoint, replyContext: replyContext, units: units, handler: handler, logger: logger, bus: bus)
-            newLoop.start(name: "modbus-\(bus)")
-            loop = newLoop
-            logger.info("serving Modbus", metadata: [
-                "transport": .string(boundPort.map { "tcp port \($0)" } ?? transport.summary),
-                "units": .string(units.keys.sorted().map(String.init).joined(separator: ",")),
-            ])
+        lock.lock()
+        defer { lock.unlock() }
+        guard loop == nil else { return }
+        // The reply backend: for TCP a context used only to format and send replies on accepted
+        // sockets (never connected); for RTU the context that owns the serial port.
+        let endpoint: ServeLoop.Endpoint
+        let replyContext: LibModbusContext
+        guard case let .success(context) = LibModbusContext.make(transport) else {
+            throw ModbusError(kind: .invalidArgument, bus: bus, operation: .serve, message: "\(transport.summary): libmodbus refused the parameters")
         }
+        replyContext = context
+        switch transport {
+        case let .tcp(host, port):
+            let (fd, actual) = try Self.listen(host: host, port: port, bus: bus)
+            endpoint = .tcp(listener: fd)
+            boundPort = actual
+        case .rtu:
+            let rc = context.connect()
+            guard rc == 0 else {
+                throw ModbusError(kind: .io, bus: bus, operation: .serve, errno: rc,
+                                  message: "cannot open \(transport.summary): \(LibModbusErrno.text(rc)) (errno \(rc))")
+            }
+            endpoint = .rtu(context)
+        }
+        let newLoop: ServeLoop
+        do {
+            newLoop = try ServeLoop(endpoint: endpoint, replyContext: replyContext, units: units, handler: handler, logger: logger, bus: bus)
+        } catch {
+            switch endpoint {
+            case let .tcp(listener): close(listener)
+            case let .rtu(context): context.close()
+            }
+            boundPort = nil
+            throw error
+        }
+        newLoop.start(name: "modbus-\(bus)")
+        loop = newLoop
+        logger.info("serving Modbus", metadata: [
+            "transport": .string(boundPort.map { "tcp port \($0)" } ?? transport.summary),
+            "units": .string(units.keys.sorted().map(String.init).joined(separator: ",")),
+        ])
     }
 
     /// Stops serving: closes every connection and the listener or serial port, and joins the thread.

@@ -1,0 +1,241 @@
+public import Foundation
+import Crypto
+
+/// A command from the centre whose signature has been verified (CONTRACT.md 1, Commands).
+///
+/// The wire form is the JSON object `{"id","gw","target","action","args":{...},"issued","expires"}`
+/// (times RFC 3339); `keyID` is the envelope's `kid` that signed it. A value produced by
+/// `CommandVerifier` is addressed to this gateway and within its validity window at `now`;
+/// replay, target, action and arguments are checked by the caller (`ReplayStore`, `CommandCatalog`).
+public struct CentreCommand: Sendable, Equatable {
+    public var id: String
+    public var gateway: String
+    public var target: String
+    public var action: String
+    public var args: [String: ControlValue]
+    public var issued: Date
+    public var expires: Date
+    public var keyID: String
+
+    public init(id: String, gateway: String, target: String, action: String, args: [String: ControlValue] = [:], issued: Date, expires: Date, keyID: String) {
+        self.id = id
+        self.gateway = gateway
+        self.target = target
+        self.action = action
+        self.args = args
+        self.issued = issued
+        self.expires = expires
+        self.keyID = keyID
+    }
+
+    /// The command bytes as the centre signs them (compact JSON, sorted keys, RFC 3339 with milliseconds).
+    public func jsonBytes() -> [UInt8] {
+        let wire = WireCommand(
+            id: id, gw: gateway, target: target, action: action, args: args,
+            issued: RFC3339.format(issued), expires: RFC3339.format(expires))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding strings and ControlValues cannot fail.
+        return (try? [UInt8](encoder.encode(wire))) ?? []
+    }
+}
+
+/// Why a centre command was refused: a contract error code (`bad_signature`, `wrong_gateway`,
+/// `expired`, `replay`, `malformed`, `unknown_target`, `unknown_action`, `out_of_range`), a
+/// message for the technician, and the command id when one could be read (for `bad_signature`
+/// it comes from unverified bytes and is only for correlating the reply).
+public struct CommandRejection: Error, Sendable, Equatable, CustomStringConvertible {
+    public var code: String
+    public var message: String
+    public var id: String?
+
+    public init(code: String, message: String, id: String? = nil) {
+        self.code = code
+        self.message = message
+        self.id = id
+    }
+
+    public static let badSignature = "bad_signature"
+    public static let wrongGateway = "wrong_gateway"
+    public static let expired = "expired"
+    public static let replay = "replay"
+    public static let malformed = "malformed"
+    public static let unknownTarget = "unknown_target"
+    public static let unknownAction = "unknown_action"
+    public static let outOfRange = "out_of_range"
+
+    public var description: String { "\(code): \(message)" + (id.map { " (command \($0))" } ?? "") }
+}
+
+/// The JSON shape of the command bytes.
+struct WireCommand: Codable {
+    var id: String
+    var gw: String
+    var target: String
+    var action: String
+    var args: [String: ControlValue]?
+    var issued: String
+    var expires: String
+}
+
+/// The JSON shape of the signed envelope published on `ROOT/cmd`.
+struct WireEnvelope: Codable {
+    var kid: String
+    var cmd: String
+    var sig: String
+}
+
+/// Verifies signed centre commands against the configured centre keys.
+///
+/// Checks, in this order, stopping at the first failure: envelope JSON and base64
+/// (`malformed`); key id known and Ed25519 signature valid over the exact command bytes
+/// (`bad_signature`); command JSON shape (`malformed`); `gw` is this gateway
+/// (`wrong_gateway`); not expired at `now` (`expired`); not issued after `now + maxSkew`
+/// (`expired`, "issued in the future"). Replay, target, action and arguments are left to the caller.
+public struct CommandVerifier: Sendable {
+    /// Envelopes larger than this are refused as malformed before parsing.
+    public static let maxEnvelopeBytes = 65_536
+
+    public let gatewayID: String
+    public let maxSkew: Duration
+    private let centreKeys: [String: [UInt8]]
+
+    /// - Parameter centreKeys: key id -> raw 32-byte Ed25519 public key. A key of the wrong
+    ///   length never verifies anything (its commands get `bad_signature`).
+    public init(gatewayID: String, centreKeys: [String: [UInt8]], maxSkew: Duration = .seconds(30)) {
+        self.gatewayID = gatewayID
+        self.centreKeys = centreKeys
+        self.maxSkew = maxSkew
+    }
+
+    public func verify(envelope: [UInt8], now: Date) -> Result<CentreCommand, CommandRejection> {
+        guard envelope.count <= Self.maxEnvelopeBytes else {
+            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope is \(envelope.count) bytes, more than \(Self.maxEnvelopeBytes)"))
+        }
+        let wire: WireEnvelope
+        do {
+            wire = try JSONDecoder().decode(WireEnvelope.self, from: Data(envelope))
+        } catch {
+            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope is not a JSON object with string fields kid, cmd, sig: \(Self.describe(error))"))
+        }
+        guard let commandData = Data(base64Encoded: wire.cmd), !commandData.isEmpty else {
+            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope field cmd is not valid base64"))
+        }
+        guard let signature = Data(base64Encoded: wire.sig) else {
+            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope field sig is not valid base64"))
+        }
+        let unverifiedID = Self.peekID(commandData)
+        guard let rawKey = centreKeys[wire.kid] else {
+            return .failure(CommandRejection(code: CommandRejection.badSignature, message: "unknown key id '\(Self.printable(wire.kid))'", id: unverifiedID))
+        }
+        guard signature.count == 64,
+              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawKey),
+              key.isValidSignature(signature, for: commandData)
+        else {
+            return .failure(CommandRejection(code: CommandRejection.badSignature, message: "signature does not verify with key '\(wire.kid)'", id: unverifiedID))
+        }
+
+        let command: WireCommand
+        do {
+            command = try JSONDecoder().decode(WireCommand.self, from: commandData)
+        } catch {
+            return .failure(CommandRejection(code: CommandRejection.malformed, message: "command is not valid: \(Self.describe(error))", id: unverifiedID))
+        }
+        guard !command.id.isEmpty, command.id.count <= 128, !command.id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            return .failure(CommandRejection(code: CommandRejection.malformed, message: "command id must be 1-128 printable characters"))
+        }
+        guard let issued = RFC3339.parse(command.issued) else {
+            return .failure(CommandRejection(code: CommandRejection.malformed, message: "issued '\(Self.printable(command.issued))' is not an RFC 3339 time", id: command.id))
+        }
+        guard let expires = RFC3339.parse(command.expires) else {
+            return .failure(CommandRejection(code: CommandRejection.malformed, message: "expires '\(Self.printable(command.expires))' is not an RFC 3339 time", id: command.id))
+        }
+        guard command.gw == gatewayID else {
+            return .failure(CommandRejection(code: CommandRejection.wrongGateway, message: "command is for gateway '\(Self.printable(command.gw))', this is '\(gatewayID)'", id: command.id))
+        }
+        guard expires > now else {
+            return .failure(CommandRejection(code: CommandRejection.expired, message: "command expired at \(RFC3339.format(expires)) (now \(RFC3339.format(now)))", id: command.id))
+        }
+        let skew = Double(maxSkew.components.seconds) + Double(maxSkew.components.attoseconds) / 1e18
+        guard issued <= now.addingTimeInterval(skew) else {
+            return .failure(CommandRejection(
+                code: CommandRejection.expired,
+                message: "command issued in the future at \(RFC3339.format(issued)) (now \(RFC3339.format(now)), allowed skew \(maxSkew))",
+                id: command.id))
+        }
+        return .success(CentreCommand(
+            id: command.id, gateway: command.gw, target: command.target, action: command.action,
+            args: command.args ?? [:], issued: issued, expires: expires, keyID: wire.kid))
+    }
+
+    /// The `id` of unverified command bytes, for correlating the reply only.
+    private static func peekID(_ data: Data) -> String? {
+        struct IDOnly: Decodable { var id: String }
+        guard let id = try? JSONDecoder().decode(IDOnly.self, from: data).id, id.count <= 128 else { return nil }
+        return printable(id)
+    }
+
+    /// Text from the wire, shortened and without control characters, for messages.
+    static func printable(_ s: String) -> String {
+        let cleaned = String(String.UnicodeScalarView(s.unicodeScalars.filter { $0.properties.generalCategory != .control }))
+        return cleaned.count > 64 ? String(cleaned.prefix(64)) + "..." : cleaned
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error as? DecodingError {
+        case .keyNotFound(let key, _)?: return "missing field '\(key.stringValue)'"
+        case .typeMismatch(_, let ctx)?, .valueNotFound(_, let ctx)?:
+            let path = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            return "field '\(path)' has the wrong type"
+        case .dataCorrupted?: return "not valid JSON"
+        default: return "\(error)"
+        }
+    }
+}
+
+/// Makes Ed25519 keys and signed command envelopes (`edgectl keygen` / `edgectl sign`, tests).
+public enum CommandSigner {
+    /// A signing failure: the private key is not a raw 32-byte Ed25519 key.
+    public struct SigningError: Error, Sendable, Equatable, CustomStringConvertible {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// A fresh key pair, each raw 32 bytes (the public key goes into `uplink.centre_keys`, base64).
+    public static func generateKey() -> (privateKey: [UInt8], publicKey: [UInt8]) {
+        let key = Curve25519.Signing.PrivateKey()
+        return ([UInt8](key.rawRepresentation), [UInt8](key.publicKey.rawRepresentation))
+    }
+
+    /// The raw public key of a raw private key.
+    public static func publicKey(of privateKey: [UInt8]) throws(SigningError) -> [UInt8] {
+        [UInt8](try signingKey(privateKey).publicKey.rawRepresentation)
+    }
+
+    /// Signs `command` (its `jsonBytes()`) with `privateKey` under `command.keyID`; returns the envelope JSON.
+    public static func sign(command: CentreCommand, privateKey: [UInt8]) throws(SigningError) -> [UInt8] {
+        try sign(commandBytes: command.jsonBytes(), keyID: command.keyID, privateKey: privateKey)
+    }
+
+    /// Signs the exact `commandBytes`; returns the envelope `{"cmd","kid","sig"}` as JSON bytes.
+    public static func sign(commandBytes: [UInt8], keyID: String, privateKey: [UInt8]) throws(SigningError) -> [UInt8] {
+        let key = try signingKey(privateKey)
+        let signature: Data
+        do {
+            signature = try key.signature(for: commandBytes)
+        } catch {
+            throw SigningError(message: "signing failed: \(error)")
+        }
+        let envelope = WireEnvelope(kid: keyID, cmd: Data(commandBytes).base64EncodedString(), sig: signature.base64EncodedString())
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? [UInt8](encoder.encode(envelope))) ?? []
+    }
+
+    private static func signingKey(_ raw: [UInt8]) throws(SigningError) -> Curve25519.Signing.PrivateKey {
+        guard raw.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+            throw SigningError(message: "private key must be 32 raw bytes (Ed25519), got \(raw.count)")
+        }
+        return key
+    }
+}

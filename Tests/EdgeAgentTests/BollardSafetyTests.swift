@@ -1,0 +1,154 @@
+import EdgeAgent
+import Testing
+
+/// Safety properties of `BollardController` over thousands of random input sequences, with
+/// a crude physical bollard (it moves while a motor is on, unless "stuck") so that end
+/// switches, reversals and timeouts really happen. The runner's contract is played: `tick`
+/// at `nextDeadline` whenever it comes before the next input.
+@Suite struct BollardSafetyTests {
+    typealias S = BollardController.Sensors
+
+    struct Coverage {
+        var motorUpSteps = 0, reversals = 0, timeouts = 0, emergencies = 0, reachedTop = 0, autoRaises = 0
+    }
+
+    @Test func safetyInvariantsHoldOverRandomSequences() {
+        var coverage = Coverage()
+        var failures = 0
+        for k in 0..<2_000 {
+            let seed: UInt64 = 0xB011_A4D0_0000 + UInt64(k)
+            if let failure = Self.run(seed: seed, steps: 150, coverage: &coverage) {
+                Issue.record("bollard seed \(seed): \(failure)")
+                failures += 1
+                if failures >= 3 { break }
+            }
+        }
+        // The random walk must really exercise the dangerous states.
+        #expect(coverage.motorUpSteps > 1_000, "\(coverage)")
+        #expect(coverage.reversals > 100, "\(coverage)")
+        #expect(coverage.timeouts > 50, "\(coverage)")
+        #expect(coverage.emergencies > 200, "\(coverage)")
+        #expect(coverage.reachedTop > 100, "\(coverage)")
+        #expect(coverage.autoRaises > 20, "\(coverage)")
+    }
+
+    /// Runs one sequence; returns a description of the first violated property.
+    static func run(seed: UInt64, steps: Int, coverage: inout Coverage) -> String? {
+        var rng = ControlTest.SplitMix64(seed: seed)
+        let preWarning = Duration.milliseconds(rng.int(500...4_000))
+        let travel = Duration.milliseconds(rng.int(3_000...10_000))
+        let autoRaise: Duration? = rng.chance(0.7) ? .milliseconds(rng.int(500...15_000)) : nil
+        var b = BollardController(name: "b", preWarning: preWarning, travelTimeout: travel, autoRaiseAfter: autoRaise, maxReversals: rng.int(1...4))
+        var clock = ControlTest.Clock()
+
+        // The physical world.
+        var pos = 0.0  // 0 = down, 1 = up
+        var stuck = false
+        var loop = false, photo = false, emerg = false, mfault = false, io = true
+        // What the controller has been told.
+        var told = S()
+        var toldIO = false
+        var emergencyActive = false
+        var warnSince: MonotonicInstant?, upSince: MonotonicInstant?, downSince: MonotonicInstant?
+
+        func world() -> S { S(atTop: pos >= 1, atBottom: pos <= 0, loopOccupied: loop, photocellInterrupted: photo, motorFault: mfault, emergencyInput: emerg) }
+        func send(_ input: BollardController.Input, _ now: MonotonicInstant) {
+            switch input {
+            case .sensors(let s): told = s; toldIO = true
+            case .atTop(let v): told.atTop = v
+            case .atBottom(let v): told.atBottom = v
+            case .loopOccupied(let v): told.loopOccupied = v
+            case .photocellInterrupted(let v): told.photocellInterrupted = v
+            case .emergencyInput(let v): told.emergencyInput = v
+            case .motorFault(let v): told.motorFault = v
+            case .ioOnline(let v): toldIO = v
+            }
+            if told.emergencyInput { emergencyActive = true }
+            b.handle(input, at: now)
+        }
+
+        send(.sensors(world()), clock.now)
+        for step in 0..<steps {
+            // Time passes: a random gap, or the machine's deadline if it comes first.
+            var next = clock.now + .milliseconds(rng.int(1...2_500))
+            var deadline = false
+            if let d = b.nextDeadline, d <= next {
+                next = max(d, clock.now)
+                deadline = true
+            }
+            let dt = (next - clock.now).seconds
+            if !stuck && io {
+                if b.outputs.motorUp { pos = min(1, pos + dt / 4) }
+                if b.outputs.motorDown { pos = max(0, pos - dt / 2.5) }
+            }
+            clock.set(next)
+            let now = clock.now
+
+            if deadline {
+                b.tick(at: now)
+            } else {
+                // The poll reports the world most of the time.
+                if io && rng.chance(0.6) { send(.sensors(world()), now) }
+                switch rng.int(0...99) {
+                case 0..<12: loop.toggle(); if io || rng.chance(0.5) { send(.loopOccupied(loop), now) }
+                case 12..<17: photo.toggle(); if io { send(.photocellInterrupted(photo), now) }
+                case 17..<20: emerg.toggle(); send(.emergencyInput(emerg), now)  // a GPIO key: also while the bus is down
+                case 20..<22: mfault.toggle(); if io { send(.motorFault(mfault), now) }
+                case 22..<25:
+                    io.toggle()
+                    if io { send(.sensors(world()), now) } else { send(.ioOnline(false), now) }
+                case 25..<27: stuck.toggle()
+                case 27..<42: _ = b.raise(at: now)
+                case 42..<48: _ = b.lower(at: now)
+                case 48..<51: _ = b.holdDown(.milliseconds(rng.int(1...30_000)), at: now)
+                case 51..<53: if b.emergencyLower(at: now).isAccepted { emergencyActive = true }
+                case 53..<58:
+                    if b.clearEmergency(at: now).isAccepted {
+                        if told.emergencyInput { return "step \(step): clearEmergency accepted with the key input active" }
+                        emergencyActive = false
+                    }
+                default: b.tick(at: now)
+                }
+            }
+
+            // Properties.
+            let o = b.outputs
+            let at = "step \(step) t=\(now)"
+            if o.motorUp && o.motorDown { return "\(at): both motors on" }
+            if o.warningLights { warnSince = warnSince ?? now } else { warnSince = nil }
+            if o.motorUp {
+                coverage.motorUpSteps += 1
+                if told.loopOccupied { return "\(at): motorUp with the loop occupied" }
+                if told.photocellInterrupted { return "\(at): motorUp with the photocell interrupted" }
+                if told.emergencyInput || emergencyActive { return "\(at): motorUp during an emergency" }
+                if !toldIO { return "\(at): motorUp with the I/O offline" }
+                if told.motorFault { return "\(at): motorUp with a motor fault" }
+                guard let w = warnSince, now - w >= preWarning else { return "\(at): motorUp before \(preWarning) of warning" }
+            }
+            if o.motorUp { upSince = upSince ?? now } else { upSince = nil }
+            if o.motorDown { downSince = downSince ?? now } else { downSince = nil }
+            if let u = upSince, now - u > travel { return "\(at): motor up on for \(now - u), past travel timeout \(travel)" }
+            if let d = downSince, now - d > travel { return "\(at): motor down on for \(now - d), past travel timeout \(travel)" }
+            if emergencyActive && !(b.position == .emergencyDown || b.position == .fault) {
+                return "\(at): emergency active but position \(b.position)"
+            }
+            if !toldIO && o != BollardController.Outputs() { return "\(at): outputs \(o) with the I/O offline" }
+            if told.motorFault && toldIO && o != BollardController.Outputs() { return "\(at): outputs \(o) with a motor fault" }
+            if o.trafficGreen && !(told.atBottom && !told.atTop && !o.motorUp && !o.motorDown) { return "\(at): green while not confirmed down" }
+
+            for e in b.drainEvents() {
+                switch e.kind {
+                case .bollardState(_, let to, let cause):
+                    if cause == .reversal || cause == .reversalLimit { coverage.reversals += 1 }
+                    if cause == .autoRaise { coverage.autoRaises += 1 }
+                    if to == .up { coverage.reachedTop += 1 }
+                    if to == .emergencyDown { coverage.emergencies += 1 }
+                case .alarm(let a) where a.code == .travelTimeout && a.active:
+                    coverage.timeouts += 1
+                default: break
+                }
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,367 @@
+import EdgeAgent
+import Testing
+
+@Suite struct BollardTests {
+    typealias Clock = ControlTest.Clock
+    typealias S = BollardController.Sensors
+
+    static let down = S(atBottom: true)
+    static let top = S(atTop: true)
+    static let midway = S()
+
+    /// pre-warning 3 s, travel timeout 8 s, auto-raise after 10 s, 3 reversals; at rest down.
+    static func make(_ clock: Clock, autoRaise: Duration? = .seconds(10)) -> BollardController {
+        var b = BollardController(config: BollardConfig(name: "bollard-1", preWarning: .seconds(3), travelTimeout: .seconds(8), autoRaiseAfter: autoRaise))
+        b.handle(.sensors(down), at: clock.now)
+        _ = b.drainEvents()
+        return b
+    }
+
+    /// Raised and at rest up (commanded mode up).
+    static func makeUp(_ clock: inout Clock) -> BollardController {
+        var b = make(clock)
+        #expect(b.raise(at: clock.now) == .accepted)
+        clock.advance(.seconds(3))
+        b.tick(at: clock.now)
+        b.handle(.sensors(midway), at: clock.plus(0.5))
+        clock.advance(.seconds(4))
+        b.handle(.sensors(top), at: clock.now)
+        #expect(b.position == .up)
+        _ = b.drainEvents()
+        return b
+    }
+
+    static func refusal(_ o: ControlOutcome) -> ControlRefusal? {
+        if case .refused(let r) = o { return r }
+        return nil
+    }
+
+    @Test func startsWithoutContactThenTakesPositionFromSwitches() {
+        let clock = Clock()
+        var b = BollardController(name: "bollard-1", preWarning: .seconds(3), travelTimeout: .seconds(8), autoRaiseAfter: nil)
+        #expect(b.position == .fault)
+        #expect(b.fault == .noContact)
+        #expect(Self.refusal(b.raise(at: clock.now))?.code == .deviceOffline)
+        b.handle(.sensors(Self.down), at: clock.now)
+        #expect(b.position == .down)
+        #expect(b.outputs.trafficGreen, "confirmed fully down: green")
+        let e = b.drainEvents()
+        #expect(e.map(\.kind) == [.bollardState(from: .fault, to: .down, cause: .ioRestored)])
+    }
+
+    @Test func raiseWarnsForPreWarningBeforeMotorUp() {
+        var clock = Clock()
+        var b = Self.make(clock)
+        #expect(b.raise(at: clock.now) == .accepted)
+        #expect(b.position == .raising)
+        #expect(b.outputs.warningLights && b.outputs.buzzer)
+        #expect(!b.outputs.motorUp)
+        #expect(!b.outputs.trafficGreen, "red as soon as raising starts")
+        #expect(b.nextDeadline == clock.plus(3))
+        b.tick(at: clock.plus(2.999))
+        #expect(!b.outputs.motorUp, "warning on for less than pre_warning")
+        clock.advance(.seconds(3))
+        b.tick(at: clock.now)
+        #expect(b.outputs.motorUp && !b.outputs.motorDown)
+        #expect(b.nextDeadline == clock.plus(8), "travel timeout")
+        b.handle(.atBottom(false), at: clock.plus(0.5))
+        b.handle(.atTop(true), at: clock.plus(4))
+        #expect(b.position == .up)
+        #expect(b.outputs == BollardController.Outputs(), "motor cut at the end position, lights off, red")
+        let events = b.drainEvents().map(\.kind)
+        #expect(events == [
+            .bollardState(from: .down, to: .raising, cause: .command),
+            .bollardState(from: .raising, to: .up, cause: .endPosition),
+        ])
+    }
+
+    @Test func raiseRefusedUnderAVehicleOrPhotocell() {
+        let clock = Clock()
+        var b = Self.make(clock)
+        b.handle(.loopOccupied(true), at: clock.now)
+        let r = Self.refusal(b.raise(at: clock.now))
+        #expect(r?.code == .interlock)
+        #expect(r?.message.contains("vehicle loop occupied") == true)
+        #expect(b.outputs.warningLights == false, "nothing actuated")
+        b.handle(.loopOccupied(false), at: clock.plus(1))
+        b.handle(.photocellInterrupted(true), at: clock.plus(1))
+        #expect(Self.refusal(b.raise(at: clock.plus(1)))?.message.contains("photocell interrupted") == true)
+        #expect(b.position == .down)
+    }
+
+    @Test func obstructionWhileRisingReversesInTheSameCall() {
+        var clock = Clock()
+        var b = Self.make(clock)
+        b.raise(at: clock.now)
+        clock.advance(.seconds(3))
+        b.tick(at: clock.now)
+        b.handle(.atBottom(false), at: clock.plus(0.2))
+        #expect(b.outputs.motorUp)
+        b.handle(.loopOccupied(true), at: clock.plus(1))
+        #expect(!b.outputs.motorUp && b.outputs.motorDown, "reversal: up off, down on, at once")
+        #expect(b.position == .lowering)
+        #expect(b.reversals == 1)
+        b.handle(.atBottom(true), at: clock.plus(2))
+        #expect(b.position == .down && !b.outputs.motorDown)
+        let kinds = b.drainEvents().map(\.kind)
+        #expect(kinds.contains(.bollardState(from: .raising, to: .lowering, cause: .reversal)))
+        // Photocell works the same way.
+        b.handle(.loopOccupied(false), at: clock.plus(3))
+        #expect(b.raise(at: clock.plus(3)) == .accepted)
+        b.tick(at: clock.plus(6))
+        b.handle(.atBottom(false), at: clock.plus(6.1))
+        b.handle(.photocellInterrupted(true), at: clock.plus(7))
+        #expect(!b.outputs.motorUp && b.outputs.motorDown)
+    }
+
+    @Test func obstructionDuringPreWarningAbortsBeforeMotion() {
+        let clock = Clock()
+        var b = Self.make(clock)
+        b.raise(at: clock.now)
+        b.handle(.photocellInterrupted(true), at: clock.plus(1))
+        #expect(b.position == .down)
+        #expect(b.outputs.trafficGreen && !b.outputs.warningLights && !b.outputs.motorUp && !b.outputs.motorDown)
+        #expect(b.reversals == 1)
+    }
+
+    @Test func afterMaxReversalsStaysDownUntilANewRaise() {
+        var clock = Clock()
+        var b = Self.make(clock)
+        b.raise(at: clock.now)
+        for _ in 0..<3 {
+            b.handle(.loopOccupied(true), at: clock.plus(1))
+            b.handle(.loopOccupied(false), at: clock.plus(2))
+            clock.advance(.seconds(2))
+            // Auto-raise retries after the loop stays clear for 10 s, until the limit.
+            if let d = b.nextDeadline { clock.set(d); b.tick(at: clock.now) }
+        }
+        #expect(b.reversals == 3)
+        #expect(b.position == .down)
+        #expect(b.nextDeadline == nil, "no more automatic raise")
+        b.tick(at: clock.plus(3600))
+        #expect(b.position == .down)
+        #expect(b.drainEvents().contains { $0.kind == .bollardState(from: .raising, to: .down, cause: .reversalLimit) })
+        #expect(b.raise(at: clock.plus(3601)) == .accepted)
+        #expect(b.reversals == 0)
+        #expect(b.position == .raising)
+    }
+
+    @Test func travelTimeoutCutsTheMotorAndLatches() {
+        var clock = Clock()
+        var b = Self.make(clock)
+        b.raise(at: clock.now)
+        clock.advance(.seconds(3))
+        b.tick(at: clock.now)
+        b.handle(.atBottom(false), at: clock.plus(1))
+        #expect(b.nextDeadline == clock.plus(8))
+        b.tick(at: clock.plus(7.999))
+        #expect(b.outputs.motorUp)
+        b.tick(at: clock.plus(8))
+        #expect(b.outputs == BollardController.Outputs())
+        #expect(b.position == .fault)
+        #expect(b.fault == .travelTimeout(raising: true))
+        #expect(ControlTest.alarms(b.drainEvents()).map(\.0) == ["travel_timeout"])
+        // Latched: nothing moves by itself; raise refused; lower allowed.
+        b.tick(at: clock.plus(100))
+        #expect(b.outputs == BollardController.Outputs())
+        let r = Self.refusal(b.raise(at: clock.plus(100)))
+        #expect(r?.code == .interlock && r?.message.contains("lower it first") == true)
+        #expect(b.lower(at: clock.plus(101)) == .accepted)
+        #expect(b.outputs.motorDown)
+        b.handle(.atBottom(true), at: clock.plus(103))
+        #expect(b.position == .down)
+        #expect(ControlTest.alarms(b.drainEvents()).map { "\($0.0)=\($0.1)" } == ["travel_timeout=false"])
+    }
+
+    @Test func travelTimeoutWhileLowering() {
+        var clock = Clock()
+        var b = Self.makeUp(&clock)
+        #expect(b.lower(at: clock.now) == .accepted)
+        #expect(b.outputs.motorDown && b.outputs.warningLights && !b.outputs.motorUp)
+        b.tick(at: clock.plus(8))
+        #expect(!b.outputs.motorDown)
+        #expect(b.fault == .travelTimeout(raising: false))
+    }
+
+    @Test func motorFaultSwitchesEverythingOff() {
+        var clock = Clock()
+        var b = Self.makeUp(&clock)
+        b.lower(at: clock.now)
+        #expect(b.outputs.motorDown)
+        b.handle(.motorFault(true), at: clock.plus(1))
+        #expect(b.outputs == BollardController.Outputs())
+        #expect(b.position == .fault)
+        #expect(Self.refusal(b.lower(at: clock.plus(2)))?.message.contains("motor fault") == true)
+        b.handle(.motorFault(false), at: clock.plus(3))
+        #expect(b.position == .fault, "latched until a command")
+        #expect(ControlTest.alarms(b.drainEvents()).map { "\($0.0)=\($0.1)" } == ["motor_fault=true", "motor_fault=false"])
+        #expect(b.lower(at: clock.plus(4)) == .accepted)
+        #expect(b.outputs.motorDown)
+    }
+
+    @Test func emergencyInputOutranksAndHoldsUntilCleared() {
+        var clock = Clock()
+        var b = Self.make(clock)
+        b.raise(at: clock.now)
+        clock.advance(.seconds(3))
+        b.tick(at: clock.now)
+        b.handle(.atBottom(false), at: clock.plus(1))
+        #expect(b.outputs.motorUp)
+        b.handle(.emergencyInput(true), at: clock.plus(2))
+        #expect(!b.outputs.motorUp && b.outputs.motorDown, "lowers at once")
+        #expect(b.position == .emergencyDown)
+        let r = Self.refusal(b.raise(at: clock.plus(3)))
+        #expect(r?.code == .interlock && r?.message.contains("emergency") == true)
+        b.handle(.atBottom(true), at: clock.plus(4))
+        #expect(b.position == .emergencyDown && !b.outputs.motorDown)
+        #expect(b.outputs.trafficGreen, "fully down: green for the fire brigade")
+        b.handle(.emergencyInput(false), at: clock.plus(5))
+        #expect(b.position == .emergencyDown, "input gone is not enough: needs clearing")
+        #expect(b.clearEmergency(at: clock.plus(6)) == .accepted)
+        #expect(b.position == .down)
+        #expect(!b.commandedUp, "stays down until a new raise")
+        b.handle(.loopOccupied(true), at: clock.plus(7))
+        b.handle(.loopOccupied(false), at: clock.plus(8))
+        b.tick(at: clock.plus(60))
+        #expect(b.position == .down)
+    }
+
+    @Test func clearRefusedWhileKeyInputActive() {
+        let clock = Clock()
+        var b = Self.make(clock)
+        b.handle(.emergencyInput(true), at: clock.now)
+        let r = Self.refusal(b.clearEmergency(at: clock.plus(1)))
+        #expect(r?.code == .interlock && r?.message.contains("key input still active") == true)
+        #expect(b.emergencyLatched)
+    }
+
+    @Test func emergencyCommandFromUpLowersAndCentreClears() {
+        var clock = Clock()
+        var b = Self.makeUp(&clock)
+        #expect(b.emergencyLower(at: clock.now) == .accepted)
+        #expect(b.outputs.motorDown && b.position == .emergencyDown)
+        #expect(b.lower(at: clock.plus(1)) == .accepted, "consistent with the emergency: accepted, no change")
+        #expect(Self.refusal(b.holdDown(.seconds(60), at: clock.plus(1))) == nil)
+        b.handle(.atBottom(true), at: clock.plus(3))
+        #expect(b.clearEmergency(at: clock.plus(10)) == .accepted)
+        #expect(b.position == .down)
+        let kinds = b.drainEvents().map(\.kind)
+        #expect(kinds.first == .bollardState(from: .up, to: .emergencyDown, cause: .emergency))
+        #expect(kinds.last == .bollardState(from: .emergencyDown, to: .down, cause: .emergencyCleared))
+    }
+
+    @Test func lostIOStopsEverythingAndRefusesCommands() {
+        var clock = Clock()
+        var b = Self.make(clock)
+        b.raise(at: clock.now)
+        clock.advance(.seconds(3))
+        b.tick(at: clock.now)
+        b.handle(.atBottom(false), at: clock.plus(1))
+        #expect(b.outputs.motorUp)
+        b.handle(.ioOnline(false), at: clock.plus(2))
+        #expect(b.outputs == BollardController.Outputs())
+        #expect(ControlTest.alarms(b.drainEvents()).map { "\($0.0)=\($0.1)" } == ["io_lost=true"])
+        for outcome in [b.raise(at: clock.plus(3)), b.lower(at: clock.plus(3)), b.emergencyLower(at: clock.plus(3)), b.clearEmergency(at: clock.plus(3))] {
+            #expect(Self.refusal(outcome)?.code == .deviceOffline)
+        }
+        // Back, midway: the interrupted raise is not resumed; position unknown until lowered.
+        b.handle(.sensors(Self.midway), at: clock.plus(10))
+        #expect(b.position == .fault && b.fault == .positionUnknown)
+        #expect(b.outputs == BollardController.Outputs())
+        #expect(ControlTest.alarms(b.drainEvents()).map { "\($0.0)=\($0.1)" } == ["io_lost=false", "position_unknown=true"])
+        #expect(b.lower(at: clock.plus(11)) == .accepted)
+        #expect(b.outputs.motorDown)
+        b.handle(.sensors(Self.down), at: clock.plus(13))
+        #expect(b.position == .down)
+    }
+
+    @Test func autoRaiseOnlyAfterAVehicleHasPassedAndTheLoopStayedClear() {
+        var clock = Clock()
+        var b = Self.makeUp(&clock)
+        #expect(b.lower(at: clock.now) == .accepted)
+        b.handle(.sensors(Self.down), at: clock.plus(2))
+        #expect(b.position == .down)
+        #expect(b.nextDeadline == nil, "no vehicle yet: no auto-raise")
+        b.tick(at: clock.plus(600))
+        #expect(b.position == .down)
+        clock.advance(.seconds(600))
+        b.handle(.loopOccupied(true), at: clock.now)
+        b.handle(.loopOccupied(false), at: clock.plus(2))
+        #expect(b.nextDeadline == clock.plus(12))
+        // A second vehicle restarts the clear time.
+        b.handle(.loopOccupied(true), at: clock.plus(8))
+        #expect(b.nextDeadline == nil)
+        b.handle(.loopOccupied(false), at: clock.plus(9))
+        b.tick(at: clock.plus(18.9))
+        #expect(b.position == .down)
+        b.tick(at: clock.plus(19))
+        #expect(b.position == .raising && !b.outputs.motorUp && b.outputs.warningLights, "auto-raise starts with the pre-warning")
+        #expect(b.drainEvents().last?.kind == .bollardState(from: .down, to: .raising, cause: .autoRaise))
+    }
+
+    @Test func noAutoRaiseWithoutCommandedUpOrWithoutSetting() {
+        var clock = Clock()
+        var b = Self.make(clock)  // never raised: commanded mode down
+        b.handle(.loopOccupied(true), at: clock.now)
+        b.handle(.loopOccupied(false), at: clock.plus(1))
+        b.tick(at: clock.plus(100))
+        #expect(b.position == .down)
+
+        var c = Self.make(clock, autoRaise: nil)
+        c.raise(at: clock.now)
+        c.tick(at: clock.plus(3))
+        c.handle(.sensors(Self.top), at: clock.plus(6))
+        clock.advance(.seconds(10))
+        c.lower(at: clock.now)
+        c.handle(.sensors(Self.down), at: clock.plus(2))
+        c.handle(.loopOccupied(true), at: clock.plus(3))
+        c.handle(.loopOccupied(false), at: clock.plus(4))
+        c.tick(at: clock.plus(1000))
+        #expect(c.position == .down)
+        #expect(c.nextDeadline == nil)
+    }
+
+    @Test func holdDownKeepsDownThenAutoRaises() {
+        var clock = Clock()
+        var b = Self.makeUp(&clock)
+        #expect(b.holdDown(.seconds(300), at: clock.now) == .accepted)
+        b.handle(.sensors(Self.down), at: clock.plus(2))
+        for k in 0..<5 {  // vehicles during the hold do not raise it
+            b.handle(.loopOccupied(true), at: clock.plus(Double(10 + 30 * k)))
+            b.handle(.loopOccupied(false), at: clock.plus(Double(12 + 30 * k)))
+        }
+        #expect(b.nextDeadline == clock.plus(300))
+        b.tick(at: clock.plus(300))
+        #expect(b.position == .down)
+        #expect(b.nextDeadline == clock.plus(310), "after the hold: clear for auto_raise_after")
+        b.tick(at: clock.plus(310))
+        #expect(b.position == .raising)
+        #expect(Self.refusal(b.holdDown(.zero, at: clock.plus(311)))?.code == .outOfRange)
+    }
+
+    @Test func trafficLightGreenOnlyWhenConfirmedDown() {
+        var clock = Clock()
+        var b = Self.makeUp(&clock)
+        #expect(!b.outputs.trafficGreen)
+        b.lower(at: clock.now)
+        #expect(!b.outputs.trafficGreen, "lowering: red")
+        b.handle(.sensors(S(atBottom: true)), at: clock.plus(2))
+        #expect(b.outputs.trafficGreen)
+        b.handle(.sensors(S(atTop: true, atBottom: true)), at: clock.plus(3))
+        #expect(!b.outputs.trafficGreen, "both switches: not confirmed")
+        b.handle(.ioOnline(false), at: clock.plus(4))
+        #expect(!b.outputs.trafficGreen)
+    }
+
+    @Test func idleTicksMakeNoEvents() {
+        let clock = Clock()
+        var b = Self.make(clock)
+        var buffer: [ControlEvent] = []
+        buffer.reserveCapacity(16)
+        for i in 0..<10_000 {
+            b.tick(at: clock.plus(Double(i) * 0.01))
+            b.drainEvents(into: &buffer)
+        }
+        #expect(buffer.isEmpty)
+    }
+}

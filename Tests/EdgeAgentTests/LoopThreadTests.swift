@@ -1,0 +1,156 @@
+import EdgeAgent
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import TestSupport
+
+/// Log lines kept in memory, to assert on warnings.
+final class LoopTestLogStore: Sendable {
+    private let lines = Mutex<[(Logger.Level, String)]>([])
+    func append(_ level: Logger.Level, _ text: String) { lines.withLock { $0.append((level, text)) } }
+    func contains(level: Logger.Level, _ fragment: String) -> Bool {
+        lines.withLock { $0.contains { $0.0 == level && $0.1.contains(fragment) } }
+    }
+    var logger: Logger {
+        Logger(label: "test.loop") { _ in LoopTestLogHandler(store: self) }
+    }
+}
+
+struct LoopTestLogHandler: LogHandler {
+    let store: LoopTestLogStore
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { store.append(event.level, "\(event.message)") }
+}
+
+/// What the loop body saw, in order.
+final class TickRecorder: Sendable {
+    struct Tick: Sendable {
+        var now: MonotonicInstant
+        var scheduledFor: MonotonicInstant
+    }
+    private let ticks = Mutex<[Tick]>([])
+    func record(_ now: MonotonicInstant, _ scheduled: MonotonicInstant) { ticks.withLock { $0.append(Tick(now: now, scheduledFor: scheduled)) } }
+    var all: [Tick] { ticks.withLock { $0 } }
+    var count: Int { ticks.withLock { $0.count } }
+}
+
+struct LoopThreadTests {
+    @Test func ticksOnTheAbsolutePeriodGridAndReportsStats() throws {
+        let rec = TickRecorder()
+        let loop = LoopThread(name: "edge-loop-test", period: .milliseconds(10), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in
+            rec.record(now, scheduled)
+        }
+        loop.start()
+        #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 20 })
+        loop.stop()
+
+        let ticks = rec.all
+        let start = try #require(ticks.first?.scheduledFor)
+        for (i, t) in ticks.enumerated() {
+            // Deadlines are start + k·period exactly (no drift), in order, and never run early.
+            let offset = (t.scheduledFor - start).nanosecondsClamped
+            #expect(offset % 10_000_000 == 0, "tick \(i) scheduled off the grid: \(offset) ns")
+            #expect(t.now >= t.scheduledFor)
+            if i > 0 { #expect(t.scheduledFor > ticks[i - 1].scheduledFor) }
+        }
+        let stats = loop.stats
+        #expect(stats.ticks == UInt64(ticks.count))
+        #expect(stats.lastTick == ticks.last?.now)
+        #expect(stats.startedAt != nil)
+        #expect(stats.p99Lateness <= stats.worstLateness)
+        #expect(!stats.isRealtime)
+        #expect(!stats.isRunning)
+    }
+
+    @Test func stopJoinsTheThread() {
+        let afterStop = Atomic<Bool>(false)
+        let stopped = Atomic<Bool>(false)
+        let loop = LoopThread(name: "edge-loop-stop", period: .milliseconds(1), realtimePriority: 0, logger: Logger(label: "test")) { _, _ in
+            if stopped.load(ordering: .sequentiallyConsistent) { afterStop.store(true, ordering: .sequentiallyConsistent) }
+        }
+        loop.start()
+        #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 3 })
+        loop.stop()
+        stopped.store(true, ordering: .sequentiallyConsistent)
+        let ticks = loop.stats.ticks
+        Wait.until(timeout: .milliseconds(50)) { false }
+        #expect(loop.stats.ticks == ticks)
+        #expect(!afterStop.load(ordering: .sequentiallyConsistent))
+        loop.stop()  // idempotent
+    }
+
+    @Test func wakeRunsTheBodyPromptlyBetweenDeadlines() {
+        let rec = TickRecorder()
+        let loop = LoopThread(name: "edge-loop-wake", period: .seconds(60), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in
+            rec.record(now, scheduled)
+        }
+        loop.start()
+        defer { loop.stop() }
+        #expect(Wait.until(timeout: .seconds(5)) { rec.count == 1 })  // the first tick runs at start
+        let wokenAt = MonotonicInstant.now()
+        loop.wake()
+        #expect(Wait.until(timeout: .seconds(1), interval: .milliseconds(1)) { rec.count == 2 })
+        let woken = rec.all.last
+        #expect(woken.map { $0.scheduledFor >= wokenAt && $0.now - wokenAt < .seconds(1) } == true)
+        #expect(loop.stats.wakeups == 1)
+        #expect(loop.stats.worstWakeLatency < .seconds(1))
+    }
+
+    @Test func realtimeRefusedIsAWarningAndTheLoopStillRuns() {
+        let logs = LoopTestLogStore()
+        // Priority 1000 is outside SCHED_FIFO's 1-99: always refused, even for root.
+        let loop = LoopThread(name: "edge-loop-rt", period: .milliseconds(5), realtimePriority: 1000, logger: logs.logger) { _, _ in }
+        loop.start()
+        defer { loop.stop() }
+        #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 3 })
+        #expect(!loop.stats.isRealtime)
+        #expect(logs.contains(level: .warning, "normal scheduling"))
+    }
+
+    @Test func healthGoesBadWhileABodyIsBlockedAndRecovers() {
+        let block = Atomic<Bool>(false)
+        let gate = DispatchSemaphore(value: 0)
+        let loop = LoopThread(name: "edge-loop-stall", period: .milliseconds(5), realtimePriority: 0, logger: Logger(label: "test")) { _, _ in
+            if block.load(ordering: .sequentiallyConsistent) { gate.wait() }
+        }
+        let health = LoopHealth(loops: [loop], periods: 10, atLeast: .milliseconds(100))
+        #expect(!health.isHealthy(now: .now()), "not started yet")
+        loop.start()
+        defer {
+            block.store(false, ordering: .sequentiallyConsistent)
+            gate.signal()
+            loop.stop()
+        }
+        #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 2 && health.isHealthy(now: .now()) })
+
+        block.store(true, ordering: .sequentiallyConsistent)
+        #expect(Wait.until(timeout: .seconds(5)) { !health.isHealthy(now: .now()) })
+        let stall = health.stalls(now: .now()).first
+        #expect(stall?.loop == "edge-loop-stall")
+        #expect(stall?.allowance == .milliseconds(100))
+
+        block.store(false, ordering: .sequentiallyConsistent)
+        gate.signal()
+        #expect(Wait.until(timeout: .seconds(5)) { health.isHealthy(now: .now()) })
+        #expect(loop.stats.missedPeriods > 0)
+    }
+
+    @Test func healthAllowanceIsTheLargerOfPeriodsAndFloor() {
+        let health = LoopHealth(loops: [], periods: 10, atLeast: .seconds(1))
+        #expect(health.allowance(period: .milliseconds(10)) == .seconds(1))
+        #expect(health.allowance(period: .milliseconds(500)) == .seconds(5))
+        #expect(health.isHealthy(now: .now()))
+        var stats = LoopStats()
+        stats.isRunning = true
+        stats.startedAt = MonotonicInstant(nanoseconds: 0)
+        stats.lastTick = MonotonicInstant(nanoseconds: 1_000_000_000)
+        #expect(health.stall(name: "l", period: .milliseconds(10), stats: stats, now: MonotonicInstant(nanoseconds: 2_000_000_000)) == nil)
+        #expect(health.stall(name: "l", period: .milliseconds(10), stats: stats, now: MonotonicInstant(nanoseconds: 2_000_000_001))?.silentFor == .nanoseconds(1_000_000_001))
+    }
+}
