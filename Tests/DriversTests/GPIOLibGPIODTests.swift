@@ -88,7 +88,7 @@ struct GPIOLibGPIODTests {
             _ = try gpio.openInput(name: "stopline", chip: Self.chip, offset: 5, activeLow: false, debounce: .milliseconds(30))
             try gpio.startEvents(log.handler)
             #expect(Wait.until(timeout: .seconds(5)) { log.all.count == 2 })
-            #expect(log.all.allSatisfy(\.initial))
+            #expect(log.all.allSatisfy { $0.initial })
             #expect(log.of("presence-a").first?.value == true)
             #expect(log.of("stopline").first?.value == false)
 
@@ -161,8 +161,8 @@ struct GPIOLibGPIODTests {
         }
     }
 
-    @Test func badOffsetsAndPermissionsAreNamed() throws {
-        try withStubChip {
+    @Test func badOffsetsAndPermissionsAreNamed() {
+        withStubChip {
             let gpio = LibGPIODBackend(logger: logger)
             defer { gpio.stop() }
             let offset = #expect(throws: GPIOError.self) {

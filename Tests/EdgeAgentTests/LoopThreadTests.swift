@@ -41,6 +41,13 @@ final class TickRecorder: Sendable {
 }
 
 struct LoopThreadTests {
+    /// The names of this process's threads (/proc/self/task/*/comm).
+    static func threadNames() -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
     @Test func ticksOnTheAbsolutePeriodGridAndReportsStats() throws {
         let rec = TickRecorder()
         let loop = LoopThread(name: "edge-loop-test", period: .milliseconds(10), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in
@@ -48,6 +55,7 @@ struct LoopThreadTests {
         }
         loop.start()
         #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 20 })
+        #expect(Self.threadNames().contains("edge-loop-test"), "the loop runs on its own named thread")
         loop.stop()
 
         let ticks = rec.all
@@ -81,7 +89,8 @@ struct LoopThreadTests {
         let ticks = loop.stats.ticks
         Wait.until(timeout: .milliseconds(50)) { false }
         #expect(loop.stats.ticks == ticks)
-        #expect(!afterStop.load(ordering: .sequentiallyConsistent))
+        let ranAfterStop = afterStop.load(ordering: .sequentiallyConsistent)
+        #expect(!ranAfterStop)
         loop.stop()  // idempotent
     }
 
@@ -95,7 +104,7 @@ struct LoopThreadTests {
         #expect(Wait.until(timeout: .seconds(5)) { rec.count == 1 })  // the first tick runs at start
         let wokenAt = MonotonicInstant.now()
         loop.wake()
-        #expect(Wait.until(timeout: .seconds(1), interval: .milliseconds(1)) { rec.count == 2 })
+        #expect(Wait.until(timeout: .seconds(5), interval: .milliseconds(1)) { rec.count == 2 })
         let woken = rec.all.last
         #expect(woken.map { $0.scheduledFor >= wokenAt && $0.now - wokenAt < .seconds(1) } == true)
         #expect(loop.stats.wakeups == 1)

@@ -85,6 +85,7 @@ import Testing
 
             let on = p.outputs.request
             let at = "step \(step) t=\(now)"
+            if let d = p.nextDeadline, d <= now { return "\(at): nextDeadline \(d) not in the future (the runner would spin)" }
             // A drop with vehicles still checked in can only be max_hold (or degraded).
             if wasOn && !on {
                 fell = now

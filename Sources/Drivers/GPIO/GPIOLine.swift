@@ -270,11 +270,11 @@ struct GPIOEdgeLines {
         emit(GPIOEdge(line: names[i], value: level, timestamp: now, initial: true))
     }
 
-    private mutating func deliver(_ i: Int, _ settled: GPIODebouncer.Settled?, _ emit: (GPIOEdge) -> Void) {
+    private mutating func deliver(_ i: Int, _ settled: GPIODebouncer.Settled?, at: MonotonicNanos, _ emit: (GPIOEdge) -> Void) {
         guard delivering else { return }
         if initialPending[i] {
             // The first delivery is the level itself (it covers any transition to it).
-            emitInitial(i, now: settled?.at ?? MonotonicNanos.now(), emit)
+            emitInitial(i, now: settled?.at ?? at, emit)
         } else if let settled {
             emit(GPIOEdge(line: names[i], value: settled.value, timestamp: settled.at))
         }
@@ -282,12 +282,12 @@ struct GPIOEdgeLines {
 
     mutating func observe(_ index: Int, value: Bool, at: MonotonicNanos, _ emit: (GPIOEdge) -> Void) {
         let settled = debouncers[index].observe(value, at: at)
-        deliver(index, settled, emit)
+        deliver(index, settled, at: at, emit)
     }
 
     mutating func settleDue(now: MonotonicNanos, _ emit: (GPIOEdge) -> Void) {
         for i in 0..<debouncers.count {
-            if let s = debouncers[i].settle(now: now) { deliver(i, s, emit) }
+            if let s = debouncers[i].settle(now: now) { deliver(i, s, at: now, emit) }
         }
     }
 
@@ -362,6 +362,16 @@ final class GPIOWakePipe: Sendable {
     func drain() {
         var buf = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
         while withUnsafeMutableBytes(of: &buf, { Glibc.read(readFD, $0.baseAddress, $0.count) }) > 0 {}
+    }
+}
+
+/// Joins a backend's event thread; from that thread itself (a handler calling `stop()`) it only
+/// detaches, since the loop ends on its own once it sees the stop flag.
+func joinGPIOThread(_ thread: pthread_t) {
+    if pthread_equal(thread, pthread_self()) != 0 {
+        _ = pthread_detach(thread)
+    } else {
+        pthread_join(thread, nil)
     }
 }
 

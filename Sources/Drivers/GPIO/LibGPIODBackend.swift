@@ -114,7 +114,7 @@ public final class LibGPIODBackend: GPIOBackend {
             return s.thread
         }
         wakePipe.wake()
-        if let thread { pthread_join(thread, nil) }
+        if let thread { joinGPIOThread(thread) }
         state.withLock { s in
             guard !s.stopped else { return }
             for input in s.inputs { input.release() }

@@ -113,7 +113,7 @@ public final class SimulatedGPIOBackend: GPIOBackend {
             return s.thread
         }
         wakePipe.wake()
-        if let thread { pthread_join(thread, nil) }
+        if let thread { joinGPIOThread(thread) }
     }
 
     // MARK: Test controls

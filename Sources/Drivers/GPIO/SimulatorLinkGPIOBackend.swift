@@ -92,7 +92,7 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
             return s.thread
         }
         wakePipe.wake()
-        if let thread { pthread_join(thread, nil) }
+        if let thread { joinGPIOThread(thread) }
         state.withLock { s in
             if s.fd >= 0 { close(s.fd) }
             s.fd = -1

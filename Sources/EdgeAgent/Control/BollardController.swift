@@ -349,7 +349,7 @@ public struct BollardController: Sendable {
     }
 
     private var autoRaiseTime: MonotonicInstant? {
-        guard let after = autoRaiseAfter, commandedUp, !emergencyLatched, ioOnline, !sensors.motorFault,
+        guard let after = autoRaiseAfter, commandedUp, !emergencyLatched, ioOnline, !sensors.motorFault, sensors.atBottom, !sensors.atTop,
               reversals < maxReversals, holdUntil == nil, let armed = armedAt, let clear = clearSince
         else { return nil }
         return max(armed, clear) + after
@@ -417,7 +417,7 @@ public struct BollardController: Sendable {
     private mutating func setOnline(_ online: Bool, now: MonotonicInstant) {
         if !online {
             if ioOnline || !alarms.ioLost {
-                setAlarm(\.ioLost, true, .ioLost, .critical, "bollard \(name): I/O not reachable, all outputs off", now: now)
+                setAlarm(.ioLost, true, .critical, "bollard \(name): I/O not reachable, all outputs off", now: now)
             }
             ioOnline = false
             switch phase {
@@ -430,7 +430,7 @@ public struct BollardController: Sendable {
         } else if !ioOnline {
             ioOnline = true
             if alarms.ioLost {
-                setAlarm(\.ioLost, false, .ioLost, .critical, "bollard \(name): I/O answers again", now: now)
+                setAlarm(.ioLost, false, .critical, "bollard \(name): I/O answers again", now: now)
             }
             cause = .ioRestored
         }
@@ -462,14 +462,14 @@ public struct BollardController: Sendable {
         switch r {
         case .travelTimeout(let raising):
             cause = .travelTimeout
-            setAlarm(\.travelTimeout, true, .travelTimeout, .major,
+            setAlarm(.travelTimeout, true, .major,
                      "bollard \(name): \(raising ? "top" : "bottom") not reached within travel timeout \(travelTimeout), motor cut", now: now)
         case .motorFault:
             cause = .motorFault
         case .positionUnknown:
             cause = .switches
             let s = sensors.atTop ? "both end switches on" : "neither end switch on"
-            setAlarm(\.positionUnknown, true, .positionUnknown, .major, "bollard \(name): position unknown (\(s))", now: now)
+            setAlarm(.positionUnknown, true, .major, "bollard \(name): position unknown (\(s))", now: now)
         case .noContact:
             break
         }
@@ -479,7 +479,7 @@ public struct BollardController: Sendable {
         phase = p
         cause = .endPosition
         if alarms.travelTimeout {
-            setAlarm(\.travelTimeout, false, .travelTimeout, .major, "bollard \(name): end position reached again", now: now)
+            setAlarm(.travelTimeout, false, .major, "bollard \(name): end position reached again", now: now)
         }
     }
 
@@ -487,7 +487,7 @@ public struct BollardController: Sendable {
     private mutating func evaluate(now: MonotonicInstant) {
         // Motor fault alarm follows the input; the fault itself latches.
         if sensors.motorFault != alarms.motorFault, ioOnline {
-            setAlarm(\.motorFault, sensors.motorFault, .motorFault, .critical,
+            setAlarm(.motorFault, sensors.motorFault, .critical,
                      sensors.motorFault ? "bollard \(name): motor fault input set, all outputs off" : "bollard \(name): motor fault input cleared", now: now)
         }
         // The key input latches even while the outputs cannot be written.
@@ -565,7 +565,7 @@ public struct BollardController: Sendable {
                 holdUntil = nil
                 if commandedUp, !emergencyLatched { armedAt = h }
             }
-            if let t = autoRaiseTime, now >= t, !obstructed, s.atBottom {
+            if let t = autoRaiseTime, now >= t {
                 cause = .autoRaise
                 armedAt = nil
                 phase = .preWarning(since: now)
@@ -577,7 +577,7 @@ public struct BollardController: Sendable {
                 startLowering(now: now)
             case .positionUnknown:
                 if s.atBottom != s.atTop {
-                    setAlarm(\.positionUnknown, false, .positionUnknown, .major, "bollard \(name): end switch reports a position again", now: now)
+                    setAlarm(.positionUnknown, false, .major, "bollard \(name): end switch reports a position again", now: now)
                     cause = .switches
                     phase = s.atBottom ? .down : .up
                     if emergencyLatched, s.atTop { phase = .lowering(since: now) }
@@ -586,7 +586,7 @@ public struct BollardController: Sendable {
             }
         }
         if case .fault = phase {} else if alarms.positionUnknown {
-            setAlarm(\.positionUnknown, false, .positionUnknown, .major, "bollard \(name): position known again", now: now)
+            setAlarm(.positionUnknown, false, .major, "bollard \(name): position known again", now: now)
         }
     }
 
@@ -603,10 +603,19 @@ public struct BollardController: Sendable {
         startLowering(now: now)
     }
 
-    private mutating func setAlarm(_ flag: WritableKeyPath<AlarmFlags, Bool>, _ on: Bool, _ code: ControlEvent.AlarmCode, _ severity: ControlEvent.Severity, _ message: @autoclosure () -> String, now: MonotonicInstant) {
-        guard alarms[keyPath: flag] != on else { return }
-        alarms[keyPath: flag] = on
-        queue.append(ControlEvent(at: now, source: name, kind: .alarm(.init(code: code, active: on, severity: severity, message: message()))))
+    private enum AlarmKind { case ioLost, travelTimeout, motorFault, positionUnknown }
+
+    private mutating func setAlarm(_ kind: AlarmKind, _ on: Bool, _ severity: ControlEvent.Severity, _ message: String, now: MonotonicInstant) {
+        let code: ControlEvent.AlarmCode
+        let current: Bool
+        switch kind {
+        case .ioLost: code = .ioLost; current = alarms.ioLost; alarms.ioLost = on
+        case .travelTimeout: code = .travelTimeout; current = alarms.travelTimeout; alarms.travelTimeout = on
+        case .motorFault: code = .motorFault; current = alarms.motorFault; alarms.motorFault = on
+        case .positionUnknown: code = .positionUnknown; current = alarms.positionUnknown; alarms.positionUnknown = on
+        }
+        guard current != on else { return }
+        queue.append(ControlEvent(at: now, source: name, kind: .alarm(.init(code: code, active: on, severity: severity, message: message))))
     }
 
     /// Computes the outputs from the phase, masked by every interlock, and emits the

@@ -10,8 +10,8 @@ import Glibc
 /// fails), re-subscribes on every connect, and bounds the messages in flight.
 ///
 /// Thread-safe; all methods may be called from any thread or task. Handlers run on the
-/// client's network thread ("mqtt-net"): keep them short; they may call `publish` and
-/// `subscribe`, but not `stop`. Releasing the client stops it.
+/// client's network thread ("mqtt-net"): keep them short and non-blocking; they may call
+/// `publish`, `subscribe` and `stop` (which then does not wait). Releasing the client stops it.
 ///
 /// Delivery: QoS 1/2 messages accepted by `publish` are kept by libmosquitto until
 /// acknowledged and resent after a reconnect (same message id, DUP flag); the client never
@@ -181,9 +181,13 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
         }
         resume(stopped.resume)
         guard stopped.wasRunning else { return }
-        precondition(!onNetworkThread, "MQTTClient.stop() called from one of its own handlers")
         _ = session.disconnect()   // wakes the loop at once; the network thread flushes it
         stopSignal.signal()
+        if onNetworkThread {
+            // Called from a handler: the thread exits once the handler returns; joining would deadlock.
+            logger.debug("MQTT stop requested from a handler; the network thread exits after it")
+            return
+        }
         if exited.wait(timeout: .now() + .seconds(10)) == .timedOut {
             logger.error("MQTT network thread did not exit within 10 s")
         }
@@ -210,9 +214,9 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
                 let status = hostGiven
                     ? session.reconnectAsync()
                     : session.connectAsync(host: endpoint.host, port: endpoint.port, keepAliveSeconds: keepAlive)
-                if status.code != Int32(3) /* MOSQ_ERR_INVAL: host not stored */ { hostGiven = true }
+                if !status.isInvalidArgument { hostGiven = true }
                 guard status.isSuccess else {
-                    backOff(after: status, phase: "connect")
+                    backOff(after: status, what: "connecting to \(endpoint.host):\(endpoint.port)")
                     continue
                 }
                 linkOpen = true
@@ -222,7 +226,7 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
                 if isStopping { linkOpen = false; break }
                 linkOpen = false
                 linkLost()
-                backOff(after: status, phase: "link")
+                backOff(after: status, what: "link to \(endpoint.host):\(endpoint.port)")
             }
         }
         if linkOpen {
@@ -234,9 +238,9 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
     }
 
     /// Records a failed attempt and sleeps the capped exponential backoff (wakes on stop).
-    private func backOff(after status: MosquittoStatus, phase: String) {
+    private func backOff(after status: MosquittoStatus, what: String) {
         let (attempt, failure) = shared.withLock { state -> (Int, MQTTError) in
-            var failure = error(status, phase == "connect" ? "connecting to \(endpoint.host):\(endpoint.port)" : "link to \(endpoint.host):\(endpoint.port)")
+            var failure = error(status, what)
             if status.isConnectionRefused, let refusal = state.lastRefusal {
                 failure.kind = .connectionRefused
                 failure.code = refusal.code

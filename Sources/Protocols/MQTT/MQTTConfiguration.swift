@@ -73,6 +73,12 @@ struct MQTTEndpoint: Equatable {
     var port: Int
     var usesTLS: Bool
 
+    init(host: String, port: Int, usesTLS: Bool) {
+        self.host = host
+        self.port = port
+        self.usesTLS = usesTLS
+    }
+
     /// Parses `mqtt://host[:port]` / `mqtts://host[:port]`; IPv6 hosts in brackets.
     init(parsing url: String) throws(MQTTError) {
         func bad(_ why: String) -> MQTTError {

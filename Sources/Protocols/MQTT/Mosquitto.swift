@@ -21,6 +21,8 @@ struct MosquittoStatus: Equatable {
     /// No connection: for a QoS > 0 publish this still means "queued, sent on reconnect".
     var isNoConnection: Bool { code == Int32(MOSQ_ERR_NO_CONN.rawValue) }
     var isConnectionRefused: Bool { code == Int32(MOSQ_ERR_CONN_REFUSED.rawValue) }
+    /// MOSQ_ERR_INVAL: for connect_async, the host was not even stored.
+    var isInvalidArgument: Bool { code == Int32(MOSQ_ERR_INVAL.rawValue) }
 
     /// libmosquitto's text, with the errno text for MOSQ_ERR_ERRNO.
     var text: String {
