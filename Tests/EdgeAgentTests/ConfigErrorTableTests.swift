@@ -110,7 +110,7 @@ let brokenConfigs: [BrokenConfig] = [
     .init("    lamps: [lamp-01]\n", "    lamps: [lamp-1]\n", key: "lighting.rue-liberte.lamps[0]", line: "lamps: [lamp-1]", "\"lamp-1\" is not a device (did you mean \"lamp-01\"?)"),
     .init("    lamps: [lamp-01]\n", "    lamps: [pir-01]\n", key: "lighting.rue-liberte.lamps[0]", line: "lamps: [pir-01]", "pir-01 is a presence device (profile ref-presence), not a luminaire"),
     .init("    lamps: [lamp-01]\n", "    lamps: []\n", key: "lighting.rue-liberte.lamps", line: "lamps: []", "a group needs at least one lamp"),
-    .init("    lamps: [lamp-02]\n", "    lamps: [lamp-01]\n", key: "lighting.place-darcy.lamps[0]", line: "place-darcy:", "lamp-01 is already in group rue-liberte"),
+    .init("    lamps: [lamp-02]\n", "    lamps: [lamp-02, lamp-01]\n", key: "lighting.place-darcy.lamps[1]", line: "lamps: [lamp-02, lamp-01]", "lamp-01 is already in group rue-liberte; a lamp belongs to one group"),
     .init("presence: [pir-01, pir-02]", "presence: [pir-01, pir-03]", key: "lighting.rue-liberte.presence[1]", line: "presence:", "\"pir-03\" is not a device (did you mean \"pir-01\"?)"),
     .init("presence: [pir-01, pir-02]", "presence: [pir-01, lamp-02]", key: "lighting.rue-liberte.presence[1]", line: "presence:", "lamp-02 is a luminaire device (profile ref-luminaire), not a presence sensor"),
     .init("    base: 30\n", "    base: 130\n", key: "lighting.rue-liberte.base", line: "base: 130", "130 is out of range (0 to 100)"),

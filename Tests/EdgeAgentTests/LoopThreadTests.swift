@@ -29,7 +29,7 @@ struct LoopTestLogHandler: LogHandler {
 }
 
 /// What the loop body saw, in order.
-final class TickRecorder: Sendable {
+final class LoopTickRecorder: Sendable {
     struct Tick: Sendable {
         var now: MonotonicInstant
         var scheduledFor: MonotonicInstant
@@ -49,7 +49,7 @@ struct LoopThreadTests {
     }
 
     @Test func ticksOnTheAbsolutePeriodGridAndReportsStats() throws {
-        let rec = TickRecorder()
+        let rec = LoopTickRecorder()
         let loop = LoopThread(name: "edge-loop-test", period: .milliseconds(10), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in
             rec.record(now, scheduled)
         }
@@ -95,7 +95,7 @@ struct LoopThreadTests {
     }
 
     @Test func wakeRunsTheBodyPromptlyBetweenDeadlines() {
-        let rec = TickRecorder()
+        let rec = LoopTickRecorder()
         let loop = LoopThread(name: "edge-loop-wake", period: .seconds(60), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in
             rec.record(now, scheduled)
         }

@@ -7,7 +7,7 @@ import Testing
 import TestSupport
 
 /// A unix datagram socket standing in for systemd's notify socket.
-final class NotifySocket {
+final class SDNotifyTestSocket {
     let fd: Int32
     /// The NOTIFY_SOCKET value that reaches it.
     let address: String
@@ -46,7 +46,7 @@ final class NotifySocket {
 struct SDNotifyTests {
     @Test func notifiesAPathSocket() throws {
         let dir = ScratchDir("sdnotify")
-        let sock = try NotifySocket(dir.file("notify"))
+        let sock = try SDNotifyTestSocket(dir.file("notify"))
         let notifier = try #require(SystemdNotifier.fromEnvironment(["NOTIFY_SOCKET": sock.address], pid: getpid()))
         #expect(notifier.address == .path(sock.address))
         try notifier.notify("READY=1")
@@ -57,7 +57,7 @@ struct SDNotifyTests {
 
     @Test func notifiesAnAbstractSocket() throws {
         let name = "@edge-agent-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let sock = try NotifySocket(name)
+        let sock = try SDNotifyTestSocket(name)
         let notifier = try #require(SystemdNotifier.fromEnvironment(["NOTIFY_SOCKET": name, "WATCHDOG_USEC": "3000000"], pid: getpid()))
         #expect(notifier.address == .abstract(String(name.dropFirst())))
         #expect(notifier.watchdogInterval == .seconds(3))

@@ -64,7 +64,7 @@ public final class AuditLog: Sendable {
                     _ = write(descriptor, &newline, 1)
                     _ = fsync(descriptor)
                 }
-                close(reader)
+                Glibc.close(reader)
             }
         }
         fd = Mutex(descriptor)
@@ -108,7 +108,7 @@ public final class AuditLog: Sendable {
         guard n > 0 else { return [] }
         let reader = open(path, O_RDONLY | O_CLOEXEC)
         guard reader >= 0 else { return [] }
-        defer { close(reader) }
+        defer { Glibc.close(reader) }
         let size = Int(lseek(reader, 0, SEEK_END))
         // Read backwards in chunks until n + 1 newlines (or the start) are in hand.
         var buffer: [UInt8] = []

@@ -88,7 +88,7 @@ public enum CommandCatalog {
             }
             try args.requireAllUsed()
         } catch {
-            return .failure(error)
+            return .failure((error as? CommandRejection) ?? CommandRejection(code: "malformed", message: "\(error)", id: command.id))
         }
         return .success(action)
     }

@@ -24,7 +24,9 @@
 /// - Emergency (fire-brigade key input or `emergencyLower`) lowers at once, outranks every
 ///   command (`raise`, `lower`, `holdDown` are refused or no-ops) and holds until
 ///   `clearEmergency` is accepted, which needs the key input to be gone. After it the
-///   bollard stays down until a new `raise` (the commanded mode is reset to down).
+///   bollard stays down until a new `raise` (the commanded mode is reset to down). The key
+///   input latches even while the I/O is offline; lowering starts when contact returns.
+///   From a latched fault, lowering is tried once per emergency (and per emergency command).
 /// - Lost I/O contact (`ioOnline(false)`): every output off, alarm `io_lost` (critical),
 ///   every command refused with `device_offline`. An interrupted movement is not resumed:
 ///   when contact returns the position is taken from the end switches (both or neither =
@@ -95,6 +97,7 @@ public struct BollardController: Sendable {
         }
     }
 
+    /// What the runner reports: a whole Modbus poll, or single edges (GPIO-wired inputs).
     public enum Input: Sendable, Equatable {
         /// A whole poll of the inputs; also means the I/O answers (online).
         case sensors(Sensors)
@@ -150,6 +153,8 @@ public struct BollardController: Sendable {
     private var phase: Phase = .unknown
     private var armedAt: MonotonicInstant?
     private var clearSince: MonotonicInstant?
+    /// An emergency latched while the I/O was offline: try lowering when it answers again.
+    private var emergencyRetryPending = false
     private var alarms = AlarmFlags()
     private var cause: Cause = .command
     private var clock: MonotonicInstant?
@@ -437,7 +442,8 @@ public struct BollardController: Sendable {
     }
 
     /// Latches the emergency and starts lowering. From a fault (but a motor fault with its
-    /// input set) lowering is tried when the emergency begins and on each emergency command.
+    /// input set) lowering is tried when the emergency begins, on each emergency command,
+    /// and when I/O contact returns after an emergency latched while it was lost.
     private mutating func latchEmergency(now: MonotonicInstant, retryFault: Bool) {
         let retry = retryFault || !emergencyLatched
         if !emergencyLatched {
@@ -447,6 +453,11 @@ public struct BollardController: Sendable {
         commandedUp = false
         armedAt = nil
         holdUntil = nil
+        // No motion without I/O: retry when contact returns.
+        guard ioOnline else {
+            emergencyRetryPending = true
+            return
+        }
         switch phase {
         case .preWarning, .rising, .up:
             startLowering(now: now)
@@ -499,6 +510,15 @@ public struct BollardController: Sendable {
             default: enterFault(.motorFault, now: now)
             }
         }
+        settle(now: now)
+        if emergencyRetryPending {
+            emergencyRetryPending = false
+            latchEmergency(now: now, retryFault: true)
+            settle(now: now)
+        }
+    }
+
+    private mutating func settle(now: MonotonicInstant) {
         for _ in 0..<6 {
             let old = phase
             step(now: now)

@@ -25,6 +25,7 @@ public struct LampMonitor: Sendable {
         public static let overTemperature = StatusBits(rawValue: 1 << 2)
     }
 
+    /// What the runner reports from each poll of the luminaire.
     public enum Input: Sendable, Equatable {
         /// One poll of the luminaire: actual level (%), power (W), status bits.
         case reading(actualLevel: Int, powerW: Double, status: StatusBits)

@@ -126,19 +126,19 @@ public struct LightingGroup: Sendable {
         let now = advance(to: at)
         switch input {
         case .presence(let sensor, let detected):
-            guard let i = sensorNames.firstIndex(of: sensor) else { return }
+            guard let i = Self.index(of: sensor, in: sensorNames) else { return }
             let wasActive = sensorActive(i)
             online[i] = true
             detecting[i] = detected
             if wasActive && !sensorActive(i) { extendHold(now + hold) }
         case .sensorOnline(let sensor, let isOnline):
-            guard let i = sensorNames.firstIndex(of: sensor) else { return }
+            guard let i = Self.index(of: sensor, in: sensorNames) else { return }
             let wasActive = sensorActive(i)
             online[i] = isOnline
             if !isOnline { detecting[i] = false }
             if wasActive && !sensorActive(i) { extendHold(now + hold) }
         }
-        let presence = detecting.contains(true)
+        let presence = Self.any(detecting, true)
         if presence != anyPresence {
             anyPresence = presence
             queue.append(ControlEvent(at: now, source: name, kind: .presence(detected: presence)))
@@ -169,7 +169,7 @@ public struct LightingGroup: Sendable {
     /// hold for `hold` after it ends. Pass the neighbour's `presence` events here.
     public mutating func neighbourPresence(from neighbour: String, detected: Bool, at: MonotonicInstant) {
         let now = advance(to: at)
-        if let i = activeNeighbours.firstIndex(of: neighbour) {
+        if let i = Self.index(of: neighbour, in: activeNeighbours) {
             if !detected {
                 activeNeighbours.remove(at: i)
                 let until = now + hold
@@ -217,7 +217,27 @@ public struct LightingGroup: Sendable {
 
     private static func clampLevel(_ l: Int) -> Int { l < 0 ? 0 : (l > 100 ? 100 : l) }
 
-    private var anySensorOffline: Bool { online.contains(false) }
+    private var anySensorOffline: Bool { Self.any(online, false) }
+
+    // Index loops: iterators and `contains`/`firstIndex` allocate (coroutine frames) in
+    // unoptimised builds, and these run on every tick.
+    private static func any(_ flags: [Bool], _ value: Bool) -> Bool {
+        var i = 0
+        while i < flags.count {
+            if flags[i] == value { return true }
+            i += 1
+        }
+        return false
+    }
+
+    private static func index(of name: String, in names: [String]) -> Int? {
+        var i = 0
+        while i < names.count {
+            if names[i] == name { return i }
+            i += 1
+        }
+        return nil
+    }
 
     /// A sensor keeps the boost on while it detects or is offline.
     private func sensorActive(_ i: Int) -> Bool { detecting[i] || !online[i] }

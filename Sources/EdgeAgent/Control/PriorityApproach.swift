@@ -28,6 +28,7 @@
 /// At most `capacity` vehicles are checked in at once; more are refused or ignored.
 /// `at` instants older than the last one seen are treated as the last one for timing.
 public struct PriorityApproach: Sendable {
+    /// Detector edges and the junction controller's inputs, as the runner sees them.
     public enum Input: Sendable, Equatable {
         /// Check-in detector edge (anonymous vehicle).
         case checkinEdge
@@ -41,6 +42,7 @@ public struct PriorityApproach: Sendable {
         case ioOnline(Bool)
     }
 
+    /// What the runner writes to the signal I/O (coil or line of `approach`).
     public struct Outputs: Sendable, Equatable {
         /// The approach's request coil/line.
         public var request = false

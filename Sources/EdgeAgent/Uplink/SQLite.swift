@@ -155,7 +155,7 @@ final class SQLiteDatabase {
             try execute("PRAGMA journal_size_limit=8388608")
         } catch {
             close()
-            throw error
+            throw (error as? SQLiteError) ?? SQLiteError(code: SQLITE_ERROR, extendedCode: SQLITE_ERROR, message: "\(error)", path: path)
         }
     }
 

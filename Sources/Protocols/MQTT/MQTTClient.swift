@@ -38,7 +38,8 @@ public final class MQTTClient: Sendable {
 
     /// Sends DISCONNECT (so the broker does NOT publish the will), stops the network thread
     /// and fails every waiting `publishAndWait` with `.stopped`. Final: a stopped client
-    /// cannot be started again. Returns within about 2 s even if the broker is stuck.
+    /// cannot be started again. Blocks until the network thread has exited: normally a few
+    /// milliseconds, about 2 s at most when the broker does not take the DISCONNECT.
     public func stop() { core.stop() }
 
     /// Whether the link is up (CONNACK accepted and not lost since).
@@ -97,6 +98,8 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
         /// Refusal code of the last CONNACK, if it refused.
         var lastRefusal: (code: Int32, text: String)?
         var networkThread: pthread_t?
+        /// A CONNACK was accepted on the current socket (for wording failures).
+        var hadLink = false
     }
 
     let configuration: MQTTConfiguration
@@ -225,8 +228,9 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
             if !status.isSuccess {
                 if isStopping { linkOpen = false; break }
                 linkOpen = false
-                linkLost()
-                backOff(after: status, what: "link to \(endpoint.host):\(endpoint.port)")
+                let wasUp = linkLost()
+                backOff(after: status, what: wasUp ? "link to \(endpoint.host):\(endpoint.port) lost"
+                                                   : "connecting to \(endpoint.host):\(endpoint.port)")
             }
         }
         if linkOpen {
@@ -271,12 +275,16 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
         }
     }
 
-    private func linkLost() {
-        let wasUp = shared.withLock { $0.machine.linkDown() }
-        if wasUp {
-            logger.warning("MQTT link lost")
-            notifyConnection(false)
+    /// The loop failed: the link is down. Returns whether it had been up (CONNACK seen).
+    /// (Usually the disconnect callback has already noted it; this covers failures without one.)
+    private func linkLost() -> Bool {
+        let (wasUp, notify) = shared.withLock { state -> (Bool, Bool) in
+            let notify = state.machine.linkDown()
+            defer { state.hadLink = false }
+            return (notify || state.hadLink, notify)
         }
+        if notify { notifyConnection(false) }
+        return wasUp
     }
 
     private func notifyConnection(_ up: Bool) {
@@ -296,7 +304,10 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
             logger.error("MQTT broker refused the connection", metadata: ["code": "\(returnCode)", "reason": "\(description)"])
             return
         }
-        guard let subscriptions = shared.withLock({ $0.machine.connected() }) else { return }
+        guard let subscriptions = shared.withLock({ state -> [MQTTSubscription]? in
+            state.hadLink = true
+            return state.machine.connected()
+        }) else { return }
         for s in subscriptions {
             let status = session.subscribe(s.filter, qos: s.qos)
             if !status.isSuccess {

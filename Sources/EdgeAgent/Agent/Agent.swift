@@ -1,0 +1,242 @@
+import Drivers
+import Foundation
+public import Logging
+import Protocols
+
+/// The running agent: field I/O, the control loop thread, the local control socket and the
+/// uplink, built from one validated config.
+///
+/// Lifecycle: `start()` brings the buses up, opens GPIO, starts the loop and the socket;
+/// `stop()` puts outputs in their safe state (bollard motors off, priority requests dropped,
+/// lamps left at their level), flushes the safety writes and stops every thread.
+/// `reload(path:)` validates a new config first and keeps the running one when it is bad.
+public final class Agent: @unchecked Sendable {
+    public private(set) var config: AgentConfig
+    private let logger: Logger
+    private let lock = NSLock()
+    private var field: FieldIO
+    private var inbox: ControlInbox
+    private var core: ControlCore
+    private var loop: LoopThread?
+    private var server: ControlServer?
+    private var uplink: UplinkService?
+    private var health: LoopHealth?
+    private var notifier: SystemdNotifier?
+    private var watchdogThread: Thread?
+    private var stopping = false
+    public let version = "0.1.0"
+
+    public init(config: AgentConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        (field, inbox, core) = Agent.build(config: config, logger: logger, events: { _ in })
+    }
+
+    private static func build(config: AgentConfig, logger: Logger, events: @escaping @Sendable ([AgentEvent]) -> Void) -> (FieldIO, ControlInbox, ControlCore) {
+        let field = FieldIO(config: config, logger: logger)
+        let inbox = ControlInbox()
+        let core = ControlCore(config: config, field: field, inbox: inbox, logger: logger, onEvents: events)
+        return (field, inbox, core)
+    }
+
+    /// Starts everything; throws with a technician-readable reason when a part cannot start.
+    public func start() throws {
+        try FileManager.default.createDirectory(atPath: config.gateway.stateDirectory, withIntermediateDirectories: true)
+        let uplink = try UplinkService(config: config, version: version, logger: logger) { [weak self] command, reply in
+            self?.submit(command, reply: reply)
+        }
+        self.uplink = uplink
+        (field, inbox, core) = Agent.build(config: config, logger: logger) { [weak self] events in self?.handle(events) }
+        try startLoopAndField()
+        let server = ControlServer(path: config.gateway.controlSocket, group: config.gateway.controlGroup, logger: logger) { [weak self] request, peer in
+            self?.handleControl(request, peer: peer) ?? .failure("stopping", "the agent is stopping")
+        }
+        try server.start()
+        self.server = server
+        uplink.start()
+        startWatchdog()
+        logger.info("edge-agent started", metadata: ["gateway": "\(config.gateway.id)", "devices": "\(config.devices.count)"])
+    }
+
+    private func startLoopAndField() throws {
+        let core = self.core
+        let inbox = self.inbox
+        let loop = LoopThread(name: "edge-loop", period: config.control.period, realtimePriority: config.control.realtimePriority, logger: logger) { now, _ in
+            core.step(now: MonotonicInstant(nanoseconds: now.nanoseconds))
+        }
+        self.loop = loop
+        try field.start(onReading: { [loop] r in
+            inbox.post(.reading(r))
+            loop.wake()
+        }, onEdge: { [loop] e in
+            inbox.post(.edge(e))
+            loop.wake()
+        })
+        loop.start()
+    }
+
+    /// Posts a command to the loop and waits (bounded) for its result.
+    func submit(_ command: AgentCommand, reply: @escaping @Sendable (ControlResponse) -> Void) {
+        if command.action == "ping" { return reply(.success(.object(["gateway": .string(config.gateway.id), "version": .string(version)]))) }
+        if command.action == "reload_config" {
+            let ok = reload(path: config.sourcePath)
+            return reply(ok.map { .failure("malformed", $0) } ?? .success())
+        }
+        inbox.post(.command(command, reply: reply))
+        loop?.wake()
+    }
+
+    func submitAndWait(_ command: AgentCommand, timeout: Duration = .seconds(3)) -> ControlResponse {
+        let box = ResponseBox()
+        submit(command) { box.set($0) }
+        return box.wait(timeout: timeout) ?? .failure("timeout", "the control loop did not answer in time")
+    }
+
+    private func handle(_ events: [AgentEvent]) {
+        for e in events {
+            switch e {
+            case .control(let c):
+                logger.info("\(c.type)", metadata: ["source": "\(c.source)", "data": "\(c.data)"])
+            case .device(let d, let online, let error):
+                if online { logger.notice("device.online", metadata: ["device": "\(d)"]) } else {
+                    logger.warning("device.offline", metadata: ["device": "\(d)", "error": "\(error ?? "")"])
+                }
+            case .telemetry:
+                break
+            }
+        }
+        uplink?.publish(events)
+    }
+
+    // MARK: - Control socket
+
+    private static let verbActions: [String: String] = [
+        "lamp.set": "set_level", "lamp.release": "release",
+        "bollard.raise": "raise", "bollard.lower": "lower", "bollard.emergency-lower": "emergency_lower",
+        "bollard.clear": "clear_emergency", "bollard.hold-down": "hold_down",
+        "priority.request": "priority_request", "priority.cancel": "priority_cancel",
+        "io.write": "io_write", "maintenance": "maintenance", "ping": "ping", "config.reload": "reload_config",
+    ]
+
+    private func handleControl(_ request: ControlRequest, peer: PeerCredentials) -> ControlResponse {
+        switch request.verb {
+        case "status":
+            let box = ResponseBox()
+            inbox.post(.snapshot { value in box.set(.success(value)) })
+            loop?.wake()
+            guard var status = box.wait(timeout: .seconds(3)), case .object(var o)? = status.result else {
+                return .failure("timeout", "the control loop did not answer in time")
+            }
+            o["version"] = .string(version)
+            if let stats = loop?.stats {
+                o["loop"] = .object([
+                    "period_ms": .number(config.control.period.seconds * 1000),
+                    "ticks": .number(Double(stats.ticks)),
+                    "worst_late_us": .number((stats.worstLateness.seconds * 1e6).rounded()),
+                    "p99_late_us": .number((stats.p99Lateness.seconds * 1e6).rounded()),
+                    "realtime": .bool(stats.isRealtime),
+                ])
+            }
+            if let u = uplink { o["uplink"] = u.status }
+            status.result = .object(o)
+            return status
+        case "io.read":
+            guard let target = request.target else { return .failure("malformed", "io.read needs a device") }
+            let box = ResponseBox()
+            inbox.post(.snapshot { value in
+                if case .object(let o)? = value.object?["devices"], let d = o[target] { box.set(.success(d)) } else {
+                    box.set(.failure("unknown_target", "\(target) is not a device"))
+                }
+            })
+            loop?.wake()
+            return box.wait(timeout: .seconds(3)) ?? .failure("timeout", "the control loop did not answer in time")
+        default:
+            guard let action = Agent.verbActions[request.verb] else {
+                return .failure("unknown_action", "unknown verb \(request.verb)")
+            }
+            let command = AgentCommand(origin: .local(uid: peer.uid), id: "local-\(UUID().uuidString.prefix(8))", target: request.target ?? "", action: action, args: request.args)
+            let response = submitAndWait(command)
+            logger.notice("local command", metadata: ["peer": "\(peer)", "action": "\(action)", "target": "\(command.target)", "ok": "\(response.ok)", "code": "\(response.code ?? "")"])
+            uplink?.audit(command: command, response: response)
+            return response
+        }
+    }
+
+    // MARK: - Watchdog, reload, stop
+
+    private func startWatchdog() {
+        guard let notifier = SystemdNotifier.fromEnvironment() else { return }
+        self.notifier = notifier
+        try? notifier.notify("READY=1\nSTATUS=running: \(config.devices.count) devices, gateway \(config.gateway.id)")
+        guard let interval = notifier.watchdogInterval, let loop else { return }
+        let health = LoopHealth(loops: [loop])
+        self.health = health
+        let t = Thread { [weak self] in
+            while let self, !self.lock.withLock({ self.stopping }) {
+                if health.isHealthy(now: MonotonicInstant.now()) { try? notifier.notify("WATCHDOG=1") }
+                Thread.sleep(forTimeInterval: interval.seconds / 2)
+            }
+        }
+        t.name = "watchdog"
+        t.start()
+        watchdogThread = t
+    }
+
+    /// Loads and validates `path`; on success swaps in the new config (buses, loops and
+    /// socket restart); on failure keeps running and returns the reason.
+    @discardableResult
+    public func reload(path: String) -> String? {
+        let newConfig: AgentConfig
+        do {
+            newConfig = try ConfigLoader.load(path: path)
+        } catch {
+            logger.error("config reload refused; keeping the running config", metadata: ["error": "\(error)"])
+            return "\(error)"
+        }
+        logger.notice("config reloaded", metadata: ["path": "\(path)"])
+        lock.withLock {
+            core.safeOutputs()
+            loop?.stop()
+            field.stop()
+            config = newConfig
+            (field, inbox, core) = Agent.build(config: config, logger: logger) { [weak self] events in self?.handle(events) }
+        }
+        do { try startLoopAndField() } catch {
+            logger.error("restart after reload failed: \(error)")
+            return "\(error)"
+        }
+        uplink?.publishEvent(device: "gateway", type: "config.reloaded", data: ["path": .string(path)])
+        return nil
+    }
+
+    /// Safe outputs, flush, stop every thread.
+    public func stop() {
+        lock.withLock { stopping = true }
+        try? notifier?.notify("STOPPING=1")
+        server?.stop()
+        core.safeOutputs()
+        loop?.stop()
+        field.stop()
+        uplink?.stop()
+        logger.info("edge-agent stopped")
+    }
+}
+
+/// A one-shot result slot for crossing from the loop thread back to a waiting thread.
+final class ResponseBox: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var value: ControlResponse?
+    func set(_ v: ControlResponse) {
+        cond.lock()
+        value = v
+        cond.broadcast()
+        cond.unlock()
+    }
+    func wait(timeout: Duration) -> ControlResponse? {
+        cond.lock()
+        defer { cond.unlock() }
+        let deadline = Date().addingTimeInterval(timeout.seconds)
+        while value == nil, cond.wait(until: deadline) {}
+        return value
+    }
+}

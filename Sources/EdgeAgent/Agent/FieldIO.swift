@@ -1,0 +1,104 @@
+import Drivers
+import Logging
+import Protocols
+
+/// Everything the agent touches in the field: one `ModbusBus` per configured bus and the
+/// board's GPIO backend, built from the validated config. Inputs arrive through the two
+/// handlers given to `start`; outputs go out through `write`.
+final class FieldIO: @unchecked Sendable {
+    let buses: [String: ModbusBus]
+    let gpio: (any GPIOBackend)?
+    private(set) var gpioInputs: [String: any GPIOInput] = [:]     // by device name
+    private(set) var gpioOutputs: [String: any GPIOOutput] = [:]   // by device name
+    /// Device name -> bus name, for Modbus devices.
+    let busOfDevice: [String: String]
+    /// Board line name -> device name, for GPIO devices.
+    let deviceOfLine: [String: String]
+    private let config: AgentConfig
+    private let logger: Logger
+
+    init(config: AgentConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        var buses: [String: ModbusBus] = [:]
+        for (name, bus) in config.buses {
+            let transport: ModbusTransport
+            switch bus.transport {
+            case .tcp(let host, let port):
+                transport = .tcp(host: host, port: port)
+            case .rtu(let device, let baud, let parity, let dataBits, let stopBits):
+                transport = .rtu(device: device, baud: baud, parity: ModbusParity(rawValue: parity) ?? .even, dataBits: dataBits, stopBits: stopBits)
+            }
+            buses[name] = ModbusBus(name: name, transport: transport, timeout: bus.timeout, pollInterval: bus.pollInterval, logger: logger)
+        }
+        var busOfDevice: [String: String] = [:]
+        var deviceOfLine: [String: String] = [:]
+        for (name, device) in config.devices.sorted(by: { $0.key < $1.key }) {
+            switch device.attachment {
+            case .modbus(let profile, let bus, let unit):
+                if let p = config.profiles[profile], let b = buses[bus] {
+                    b.addDevice(ModbusDeviceSpec(name: name, unit: unit, profile: p))
+                    busOfDevice[name] = bus
+                }
+            case .gpio(let line):
+                deviceOfLine[line] = name
+            }
+        }
+        self.buses = buses
+        self.busOfDevice = busOfDevice
+        self.deviceOfLine = deviceOfLine
+        switch config.board.gpioBackend {
+        case .libgpiod:
+            gpio = deviceOfLine.isEmpty ? nil : LibGPIODBackend(consumer: "edge-agent", logger: logger)
+        case .simulated:
+            if let socket = config.board.simulatorSocket {
+                gpio = SimulatorLinkGPIOBackend(socketPath: socket, logger: logger)
+            } else {
+                gpio = SimulatedGPIOBackend()
+            }
+        }
+    }
+
+    /// Opens GPIO lines and starts every bus thread and the GPIO event thread.
+    func start(onReading: @escaping @Sendable (DeviceReading) -> Void, onEdge: @escaping @Sendable (GPIOEdge) -> Void) throws(GPIOError) {
+        if let gpio {
+            for (line, device) in deviceOfLine.sorted(by: { $0.key < $1.key }) {
+                guard let lc = config.board.lines[line] else { continue }
+                switch lc.direction {
+                case .input:
+                    gpioInputs[device] = try gpio.openInput(name: line, chip: lc.chip, offset: lc.offset, activeLow: lc.activeLow, debounce: lc.debounce)
+                case .output:
+                    gpioOutputs[device] = try gpio.openOutput(name: line, chip: lc.chip, offset: lc.offset, activeLow: lc.activeLow, initial: false)
+                }
+            }
+            try gpio.startEvents(onEdge)
+        }
+        for bus in buses.values {
+            bus.onReading(onReading)
+            bus.start()
+        }
+    }
+
+    /// Queues a write of profile points to a Modbus device, or sets a GPIO output device.
+    func write(device: String, points: [PointWrite], priority: WritePriority,
+               completion: @escaping @Sendable (Result<Void, FieldDeviceError>) -> Void) {
+        if let busName = busOfDevice[device], let bus = buses[busName] {
+            bus.write(device: device, points: points, priority: priority, completion: completion)
+        } else if let out = gpioOutputs[device], let value = points.first?.value {
+            do {
+                try out.write(value != 0)
+                completion(.success(()))
+            } catch {
+                completion(.failure(FieldDeviceError(device: device, message: "\(error)", isCommunicationLoss: true)))
+            }
+        } else {
+            completion(.failure(FieldDeviceError(device: device, message: "no bus or GPIO output for this device")))
+        }
+    }
+
+    /// Stops buses (after their queued safety writes) and the GPIO thread.
+    func stop() {
+        for bus in buses.values { bus.stop() }
+        gpio?.stop()
+    }
+}

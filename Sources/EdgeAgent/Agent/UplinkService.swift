@@ -1,0 +1,289 @@
+import Drivers
+import Foundation
+import Logging
+import Protocols
+
+/// The link to the centre: every message goes through the durable outbox (written before it
+/// is published, deleted on PUBACK), a drainer thread publishes in seq order with a bounded
+/// in-flight window, and signed commands on `ROOT/cmd` are verified, checked for replay,
+/// validated, executed through the control loop, audited and answered on `ROOT/reply`.
+///
+/// When the outbox cannot write (disk full, corrupt file) the agent keeps controlling; the
+/// failure is counted, logged and reported as an alarm once the disk accepts writes again.
+final class UplinkService: @unchecked Sendable {
+    typealias Executor = @Sendable (AgentCommand, @escaping @Sendable (ControlResponse) -> Void) -> Void
+
+    let root: String
+    private let config: AgentConfig
+    private let version: String
+    private let logger: Logger
+    private let client: MQTTClient
+    private let outbox: Outbox?
+    private let replay: ReplayStore?
+    private let auditLog: AuditLog?
+    private let verifier: CommandVerifier
+    private let execute: Executor
+    private let bootID = UUID().uuidString.lowercased()
+    private let cond = NSCondition()
+    private var running = false
+    private var connected = false
+    private var inflight: [Int32: UInt64] = [:]
+    private var lastQueued: UInt64?
+    private var outboxErrors = 0
+    private var lastOutboxError: String?
+    private var telemetryDue: [String: (at: MonotonicInstant, values: [String: ControlValue])] = [:]
+    private let maxInflight = 20
+
+    init(config: AgentConfig, version: String, logger: Logger, execute: @escaping Executor) throws {
+        self.config = config
+        self.version = version
+        self.logger = logger
+        self.execute = execute
+        root = "\(config.uplink.prefix)/\(config.gateway.id)"
+        let state = config.gateway.stateDirectory
+        var outbox: Outbox?
+        do {
+            outbox = try Outbox(path: state + "/outbox.db", maxMessages: config.uplink.outboxMaxMessages, maxAge: config.uplink.outboxMaxAge, logger: logger)
+        } catch {
+            logger.critical("outbox unavailable; uplink messages cannot be kept: \(error)")
+            lastOutboxError = "\(error)"
+        }
+        self.outbox = outbox
+        replay = try? ReplayStore(path: state + "/replay.db")
+        auditLog = try? AuditLog(path: state + "/audit.log")
+        verifier = CommandVerifier(gatewayID: config.gateway.id, centreKeys: config.uplink.centreKeys)
+        var mqtt = MQTTConfiguration(broker: config.uplink.broker, clientID: "edge-agent-\(config.gateway.id)")
+        mqtt.cleanSession = false
+        mqtt.maxInflight = maxInflight
+        mqtt.will = MQTTMessage(topic: root + "/status", payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
+        if let tls = config.uplink.tls { mqtt.tls = .init(ca: tls.ca, cert: tls.cert, key: tls.key) }
+        client = try MQTTClient(configuration: mqtt, logger: logger)
+    }
+
+    var status: ControlValue {
+        cond.lock()
+        defer { cond.unlock() }
+        var o: [String: ControlValue] = [
+            "broker": .string(config.uplink.broker),
+            "connected": .bool(connected),
+            "inflight": .number(Double(inflight.count)),
+        ]
+        if let outbox {
+            o["outbox_depth"] = .number(Double(outbox.count))
+            let d = outbox.droppedCount
+            o["dropped_telemetry"] = .number(Double(d.telemetry))
+            o["dropped_events"] = .number(Double(d.event))
+            o["last_seq"] = .number(Double(outbox.lastSeq))
+        }
+        o["outbox_errors"] = .number(Double(outboxErrors))
+        if let e = lastOutboxError { o["outbox_error"] = .string(e) }
+        return .object(o)
+    }
+
+    func start() {
+        client.onConnectionChange { [weak self] up in self?.connectionChanged(up) }
+        client.onPublished { [weak self] mid in self?.acknowledged(mid) }
+        client.onMessage { [weak self] m in self?.received(m) }
+        try? client.subscribe(root + "/cmd", qos: 1)
+        cond.lock()
+        running = true
+        cond.unlock()
+        let t = Thread { [weak self] in self?.drain() }
+        t.name = "uplink-drain"
+        t.start()
+        client.start()
+    }
+
+    func stop() {
+        cond.lock()
+        running = false
+        cond.broadcast()
+        cond.unlock()
+        // Say goodbye explicitly (the will only fires on an unclean loss).
+        if connected {
+            _ = try? client.publish(MQTTMessage(topic: root + "/status", payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true))
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        client.stop()
+        outbox?.close()
+    }
+
+    // MARK: - Enqueue
+
+    private func enqueue(topic: String, retain: Bool, priority: OutboxPriority, body: [String: ControlValue]) {
+        guard let outbox else { return }
+        do {
+            _ = try outbox.append(topic: topic, qos: 1, retain: retain, priority: priority) { seq in
+                var b = body
+                b["seq"] = .number(Double(seq))
+                if b["ts"] == nil { b["ts"] = .string(Timestamp.rfc3339()) }
+                return ControlCoding.encodeJSON(.object(b))
+            }
+            cond.lock()
+            cond.broadcast()
+            cond.unlock()
+        } catch {
+            cond.lock()
+            outboxErrors += 1
+            let first = lastOutboxError == nil
+            lastOutboxError = "\(error)"
+            cond.unlock()
+            if first || outboxErrors % 1000 == 0 {
+                logger.error("outbox write failed; control continues", metadata: ["error": "\(error)", "failures": "\(outboxErrors)"])
+            }
+        }
+    }
+
+    func publish(_ events: [AgentEvent]) {
+        for e in events {
+            switch e {
+            case .control(let c):
+                if case .alarm(let a) = c.kind {
+                    enqueue(topic: "\(root)/alarm/\(c.source)/\(a.code.rawValue)", retain: true, priority: .event,
+                            body: ["active": .bool(a.active), "severity": .string(a.severity.rawValue), "message": .string(a.message)])
+                } else {
+                    var data: [String: ControlValue] = [:]
+                    for (k, v) in c.data {
+                        switch v {
+                        case .int(let i): data[k] = .number(Double(i))
+                        case .double(let d): data[k] = .number(d)
+                        case .string(let s): data[k] = .string(s)
+                        case .bool(let b): data[k] = .bool(b)
+                        }
+                    }
+                    enqueue(topic: "\(root)/event/\(c.source)", retain: false, priority: .event,
+                            body: ["type": .string(c.type), "data": .object(data)])
+                }
+            case .device(let d, let online, let error):
+                enqueue(topic: "\(root)/event/\(d)", retain: false, priority: .event,
+                        body: ["type": .string(online ? "device.online" : "device.offline"), "data": .object(error.map { ["error": .string($0)] } ?? [:])])
+                enqueue(topic: "\(root)/alarm/\(d)/comm_lost", retain: true, priority: .event,
+                        body: ["active": .bool(!online), "severity": .string("major"), "message": .string(online ? "\(d) answers again" : "\(d) does not answer: \(error ?? "no reply")")])
+            case .telemetry(let device, let values):
+                enqueue(topic: "\(root)/telemetry/\(device)", retain: false, priority: .telemetry, body: ["values": .object(values)])
+            }
+        }
+    }
+
+    func publishEvent(device: String, type: String, data: [String: ControlValue]) {
+        enqueue(topic: "\(root)/event/\(device)", retain: false, priority: .event, body: ["type": .string(type), "data": .object(data)])
+    }
+
+    func audit(command: AgentCommand, response: ControlResponse) {
+        do {
+            try auditLog?.record(origin: command.origin, id: command.id, target: command.target, action: command.action, args: command.args,
+                                 result: response.ok ? .ok : .error(code: response.code ?? "error", message: response.message ?? ""))
+        } catch {
+            logger.error("audit log write failed: \(error)")
+        }
+    }
+
+    // MARK: - MQTT callbacks (libmosquitto's thread)
+
+    private func connectionChanged(_ up: Bool) {
+        cond.lock()
+        connected = up
+        cond.broadcast()
+        cond.unlock()
+        if up {
+            logger.notice("uplink connected", metadata: ["broker": "\(config.uplink.broker)"])
+            enqueue(topic: root + "/status", retain: true, priority: .event,
+                    body: ["state": .string("online"), "version": .string(version), "boot_id": .string(bootID)])
+        } else {
+            logger.warning("uplink disconnected; messages stay in the outbox", metadata: ["broker": "\(config.uplink.broker)"])
+        }
+    }
+
+    private func acknowledged(_ mid: Int32) {
+        cond.lock()
+        let seq = inflight.removeValue(forKey: mid)
+        cond.broadcast()
+        cond.unlock()
+        if let seq { try? outbox?.remove(seq: seq) }
+    }
+
+    private func received(_ message: MQTTMessage) {
+        guard message.topic == root + "/cmd" else { return }
+        let now = Date()
+        switch verifier.verify(envelope: message.payload, now: now) {
+        case .failure(let rejection):
+            logger.warning("command refused", metadata: ["code": "\(rejection.code)", "reason": "\(rejection.message)"])
+            reply(id: rejection.id, ok: false, code: rejection.code, message: rejection.message)
+        case .success(let command):
+            if replay?.hasSeen(command.id) == true {
+                return reply(id: command.id, ok: false, code: "replay", message: "command \(command.id) was already executed")
+            }
+            if let rejection = CommandCatalog.validate(command, targetKind: targetKind(command.target)) {
+                return reply(id: command.id, ok: false, code: rejection.code, message: rejection.message)
+            }
+            // Remember the id before acting: a crash after this point can lose the command but never run it twice.
+            do { try replay?.record(command.id, expires: command.expires) } catch {
+                return reply(id: command.id, ok: false, code: "malformed", message: "cannot record the command id: \(error)")
+            }
+            let agentCommand = AgentCommand(origin: .centre(keyID: command.keyID), id: command.id, target: command.target, action: command.action, args: command.args)
+            execute(agentCommand) { [weak self] response in
+                guard let self else { return }
+                self.audit(command: agentCommand, response: response)
+                self.reply(id: command.id, ok: response.ok, code: response.code, message: response.message)
+                if response.ok {
+                    self.publishEvent(device: command.target.isEmpty ? "gateway" : command.target, type: "command.executed",
+                                      data: ["id": .string(command.id), "action": .string(command.action)])
+                }
+            }
+        }
+    }
+
+    private func targetKind(_ target: String) -> CommandCatalog.TargetKind? {
+        if target == config.gateway.id || target == "gateway" || target.isEmpty { return .gateway }
+        if config.lighting[target] != nil { return .lightingGroup }
+        if config.bollards[target] != nil { return .bollard }
+        if config.priority[target] != nil { return .approach }
+        if config.lighting.values.contains(where: { $0.lamps.contains(target) }) { return .lamp }
+        return nil
+    }
+
+    private func reply(id: String?, ok: Bool, code: String?, message: String?) {
+        var body: [String: ControlValue] = ["id": id.map { .string($0) } ?? .null, "ok": .bool(ok)]
+        if !ok { body["error"] = .object(["code": .string(code ?? "error"), "message": .string(message ?? "")]) }
+        enqueue(topic: root + "/reply", retain: false, priority: .event, body: body)
+    }
+
+    // MARK: - Drainer
+
+    private func drain() {
+        while true {
+            cond.lock()
+            while running && (!connected || inflight.count >= maxInflight) { _ = cond.wait(until: Date().addingTimeInterval(1)) }
+            if !running { cond.unlock(); return }
+            let room = maxInflight - inflight.count
+            let after = lastQueued
+            cond.unlock()
+            guard let outbox, let batch = try? outbox.peek(after: after, limit: room), !batch.isEmpty else {
+                cond.lock()
+                if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
+                cond.unlock()
+                continue
+            }
+            for m in batch {
+                do {
+                    cond.lock()
+                    let mid = try client.publish(MQTTMessage(topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain))
+                    inflight[mid] = m.seq
+                    lastQueued = m.seq
+                    cond.unlock()
+                } catch {
+                    cond.unlock()
+                    break
+                }
+            }
+        }
+    }
+}
+
+extension ControlCoding {
+    static func encodeJSON(_ value: ControlValue) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? [UInt8](encoder.encode(value))) ?? []
+    }
+}

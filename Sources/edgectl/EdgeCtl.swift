@@ -1,0 +1,288 @@
+import ArgumentParser
+import EdgeAgent
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// edgectl: the technician's CLI. Exit codes: 0 done, 1 refused, 2 usage, 3 agent not reachable.
+@main
+struct EdgeCtl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edgectl",
+        abstract: "Talk to the running edge-agent on this gateway.",
+        discussion: "Exit codes: 0 done, 1 refused (interlock, invalid), 2 usage, 3 agent not reachable.",
+        subcommands: [Status.self, Watch.self, Lamp.self, Bollard.self, Priority.self, IO.self, Config.self, Keygen.self, Sign.self]
+    )
+}
+
+/// Where the agent's control socket is: --socket, else the config's, else the default.
+struct Connection: ParsableArguments {
+    @Option(name: .long, help: "Control socket path (default /run/edge-agent/control.sock).")
+    var socket: String?
+
+    @Option(name: .long, help: "Read the control socket path from this agent config file.")
+    var config: String?
+
+    func socketPath() throws -> String {
+        if let socket { return socket }
+        if let config {
+            do {
+                return try ConfigLoader.load(path: config).gateway.controlSocket
+            } catch {
+                throw CLIError.usage("cannot read \(config): \(error)")
+            }
+        }
+        return "/run/edge-agent/control.sock"
+    }
+
+    /// Sends one request; maps failures to the contract's exit codes.
+    func call(_ request: ControlRequest) throws -> ControlResponse {
+        let path = try socketPath()
+        do {
+            let client = try ControlClient(path: path)
+            return try client.send(request)
+        } catch {
+            throw CLIError.unreachable(error.description)
+        }
+    }
+}
+
+enum CLIError: Error {
+    case usage(String)
+    case refused(String)
+    case unreachable(String)
+}
+
+extension ParsableCommand {
+    /// Prints a refusal or an unreachable agent the way technicians and scripts expect.
+    static func finish(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch CLIError.usage(let message) {
+            FileHandle.standardError.write(Data("edgectl: \(message)\n".utf8))
+            throw ExitCode(2)
+        } catch CLIError.refused(let message) {
+            FileHandle.standardError.write(Data("edgectl: refused: \(message)\n".utf8))
+            throw ExitCode(1)
+        } catch CLIError.unreachable(let message) {
+            FileHandle.standardError.write(Data("edgectl: \(message)\n".utf8))
+            throw ExitCode(3)
+        }
+    }
+}
+
+func printJSON(_ value: ControlValue?) {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    if let data = try? encoder.encode(value ?? .null), let s = String(data: data, encoding: .utf8) { print(s) }
+}
+
+/// Sends an actuating request and prints the result; refusal -> exit 1 with the agent's reason.
+func actuate(_ connection: Connection, _ request: ControlRequest, json: Bool) throws {
+    let response = try connection.call(request)
+    if response.ok {
+        if json { printJSON(response.result ?? .object(["ok": .bool(true)])) } else {
+            print("ok: \(request.verb) \(request.target ?? "")" + (response.message.map { " (\($0))" } ?? ""))
+        }
+    } else {
+        throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")")
+    }
+}
+
+/// Parses `10m`, `30s`, `500ms`, `2h`, `1d` into seconds.
+func parseSeconds(_ text: String) -> Double? {
+    let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+    for (suffix, factor) in units where text.hasSuffix(suffix) {
+        let number = text.dropLast(suffix.count)
+        if let v = Double(number), v >= 0, !(suffix == "s" && text.hasSuffix("ms")) { return v * factor }
+    }
+    return nil
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the gateway at a glance: uplink, devices, alarms, control loop.")
+    @OptionGroup var connection: Connection
+    @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+    func run() throws {
+        try Self.finish {
+            let response = try connection.call(ControlRequest(verb: "status"))
+            guard response.ok, let result = response.result else {
+                throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")")
+            }
+            if json { printJSON(result) } else { print(StatusView.render(result), terminator: "") }
+        }
+    }
+}
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Refresh the status view live until Ctrl-C.")
+    @OptionGroup var connection: Connection
+    @Option(name: .long, help: "Refresh period, e.g. 1s or 500ms.") var every: String = "1s"
+    @Option(name: .long, help: "Stop after this many refreshes (0 = until Ctrl-C).") var count: Int = 0
+
+    func run() throws {
+        guard let period = parseSeconds(every), period >= 0.1 else { throw ValidationError("--every must be a duration of at least 100ms, e.g. 1s") }
+        try Self.finish {
+            var n = 0
+            while count == 0 || n < count {
+                let response = try connection.call(ControlRequest(verb: "status"))
+                guard response.ok, let result = response.result else {
+                    throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")")
+                }
+                // Clear the screen and home the cursor, then draw.
+                FileHandle.standardOutput.write(Data(("\u{1B}[H\u{1B}[2J" + StatusView.render(result)).utf8))
+                n += 1
+                if count == 0 || n < count { usleep(UInt32(period * 1_000_000)) }
+            }
+        }
+    }
+}
+
+struct Lamp: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Override or release a luminaire or lighting group.", subcommands: [Set.self, Release.self])
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set a level (0-100) for a while: edgectl lamp set lamp-01 80 --for 10m")
+        @OptionGroup var connection: Connection
+        @Argument(help: "Luminaire or lighting group.") var target: String
+        @Argument(help: "Level, percent 0-100.") var level: Int
+        @Option(name: .customLong("for"), help: "How long, e.g. 10m (default 1h).") var duration: String = "1h"
+        @Flag(name: .long) var json = false
+        func run() throws {
+            guard (0...100).contains(level) else { throw ValidationError("level must be 0-100 (got \(level))") }
+            guard let seconds = parseSeconds(duration), seconds > 0 else { throw ValidationError("--for must be a duration like 30s, 10m, 2h (got \(duration))") }
+            try Self.finish {
+                try actuate(connection, ControlRequest(verb: "lamp.set", target: target, args: ["level": .number(Double(level)), "duration_s": .number(seconds)]), json: json)
+            }
+        }
+    }
+
+    struct Release: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Return a luminaire or group to its schedule and presence control.")
+        @OptionGroup var connection: Connection
+        @Argument var target: String
+        @Flag(name: .long) var json = false
+        func run() throws {
+            try Self.finish { try actuate(connection, ControlRequest(verb: "lamp.release", target: target), json: json) }
+        }
+    }
+}
+
+struct Bollard: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Operate a bollard (interlocks always apply).", subcommands: [Raise.self, Lower.self, EmergencyLower.self, Clear.self])
+
+    struct Raise: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Raise (after the pre-warning; refused while the loop, photocell or emergency input is active).")
+        @OptionGroup var connection: Connection
+        @Argument var target: String
+        @Flag(name: .long) var json = false
+        func run() throws { try Self.finish { try actuate(connection, ControlRequest(verb: "bollard.raise", target: target), json: json) } }
+    }
+    struct Lower: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Lower.")
+        @OptionGroup var connection: Connection
+        @Argument var target: String
+        @Flag(name: .long) var json = false
+        func run() throws { try Self.finish { try actuate(connection, ControlRequest(verb: "bollard.lower", target: target), json: json) } }
+    }
+    struct EmergencyLower: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "emergency-lower", abstract: "Lower and hold down until cleared.")
+        @OptionGroup var connection: Connection
+        @Argument var target: String
+        @Flag(name: .long) var json = false
+        func run() throws { try Self.finish { try actuate(connection, ControlRequest(verb: "bollard.emergency-lower", target: target), json: json) } }
+    }
+    struct Clear: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Clear an emergency or a latched fault (the bollard stays down).")
+        @OptionGroup var connection: Connection
+        @Argument var target: String
+        @Flag(name: .long) var json = false
+        func run() throws { try Self.finish { try actuate(connection, ControlRequest(verb: "bollard.clear", target: target), json: json) } }
+    }
+}
+
+struct Priority: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Bus priority requests on a junction approach.", subcommands: [Request.self, Cancel.self])
+
+    struct Request: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a vehicle in on an approach (held until cancel or max hold).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "Approach name, e.g. north.") var approach: String
+        @Option(name: .long, help: "Vehicle id.") var vehicle: String = "technician"
+        @Option(name: .long, help: "Line.") var line: String = ""
+        @Flag(name: .long) var json = false
+        func run() throws {
+            try Self.finish {
+                try actuate(connection, ControlRequest(verb: "priority.request", target: approach, args: ["vehicle": .string(vehicle), "line": .string(line)]), json: json)
+            }
+        }
+    }
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a vehicle out of an approach.")
+        @OptionGroup var connection: Connection
+        @Argument var approach: String
+        @Option(name: .long) var vehicle: String = "technician"
+        @Flag(name: .long) var json = false
+        func run() throws {
+            try Self.finish { try actuate(connection, ControlRequest(verb: "priority.cancel", target: approach, args: ["vehicle": .string(vehicle)]), json: json) }
+        }
+    }
+}
+
+struct IO: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "io", abstract: "Raw device points, for diagnostics (write only in maintenance mode).", subcommands: [Read.self, Write.self])
+
+    struct Read: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Read a device's points as last polled: edgectl io read bollard-1")
+        @OptionGroup var connection: Connection
+        @Argument var device: String
+        @Flag(name: .long) var json = false
+        func run() throws {
+            try Self.finish {
+                let response = try connection.call(ControlRequest(verb: "io.read", target: device))
+                guard response.ok else { throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")") }
+                if json { printJSON(response.result) } else if let o = response.result?.object {
+                    for key in o.keys.sorted() { print("\(key.padding(toLength: 16, withPad: " ", startingAt: 0)) \(o[key]!)") }
+                }
+            }
+        }
+    }
+    struct Write: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a point (maintenance mode only): edgectl io write lamp-01 setpoint 50")
+        @OptionGroup var connection: Connection
+        @Argument var device: String
+        @Argument var point: String
+        @Argument var value: Double
+        @Flag(name: .long) var json = false
+        func run() throws {
+            try Self.finish {
+                try actuate(connection, ControlRequest(verb: "io.write", target: device, args: ["point": .string(point), "value": .number(value)]), json: json)
+            }
+        }
+    }
+}
+
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Agent configuration.", subcommands: [Check.self])
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Validate a config file (and its board and profiles) without starting anything.")
+        @Argument var file: String
+        @Flag(name: .long) var json = false
+        func run() throws {
+            do {
+                let config = try ConfigLoader.load(path: file)
+                if json {
+                    printJSON(.object(["ok": .bool(true), "gateway": .string(config.gateway.id), "devices": .number(Double(config.devices.count))]))
+                } else {
+                    print("\(file): ok (gateway \(config.gateway.id), \(config.devices.count) devices, \(config.buses.count) buses, board \(config.board.name))")
+                }
+            } catch {
+                if json { printJSON(.object(["ok": .bool(false), "error": .string(error.description)])) }
+                FileHandle.standardError.write(Data("\(error.description)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+}
