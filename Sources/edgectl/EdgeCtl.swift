@@ -12,8 +12,27 @@ struct EdgeCtl: ParsableCommand {
         commandName: "edgectl",
         abstract: "Talk to the running edge-agent on this gateway.",
         discussion: "Exit codes: 0 done, 1 refused (interlock, invalid), 2 usage, 3 agent not reachable.",
-        subcommands: [Status.self, Watch.self, Lamp.self, Bollard.self, Priority.self, IO.self, Config.self, Keygen.self, Sign.self]
+        subcommands: [Status.self, Watch.self, Lamp.self, Bollard.self, Priority.self, IO.self, Maintenance.self, Config.self, Keygen.self, Sign.self]
     )
+
+    /// `--socket PATH` and `--config FILE` may come before the verb (`edgectl --socket S status`):
+    /// move them after it, where the verbs declare them.
+    static func main() {
+        var args = Array(CommandLine.arguments.dropFirst())
+        var global: [String] = []
+        while let first = args.first, first == "--socket" || first == "--config", args.count >= 2 {
+            global += args.prefix(2)
+            args.removeFirst(2)
+        }
+        if !global.isEmpty, !args.isEmpty {
+            // Insert after the verb path (the leading words that are not options).
+            var i = 0
+            while i < args.count, !args[i].hasPrefix("-"), i < 2 { i += 1 }
+            // config, keygen and sign do not talk to the agent: they take no socket.
+            if !["config", "keygen", "sign"].contains(args.first!) { args.insert(contentsOf: global, at: min(i, args.count)) }
+        }
+        Self.main(args)
+    }
 }
 
 /// Where the agent's control socket is: --socket, else the config's, else the default.
@@ -261,6 +280,17 @@ struct IO: ParsableCommand {
                 try actuate(connection, ControlRequest(verb: "io.write", target: device, args: ["point": .string(point), "value": .number(value)]), json: json)
             }
         }
+    }
+}
+
+struct Maintenance: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Maintenance mode (allows io write): edgectl maintenance on|off")
+    @OptionGroup var connection: Connection
+    @Argument(help: "on or off") var state: String
+    @Flag(name: .long) var json = false
+    func run() throws {
+        guard state == "on" || state == "off" else { throw ValidationError("say on or off") }
+        try Self.finish { try actuate(connection, ControlRequest(verb: "maintenance", args: ["on": .bool(state == "on")]), json: json) }
     }
 }
 

@@ -88,7 +88,8 @@ public final class ModbusBus: @unchecked Sendable {
         let codec: PointCodec
         var nextPoll: Int64 = 0
         var failures = 0
-        var online = true
+        /// False until the device has answered once: an unknown device is never written to.
+        var online = false
         var backoff: Int64 = ModbusBus.backoffStart
         var everAnswered = false
     }
@@ -253,7 +254,7 @@ public final class ModbusBus: @unchecked Sendable {
             } else {
                 stats.failures += 1
                 d.failures += 1
-                if d.failures >= ModbusBus.failuresBeforeOffline {
+                if !d.everAnswered || d.failures >= ModbusBus.failuresBeforeOffline {
                     if d.online { wentOffline = true }
                     d.online = false
                     d.nextPoll = monotonicNanos() + d.backoff

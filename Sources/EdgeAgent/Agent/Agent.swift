@@ -96,7 +96,16 @@ public final class Agent: @unchecked Sendable {
         for e in events {
             switch e {
             case .control(let c):
-                logger.info("\(c.type)", metadata: ["source": "\(c.source)", "data": "\(c.data)"])
+                var metadata: Logger.Metadata = ["source": "\(c.source)"]
+                for (k, v) in c.data {
+                    switch v {
+                    case .int(let i): metadata[k] = "\(i)"
+                    case .double(let d): metadata[k] = "\((d * 10).rounded() / 10)"
+                    case .string(let s): metadata[k] = "\(s)"
+                    case .bool(let b): metadata[k] = "\(b)"
+                    }
+                }
+                logger.info("\(c.type)", metadata: metadata)
             case .device(let d, let online, let error):
                 if online { logger.notice("device.online", metadata: ["device": "\(d)"]) } else {
                     logger.warning("device.offline", metadata: ["device": "\(d)", "error": "\(error ?? "")"])
