@@ -119,7 +119,7 @@ public func runCommand(_ executable: String, _ arguments: [String], timeout: Dur
 /// Finds a program on PATH (e.g. "mosquitto", "socat", "mbpoll", "python3").
 public func which(_ name: String) -> String? {
     let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-    for dir in path.split(separator: ":") + ["/usr/sbin", "/sbin"] {
+    for dir in path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"] {
         let p = "\(dir)/\(name)"
         if FileManager.default.isExecutableFile(atPath: p) { return p }
     }

@@ -366,14 +366,15 @@ final class ControlCore: @unchecked Sendable {
     }
 
     private func collectEvents(now: MonotonicInstant) {
-        var presenceChanged: [String] = []
+        var presenceChanged: [(String, Bool)] = []
         for name in groupOrder {
             let before = events.count
             groups[name]!.drainEvents(into: &events)
-            for e in events[before...] { if case .presence = e.kind { presenceChanged.append(name) } }
+            for e in events[before...] { if case .presence(let detected) = e.kind { presenceChanged.append((name, detected)) } }
         }
-        for name in presenceChanged {
-            for n in neighboursOf[name] ?? [] where groups[n] != nil { groups[n]!.neighbourBoost(at: now) }
+        // The light wave: neighbours stay boosted while this group detects, and hold after it ends.
+        for (name, detected) in presenceChanged {
+            for n in neighboursOf[name] ?? [] where groups[n] != nil { groups[n]!.neighbourPresence(from: name, detected: detected, at: now) }
         }
         if !presenceChanged.isEmpty { for name in groupOrder { groups[name]!.tick(at: now); groups[name]!.drainEvents(into: &events) } }
         for key in monitors.keys { monitors[key]!.drainEvents(into: &events) }
