@@ -20,7 +20,6 @@ public final class Agent: @unchecked Sendable {
     private var loop: LoopThread?
     private var server: ControlServer?
     private var uplink: UplinkService?
-    private var health: LoopHealth?
     private var notifier: SystemdNotifier?
     private var watchdogThread: Thread?
     private var stopping = false
@@ -124,7 +123,7 @@ public final class Agent: @unchecked Sendable {
         "bollard.raise": "raise", "bollard.lower": "lower", "bollard.emergency-lower": "emergency_lower",
         "bollard.clear": "clear_emergency", "bollard.hold-down": "hold_down",
         "priority.request": "priority_request", "priority.cancel": "priority_cancel",
-        "io.write": "io_write", "maintenance": "maintenance", "ping": "ping", "config.reload": "reload_config",
+        "io.write": "io_write", "maintenance": "maintenance", "debug.hang-loop": "debug_hang", "ping": "ping", "config.reload": "reload_config",
     ]
 
     private func handleControl(_ request: ControlRequest, peer: PeerCredentials) -> ControlResponse {
@@ -177,12 +176,22 @@ public final class Agent: @unchecked Sendable {
         guard let notifier = SystemdNotifier.fromEnvironment() else { return }
         self.notifier = notifier
         try? notifier.notify("READY=1\nSTATUS=running: \(config.devices.count) devices, gateway \(config.gateway.id)")
-        guard let interval = notifier.watchdogInterval, let loop else { return }
-        let health = LoopHealth(loops: [loop])
-        self.health = health
+        guard let interval = notifier.watchdogInterval else { return }
+        let logger = self.logger
         let t = Thread { [weak self] in
+            var withheld = false
             while let self, !self.lock.withLock({ self.stopping }) {
-                if health.isHealthy(now: MonotonicInstant.now()) { try? notifier.notify("WATCHDOG=1") }
+                // WATCHDOG=1 only while every control loop has ticked within its allowance.
+                let loops: [any MonitoredLoop] = self.lock.withLock { self.loop.map { [$0] } ?? [] }
+                let health = LoopHealth(loops: loops)
+                let stalls = health.stalls(now: MonotonicInstant.now())
+                if stalls.isEmpty {
+                    try? notifier.notify("WATCHDOG=1")
+                    withheld = false
+                } else if !withheld {
+                    logger.critical("control loop stalled; withholding WATCHDOG=1 so systemd restarts the agent", metadata: ["stalls": "\(stalls)"])
+                    withheld = true
+                }
                 Thread.sleep(forTimeInterval: interval.seconds / 2)
             }
         }

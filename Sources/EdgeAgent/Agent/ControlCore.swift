@@ -470,6 +470,15 @@ final class ControlCore: @unchecked Sendable {
             }
             send(t, [PointWrite(point, value)], .control, track: false)
             return .success()
+        case "debug_hang":
+            // Test hook for the watchdog: blocks this loop on purpose. Only with EDGE_AGENT_TEST_HOOKS=1.
+            guard ProcessInfo.processInfo.environment["EDGE_AGENT_TEST_HOOKS"] == "1" else {
+                return .failure("unknown_action", "unknown action debug_hang")
+            }
+            let seconds = min(max(number("duration_s") ?? 30, 0), 600)
+            logger.warning("test hook: control loop blocked on purpose", metadata: ["seconds": "\(seconds)"])
+            Thread.sleep(forTimeInterval: seconds)
+            return .success()
         default:
             return .failure("unknown_action", "unknown action \(c.action)")
         }

@@ -227,7 +227,14 @@ struct ConfigParser {
     mutating func loadBoard(_ node: YAMLValue) throws(ConfigError) {
         let given = try node.string()
         var candidates = [ConfigSyntax.resolve(given, against: folder)]
-        if !given.hasPrefix("/") { candidates.append(ConfigSyntax.resolve(given, against: ConfigLoader.sharedDataDirectory)) }
+        if !given.hasPrefix("/") {
+            // Packaged boards: /usr/share/edge-agent/<given>, then /usr/share/edge-agent/Boards/<file name>
+            // (so `../Boards/sim.yaml` from a source tree also finds the installed copy).
+            for c in [ConfigSyntax.resolve(given, against: ConfigLoader.sharedDataDirectory),
+                      ConfigLoader.sharedDataDirectory + "/Boards/" + URL(fileURLWithPath: given).lastPathComponent] where !candidates.contains(c) {
+                candidates.append(c)
+            }
+        }
         guard let found = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw node.error("board file \"\(given)\" not found (looked for \(candidates.joined(separator: ", ")))")
         }
