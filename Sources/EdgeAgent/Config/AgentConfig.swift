@@ -31,6 +31,8 @@ public struct AgentConfig: Sendable, Equatable {
         self.control = control
     }
 
+    /// This gateway (`gateway:`): identity, site position for dusk/dawn, local files.
+    /// Paths are absolute (relative ones were resolved against the config file's folder).
     public struct Gateway: Sendable, Equatable {
         /// `[a-z0-9-]+`
         public var id: String
@@ -53,6 +55,8 @@ public struct AgentConfig: Sendable, Equatable {
         }
     }
 
+    /// The link to the centre (`uplink:`). Invariant: an `mqtts://` broker has `tls`; TLS
+    /// files existed when the config was loaded; every centre key is 32 bytes.
     public struct Uplink: Sendable, Equatable {
         /// `mqtt://host:port` or `mqtts://host:port`.
         public var broker: String
@@ -72,6 +76,7 @@ public struct AgentConfig: Sendable, Equatable {
             self.outboxMaxAge = outboxMaxAge
             self.centreKeys = centreKeys
         }
+        /// Absolute paths of the pinned CA, the client certificate and its key (PEM).
         public struct TLS: Sendable, Equatable {
             public var ca: String
             public var cert: String

@@ -138,10 +138,9 @@ struct ConfigParser {
         }
         var rest = String(broker.dropFirst(scheme.count + 3))
         if rest.hasSuffix("/") { rest.removeLast() }
-        guard !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), let (host, portText) = Self.splitHostPort(rest) else {
+        guard !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), let (_, portText) = Self.splitHostPort(rest) else {
             throw brokerNode.error("bad broker URL \"\(broker)\" (use \(scheme)://host:port, no path or user)")
         }
-        _ = host
         if let portText {
             guard let port = Int(portText), (1...65535).contains(port) else {
                 throw brokerNode.error("bad port \"\(portText)\" in broker URL (1 to 65535)")

@@ -189,7 +189,7 @@ struct YAMLMap {
 
 /// Reading and composing YAML files into located values.
 enum YAMLFile {
-    /// Reads a UTF-8 file; `display` is the name used in errors.
+    /// Reads a UTF-8 file; errors name `path` as given.
     static func read(_ path: String) throws(ConfigError) -> String {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
