@@ -4,6 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
 bash scripts/setup.sh
-# Warnings are errors: the package builds clean.
-swift build --build-tests -Xswiftc -warnings-as-errors
+mkdir -p .build
+# The package builds without warnings: any warning in our own Sources/ or Tests/ fails the run
+# (dependencies' warnings are theirs).
+swift build --build-tests 2>&1 | tee .build/build.log
+if grep -E "^$PWD/(Sources|Tests)/.*: warning:" .build/build.log; then
+    echo "test.sh: the build has warnings (above); fix them" >&2
+    exit 1
+fi
 swift test --skip-build
