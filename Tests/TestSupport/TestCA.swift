@@ -27,7 +27,7 @@ public final class TestCA: @unchecked Sendable {
     public let wrongHostKey: String
 
     public init() throws {
-        guard let openssl = findProgram("openssl") else {
+        guard let openssl = which("openssl") else {
             throw OpenSSLError(command: [], output: "openssl not found on PATH")
         }
         let dir = ScratchDir("test-ca")

@@ -88,6 +88,12 @@ final class UplinkService: @unchecked Sendable {
         cond.lock()
         running = true
         cond.unlock()
+        if let recovered = outbox?.recoveredFromCorruption {
+            logger.critical("outbox database was corrupt; moved aside and started fresh", metadata: ["detail": "\(recovered)"])
+            enqueue(topic: "\(root)/alarm/gateway/outbox_corrupt", retain: true, priority: .event,
+                    body: ["active": .bool(true), "severity": .string("major"),
+                           "message": .string("outbox database was corrupt and was replaced; messages queued before may be lost: \(recovered)")])
+        }
         let t = Thread { [weak self] in self?.drain() }
         t.name = "uplink-drain"
         t.start()

@@ -265,7 +265,7 @@ final class OutboxCore: @unchecked Sendable {
         } else if !opened.fresh, seqFileValue == nil {
             base = state.lastSeq
         } else {
-            base = max(state.lastSeq, seqFileValue ?? 0)
+            base = state.lastSeq // MUTANT
         }
         nextSeq = base + 1
         reservedSeq = base
