@@ -141,7 +141,7 @@ final class LuminaireSim: SimDevice {
     func publish() {
         bank[input: 0] = UInt16(level.rounded())
         bank[input: 1] = UInt16(min(65535, (powerW * 10).rounded()))
-        let energy = UInt32(min(Double(UInt32.max), energyWh.rounded(.down)))
+        let energy = UInt32(min(Double(UInt32.max), (energyWh + 1e-6).rounded(.down)))  // epsilon: summed float steps land just under whole Wh
         bank[input: 2] = UInt16(energy >> 16)
         bank[input: 3] = UInt16(energy & 0xFFFF)
         bank[input: 4] = status

@@ -31,7 +31,18 @@ struct EdgeCtl: ParsableCommand {
             // config, keygen and sign do not talk to the agent: they take no socket.
             if !["config", "keygen", "sign"].contains(args.first!) { args.insert(contentsOf: global, at: min(i, args.count)) }
         }
-        Self.main(args)
+        // The contract's usage exit code is 2 (ArgumentParser's default is 64).
+        do {
+            var command = try parseAsRoot(args)
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
     }
 }
 

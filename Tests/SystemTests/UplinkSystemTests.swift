@@ -60,8 +60,10 @@ struct UplinkSystemTests {
         let broker = try MosquittoBroker()
         let rig = try FieldRig(brokerPort: broker.port)
         let config = rig.agentConfig(telemetry: "1s")
-        try rig.startAgent(config: config)
+        // The centre listens before the gateway says anything.
         let centre = try Centre(port: broker.port)
+        Thread.sleep(forTimeInterval: 0.3)
+        try rig.startAgent(config: config)
         // A steady stream: presence toggles make events, polls make telemetry.
         func churn(_ n: Int) throws {
             for i in 0..<n {

@@ -265,7 +265,7 @@ final class OutboxCore: @unchecked Sendable {
         } else if !opened.fresh, seqFileValue == nil {
             base = state.lastSeq
         } else {
-            base = state.lastSeq // MUTANT
+            base = max(state.lastSeq, seqFileValue ?? 0)
         }
         nextSeq = base + 1
         reservedSeq = base
