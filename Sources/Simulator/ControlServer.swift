@@ -48,7 +48,7 @@ final class ControlPeer: @unchecked Sendable {
 final class ControlSocketServer: @unchecked Sendable {
     let path: String
     private let logger: Logger
-    private unowned let simulator: FieldSimulator
+    private weak var simulator: FieldSimulator?
     private let listener: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
@@ -184,6 +184,7 @@ final class ControlSocketServer: @unchecked Sendable {
             let line = String(decoding: peer.buffer[..<newline], as: UTF8.self)
             peer.buffer.removeSubrange(...newline)
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            guard let simulator else { return false }
             switch simulator.handleControl(line, peer: peer) {
             case let .reply(text): peer.send(text)
             case .silent: break

@@ -72,6 +72,8 @@ struct MQTTWireTests {
             received += batch
             for p in batch { broker.sendPuback(try #require(p.publishID)) }
         }
+        // Never wait forever on publishers if the broker side failed: stopping fails them.
+        if received.count < total { client.stop() }
         await publishers.value
         #expect(received.count == total)
         #expect(Set(received.map { String(decoding: $0.publishPayload, as: UTF8.self) }).count == total)

@@ -12,6 +12,8 @@ private final class LockedServer: @unchecked Sendable {
     let banks: [UInt8: ModbusRegisterBank]
     var silent: Set<UInt8> = []
     var seen: [ModbusRequest] = []
+    /// Units whose answers are held back this long (a slow device: the answer arrives late).
+    var lateUnits: [UInt8: Duration] = [:]
     var server: ModbusServer!
 
     init(transport: ModbusTransport, units: [UInt8]) throws {
@@ -24,6 +26,7 @@ private final class LockedServer: @unchecked Sendable {
         }
         self.banks = banks
         server = try ModbusServer(bus: "test", transport: transport, units: banks) { [self] request, answer in
+            if let delay = lock.withLock({ lateUnits[request.unit] }) { Thread.sleep(forTimeInterval: delay.seconds) }
             lock.withLock {
                 guard !silent.contains(request.unit) else { return }
                 seen.append(request)
@@ -35,6 +38,10 @@ private final class LockedServer: @unchecked Sendable {
 
     func with<R>(_ body: () -> R) -> R { lock.withLock(body) }
     deinit { server.stop() }
+}
+
+extension Duration {
+    fileprivate var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
 
 @Suite struct ModbusClientServerTests {
@@ -126,6 +133,24 @@ private final class LockedServer: @unchecked Sendable {
         #expect(try client.readInputRegisters(unit: 2, address: 1, count: 1) == [2001])
     }
 
+    @Test func lateAnswerIsNeverTakenForTheNextOne() throws {
+        let s = try LockedServer(transport: .tcp(host: "127.0.0.1", port: 0), units: [1, 2])
+        s.with { s.lateUnits = [2: .milliseconds(350)] }
+        let client = try ModbusClient(bus: "field", transport: .tcp(host: "127.0.0.1", port: try #require(s.server.port)),
+                                      responseTimeout: .milliseconds(200))
+        let slow = try #require(throws: ModbusError.self) { try client.readInputRegisters(unit: 2, address: 0, count: 1) }
+        #expect(slow.kind == .timeout)
+        // The late answer (2000) arrives while the next request waits: it must never come back as
+        // unit 1's value. The next request may fail as an invalid response (the connection is then
+        // rebuilt) or succeed with the right value; the one after succeeds.
+        do {
+            #expect(try client.readInputRegisters(unit: 1, address: 7, count: 1) == [1007])
+        } catch {
+            #expect(error.kind == .invalidResponse || error.kind == .timeout)
+        }
+        #expect(try client.readInputRegisters(unit: 1, address: 8, count: 1) == [1008])
+    }
+
     @Test func connectionRefusedIsConnectFailed() throws {
         let port = Loopback.freePort()
         let client = try ModbusClient(bus: "field", transport: .tcp(host: "127.0.0.1", port: port), responseTimeout: .milliseconds(300))
@@ -171,6 +196,9 @@ private final class LockedServer: @unchecked Sendable {
             }
             #expect(e.kind == .invalidArgument)
         }
+        let noPort = try ModbusClient(bus: "rs485-9", transport: .rtu(device: "/nonexistent/ttyS9", baud: 9600, parity: .none, dataBits: 8, stopBits: 1))
+        let missing = try #require(throws: ModbusError.self) { try noPort.readCoils(unit: 1, address: 0, count: 1) }
+        #expect(missing.kind == .connectFailed && missing.errno == ENOENT)
         let past = try #require(throws: ModbusError.self) { try client.writeRegisters(unit: 1, address: 65535, values: [1, 2]) }
         #expect(past.kind == .invalidArgument)
         #expect(!client.isConnected)

@@ -88,6 +88,21 @@ import TestSupport
         #expect(sim.stop() == 0)
     }
 
+    @Test func servesRTUOnAPtyGivenOnTheCommandLine() throws {
+        let dir = ScratchDir("edge-sim-rtu")
+        let pair = try SocatPair(in: dir)
+        let sim = try SimProcess(rtu: pair.pathA)
+        #expect(sim.readyLine.contains(" rtu=\(pair.pathA) "))
+        let rtu = try ModbusClient(bus: "rs485-1", transport: .rtu(device: pair.pathB, baud: 19200, parity: .even, dataBits: 8, stopBits: 1),
+                                   responseTimeout: .milliseconds(500))
+        try rtu.writeRegister(unit: 2, address: 0, value: 25)
+        // The same devices on both buses.
+        let tcp = try ModbusClient(bus: "field", transport: .tcp(host: "127.0.0.1", port: sim.port))
+        #expect(try tcp.readHoldingRegisters(unit: 2, address: 0, count: 1) == [25])
+        #expect(try rtu.readInputRegisters(unit: 2, address: 0, count: 2) == [25, 150])
+        #expect(sim.stop() == 0)
+    }
+
     @Test func badConfigExits78WithFileLineAndKey() throws {
         let dir = ScratchDir("edge-sim-bad")
         let file = dir.write("bad.yaml", "tick: 10ms\nunits:\n  1: {type: ref-luminaire, name: lamp-01, rated_w: lots}\n")

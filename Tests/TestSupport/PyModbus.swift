@@ -14,6 +14,7 @@ public final class PyModbusServer: @unchecked Sendable {
     private let child: ChildProcess
     private let scratch: ScratchDir
 
+    /// python3 is missing or the server did not start listening.
     public enum Failure: Error, CustomStringConvertible {
         case pythonMissing
         case notListening(stderr: String)

@@ -164,6 +164,7 @@ public final class SimControlLink: @unchecked Sendable {
     private let fd: Int32
     private var buffer: [UInt8] = []
 
+    /// The socket could not be reached or written.
     public struct Failure: Error, CustomStringConvertible {
         public var message: String
         public var description: String { message }

@@ -11,6 +11,7 @@ public final class SocatPair: @unchecked Sendable {
     public let pathB: String
     private let child: ChildProcess
 
+    /// socat is missing or did not make the pair in time.
     public enum Failure: Error, CustomStringConvertible {
         case socatMissing
         case notReady(stderr: String)

@@ -222,8 +222,16 @@ final class UplinkService: @unchecked Sendable {
             if let rejection = CommandCatalog.validate(command, targetKind: targetKind(command.target)) {
                 return reply(id: command.id, ok: false, code: rejection.code, message: rejection.message)
             }
-            // Remember the id before acting: a crash after this point can lose the command but never run it twice.
-            do { try replay?.record(command.id, expires: command.expires) } catch {
+            // Remember the id before acting (check and record in one step): a crash after this
+            // point can lose the command but never run it twice.
+            guard let replay else {
+                return reply(id: command.id, ok: false, code: "malformed", message: "the replay store is unavailable; actuating commands are refused")
+            }
+            do {
+                guard try replay.recordIfNew(command.id, expires: command.expires) else {
+                    return reply(id: command.id, ok: false, code: "replay", message: "command \(command.id) was already executed")
+                }
+            } catch {
                 return reply(id: command.id, ok: false, code: "malformed", message: "cannot record the command id: \(error)")
             }
             let agentCommand = AgentCommand(origin: .centre(keyID: command.keyID), id: command.id, target: command.target, action: command.action, args: command.args)
