@@ -14,6 +14,9 @@ let package = Package(
         .executable(name: "edge-agent", targets: ["edge-agent"]),
         .executable(name: "edgectl", targets: ["edgectl"]),
         .executable(name: "edge-sim", targets: ["edge-sim"]),
+        // For the packages beside this one (Fuzz/, Benchmarks/swift/) that drive the layers directly.
+        .library(name: "EdgeAgentCore", targets: ["EdgeAgent"]),
+        .library(name: "EdgeSimulator", targets: ["Simulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),

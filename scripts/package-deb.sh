@@ -19,12 +19,11 @@
 #                          builds; for tests of the layout only: such a package does not run
 #                          on a gateway without a Swift toolchain)
 #
-# The version has one source: `public let version = "X.Y.Z"` in Sources/EdgeAgent/Agent/Agent.swift
+# The version has one source: `public static let version = "X.Y.Z"` in Sources/EdgeAgent/Agent/Agent.swift
 # (what the agent reports in status and over MQTT). The built edge-agent must print the same
 # with --version, or packaging stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT="$PWD"
 export PATH="$PATH:/opt/swift/usr/bin"
 
 die() { echo "package-deb: $*" >&2; exit 1; }
@@ -50,7 +49,7 @@ while [ $# -gt 0 ]; do
         --depends) DEPENDS="${2:?--depends needs a list}"; shift ;;
         --compress) COMPRESS="${2:?--compress needs xz, gzip or none}"; shift ;;
         --allow-shared-swift) ALLOW_SHARED=1 ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
     shift
@@ -59,8 +58,8 @@ case "$COMPRESS" in xz|gzip|none) ;; *) die "--compress must be xz, gzip or none
 
 # --- the version, from its single place --------------------------------------------------
 VERSION_SOURCE="Sources/EdgeAgent/Agent/Agent.swift"
-VERSION="$(sed -n 's/^ *public let version = "\([^"]*\)".*/\1/p' "$VERSION_SOURCE" | head -n 1)"
-[ -n "$VERSION" ] || die "no 'public let version = \"...\"' in $VERSION_SOURCE"
+VERSION="$(sed -n 's/^ *public static let version = "\([^"]*\)".*/\1/p' "$VERSION_SOURCE" | head -n 1)"
+[ -n "$VERSION" ] || die "no 'public static let version = \"...\"' in $VERSION_SOURCE"
 [[ "$VERSION" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || die "version '$VERSION' in $VERSION_SOURCE is not a Debian version"
 
 # --- the architecture ---------------------------------------------------------------------

@@ -8,7 +8,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(libmodbus-dev libgpiod-dev libmosquitto-dev libsqlite3-dev mosquitto mosquitto-clients
-              socat mbpoll sqlite3 openssl tmux pkg-config python3 python3-pip)
+              socat mbpoll sqlite3 openssl tmux pkg-config python3 python3-pip
+              dpkg-dev systemd util-linux binutils faketime)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,6 +32,11 @@ public struct SimError: Error, CustomStringConvertible, Sendable {
 ///   `{"line":"presence-a","value":0}` for every line, then one such line per change made by
 ///   others. The peer may send `gpio-out <line> 0|1` on it (no reply; visible in `get-gpio`;
 ///   unknown lines are added as outputs).
+/// - `fault <device> none|exception <code>|slow <ms>|silent-after <n>`: injects a Modbus fault
+///   into one unit (see `UnitFault`): every request answered with that exception, every answer
+///   sent `ms` late, or the next `n` requests answered and then none. The reply names the new and
+///   the previous mode and how many requests the previous one affected (`"hits"`); `get` shows
+///   `"fault"` while one is set.
 public final class FieldSimulator: @unchecked Sendable {
     /// How the physics advances: by a thread every `tick` of real time, or only by `advance(by:)`.
     public enum Physics: Sendable {
@@ -47,6 +52,7 @@ public final class FieldSimulator: @unchecked Sendable {
     private let byUnit: [UInt8: any SimDevice]
     private var gpioLines: [SimConfig.GPIOLine]
     private var gpioValues: [String: Int] = [:]
+    private var faults: [UInt8: UnitFaultState] = [:]
     private var servers: [ModbusServer] = []
     private var control: ControlSocketServer?
     private var physicsLoop: PhysicsLoop?
@@ -181,15 +187,37 @@ public final class FieldSimulator: @unchecked Sendable {
         for device in devices { device.step(dt, world: world) }
     }
 
-    /// The Modbus servers' hook: offline units stay silent; writes reach the physics at once.
-    private func serve(_ request: ModbusRequest, _ answer: () -> Void) {
-        lock.withLock {
-            guard let device = byUnit[request.unit], !device.offline else { return }
-            answer()
-            if request.isWrite, let table = request.table, Int(request.address) + request.count <= device.bank.count(table) {
-                world.writes += 1
-                device.didWrite(request, world: world)
+    /// The Modbus servers' hook: offline units stay silent, injected faults apply (`UnitFault`);
+    /// writes reach the physics at once.
+    private func serve(_ request: ModbusRequest, _ answer: ModbusAnswer) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let device = byUnit[request.unit], !device.offline else { return }
+        switch faults[request.unit]?.mode ?? .none {
+        case .none:
+            break
+        case let .exception(code):
+            faults[request.unit]?.hits += 1
+            answer.exception(code)
+            return
+        case let .silentAfter(n):
+            guard n > 0 else {
+                faults[request.unit]?.hits += 1
+                return
             }
+            faults[request.unit]?.mode = .silentAfter(n - 1)
+        case let .slow(delay):
+            faults[request.unit]?.hits += 1
+            // Wait without the lock: physics and control commands go on meanwhile.
+            lock.unlock()
+            Thread.sleep(forTimeInterval: delay.seconds)
+            lock.lock()
+            guard !device.offline else { return }
+        }
+        answer()
+        if request.isWrite, let table = request.table, Int(request.address) + request.count <= device.bank.count(table) {
+            world.writes += 1
+            device.didWrite(request, world: world)
         }
     }
 
@@ -241,8 +269,19 @@ public final class FieldSimulator: @unchecked Sendable {
         case "get":
             try expect(1, "get <device>")
             let d = try device(args[0])
+            var fault: [(String, JSON)] = []
+            if let f = faults[d.unit], f.mode != .none { fault = [("fault", .string(f.mode.description)), ("fault_hits", .int(f.hits))] }
             return .reply(JSON.ok([("device", .string(d.name)), ("type", .string(d.type.rawValue)), ("unit", .int(Int(d.unit))),
-                                   ("offline", .bool(d.offline))] + d.state()))
+                                   ("offline", .bool(d.offline))] + fault + d.state()))
+        case "fault":
+            guard args.count >= 2 else { throw ControlError("usage: \(UnitFault.usage)") }
+            let d = try device(args[0])
+            let mode = try UnitFault.parse(Array(args.dropFirst()))
+            let previous = faults[d.unit] ?? UnitFaultState()
+            faults[d.unit] = mode == .none ? nil : UnitFaultState(mode: mode)
+            logger.info("unit fault set", metadata: ["device": .string(d.name), "fault": .string(mode.description)])
+            return .reply(JSON.ok([("device", .string(d.name)), ("fault", .string(mode.description)),
+                                   ("previous", .string(previous.mode.description)), ("hits", .int(previous.hits))]))
         case "list":
             try expect(0, "list")
             let items = devices.map { JSON.object([("device", .string($0.name)), ("type", .string($0.type.rawValue)), ("unit", .int(Int($0.unit)))]) }
@@ -289,7 +328,7 @@ public final class FieldSimulator: @unchecked Sendable {
             control.addWatcher(peer, initial: initial)
             return .silent
         default:
-            throw ControlError("unknown command \(verb) (set, get, list, stats, reset-stats, gpio, get-gpio, gpio-watch, gpio-out)")
+            throw ControlError("unknown command \(verb) (set, get, fault, list, stats, reset-stats, gpio, get-gpio, gpio-watch, gpio-out)")
         }
     }
 

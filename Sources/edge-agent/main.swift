@@ -19,7 +19,7 @@ while let a = args.popFirst() {
     switch a {
     case "--config": guard let v = args.popFirst() else { usage() }; configPath = v
     case "--log-level": guard let v = args.popFirst(), let l = Logger.Level(rawValue: v) else { usage() }; level = l
-    case "--version": print("edge-agent 0.1.0"); exit(0)
+    case "--version": print("edge-agent \(Agent.version)"); exit(0)
     case "-h", "--help": usage()
     default: FileHandle.standardError.write(Data("edge-agent: unknown argument \(a)\n".utf8)); usage()
     }

@@ -69,12 +69,16 @@ struct Connection: ParsableArguments {
     /// Sends one request; maps failures to the contract's exit codes.
     func call(_ request: ControlRequest) throws -> ControlResponse {
         let path = try socketPath()
+        let response: ControlResponse
         do {
             let client = try ControlClient(path: path)
-            return try client.send(request)
+            response = try client.send(request)
         } catch {
+            if error.kind == .permissionDenied { throw CLIError.refused(error.description) }
             throw CLIError.unreachable(error.description)
         }
+        if response.code == "permission_denied" { throw CLIError.refused(response.message ?? "permission denied") }
+        return response
     }
 }
 

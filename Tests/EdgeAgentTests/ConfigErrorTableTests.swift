@@ -55,6 +55,7 @@ let brokenConfigs: [BrokenConfig] = [
     .init("    hold: 60s\n", "    hold: 0s\n", key: "lighting.rue-liberte.hold", line: "hold:", "must be longer than 0"),
     .init("    fade_down: 10s\n", "    fade_down: -1s\n", key: "lighting.rue-liberte.fade_down", line: "fade_down:", "bad duration \"-1s\""),
     .init("  telemetry_interval: 60s\n", "  telemetry_interval: 1w\n", key: "uplink.telemetry_interval", line: "telemetry_interval:", "bad duration \"1w\""),
+    .init("  telemetry_interval: 60s\n", "  telemetry_interval: 60s\n  keep_alive: 2s\n", key: "uplink.keep_alive", line: "keep_alive:", "keep_alive must be whole seconds from 5s to 65535s"),
     .init("travel_timeout: 8s", "travel_timeout: 0ms", key: "bollards.bollard-1.travel_timeout", line: "travel_timeout", "must be longer than 0"),
     // Times and dusk/dawn.
     .init("from: \"23:00\"", "from: \"25:00\"", key: "lighting.rue-liberte.night.from", line: "night:", "bad time \"25:00\" (use \"HH:MM\", 00:00 to 23:59)"),

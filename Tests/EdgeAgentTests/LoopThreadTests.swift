@@ -94,6 +94,32 @@ struct LoopThreadTests {
         loop.stop()  // idempotent
     }
 
+    @Test func stopWithATimeoutDoesNotWaitOnAStuckBody() {
+        let release = Atomic<Bool>(false)
+        let stuck = Atomic<Bool>(false)
+        let loop = LoopThread(name: "edge-loop-stuck", period: .milliseconds(1), realtimePriority: 0, logger: Logger(label: "test")) { _, _ in
+            stuck.store(true, ordering: .sequentiallyConsistent)
+            while !release.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+        }
+        loop.start()
+        #expect(Wait.until(timeout: .seconds(5)) { stuck.load(ordering: .sequentiallyConsistent) })
+        let before = MonotonicInstant.now()
+        #expect(loop.stop(timeout: .milliseconds(200)) == false, "a stuck body is reported")
+        let waited = MonotonicInstant.now() - before
+        #expect(waited >= .milliseconds(200) && waited < .seconds(2), "waited \(waited)")
+        release.store(true, ordering: .sequentiallyConsistent)
+        // The detached thread ends by itself once the body returns; it never runs the body again.
+        #expect(Wait.until(timeout: .seconds(5)) { !loop.stats.isRunning })
+    }
+
+    @Test func stopWithATimeoutJoinsAHealthyLoop() {
+        let loop = LoopThread(name: "edge-loop-healthy", period: .milliseconds(1), realtimePriority: 0, logger: Logger(label: "test")) { _, _ in }
+        loop.start()
+        #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 3 })
+        #expect(loop.stop(timeout: .seconds(1)))
+        #expect(!loop.stats.isRunning)
+    }
+
     @Test func wakeRunsTheBodyPromptlyBetweenDeadlines() {
         let rec = LoopTickRecorder()
         let loop = LoopThread(name: "edge-loop-wake", period: .seconds(60), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in

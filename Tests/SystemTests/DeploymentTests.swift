@@ -25,10 +25,10 @@ struct DeploymentTests {
     static var canPackage: Bool { ["dpkg-deb", "dpkg-shlibdeps", "readelf", "bash"].allSatisfy { which($0) != nil } }
     static var canInstallIntoRoot: Bool { getuid() == 0 && canPackage && ["dpkg", "systemd-sysusers", "systemd-tmpfiles"].allSatisfy { which($0) != nil } }
 
-    /// `public let version = "…"` in Agent.swift: the version's single source.
+    /// `public static let version = "…"` in Agent.swift: the version's single source.
     static func sourceVersion() throws -> String {
         let text = try String(contentsOf: root.appendingPathComponent("Sources/EdgeAgent/Agent/Agent.swift"), encoding: .utf8)
-        let r = try #require(text.range(of: #"public let version = "[^"]+""#, options: .regularExpression))
+        let r = try #require(text.range(of: #"public static let version = "[^"]+""#, options: .regularExpression))
         return String(text[r].split(separator: "\"")[1])
     }
 

@@ -65,6 +65,64 @@ struct EdgectlTests {
         #expect(read.stdout.contains("\"online\""))
     }
 
+    @Test func bollardVerbsGoThroughTheInterlocksAndNameTheBlockingInput() throws {
+        let rig = try FieldRig()
+        try rig.startAgent()
+        func position() -> String? { ((try? rig.status()["bollards"] as? [String: Any])?["bollard-1"] as? [String: Any])?["position"] as? String }
+        #expect(Wait.until(timeout: .seconds(10)) { position() == "down" })
+        // A vehicle on the loop: refused, exit 1, and the message names the input.
+        _ = try rig.simControl("set bollard-1 loop 1")
+        #expect(Wait.until(timeout: .seconds(5)) { ((try? rig.status()["bollards"] as? [String: Any])?["bollard-1"] as? [String: Any])?["loop"] as? Bool == true })
+        let blocked = try rig.edgectl(["bollard", "raise", "bollard-1"])
+        #expect(blocked.status == 1)
+        #expect(blocked.stderr.contains("vehicle loop occupied"), "\(blocked.stderr)")
+        _ = try rig.simControl("set bollard-1 loop 0")
+        // Emergency lowering outranks everything and holds until cleared.
+        let emergency = try rig.edgectl(["bollard", "emergency-lower", "bollard-1"])
+        #expect(emergency.status == 0, "\(emergency.stderr)")
+        #expect(Wait.until(timeout: .seconds(5)) { ((try? rig.status()["bollards"] as? [String: Any])?["bollard-1"] as? [String: Any])?["loop"] as? Bool == false })
+        let held = try rig.edgectl(["bollard", "raise", "bollard-1", "--json"])
+        #expect(held.status == 1)
+        #expect(held.stderr.contains("emergency"), "\(held.stderr)")
+        #expect(try rig.edgectl(["bollard", "clear", "bollard-1"]).status == 0)
+        // Clear road, no emergency: the raise runs (pre-warning, then up) and lower brings it down.
+        let raise = try rig.edgectl(["bollard", "raise", "bollard-1"])
+        #expect(raise.status == 0, "\(raise.stderr)")
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("bollard-1")["position"] as? String) == "up" })
+        #expect(try rig.edgectl(["bollard", "lower", "bollard-1"]).status == 0)
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("bollard-1")["position"] as? String) == "down" })
+        #expect(try rig.safetyViolations() == 0)
+        // Unknown bollard: refused with the contract's code.
+        let unknown = try rig.edgectl(["bollard", "raise", "bollard-9"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("unknown_target"))
+    }
+
+    @Test func maintenanceModeAllowsRawWritesAndAnOfflineDeviceIsNamed() throws {
+        let rig = try FieldRig()
+        try rig.startAgent()
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("lamp-01")["setpoint"] as? Int) == 30 })
+        #expect(try rig.edgectl(["maintenance", "on"]).status == 0)
+        let write = try rig.edgectl(["io", "write", "lamp-01", "fade", "7"])
+        #expect(write.status == 0, "\(write.stderr)")
+        #expect(Wait.until(timeout: .seconds(5)) { (try? rig.device("lamp-01")["fade"] as? Double).map { abs($0 - 7) < 0.01 } == true }, "\((try? rig.device("lamp-01")) ?? [:])")
+        // The bollard's up coil stays the controller's, even in maintenance.
+        let motor = try rig.edgectl(["io", "write", "bollard-1", "motor_up", "1"])
+        #expect(motor.status == 1)
+        #expect(try rig.device("bollard-1")["motor_up"] as? Bool == false)
+        // A unit that does not answer: the technician is told which device is offline.
+        _ = try rig.simControl("set lamp-02 offline 1")
+        #expect(Wait.until(timeout: .seconds(8)) {
+            ((try? rig.status()["devices"] as? [String: Any])?["lamp-02"] as? [String: Any])?["online"] as? Bool == false
+        })
+        let offline = try rig.edgectl(["io", "write", "lamp-02", "fade", "3"])
+        #expect(offline.status == 1)
+        #expect(offline.stderr.contains("lamp-02"), "\(offline.stderr)")
+        #expect(offline.stderr.contains("device_offline") || offline.stderr.contains("offline"), "\(offline.stderr)")
+        #expect(try rig.edgectl(["maintenance", "off"]).status == 0)
+        #expect(try rig.edgectl(["io", "write", "lamp-01", "fade", "2"]).status == 1)
+    }
+
     @Test func agentDownGivesExit3WithAClearMessage() throws {
         let scratch = ScratchDir()
         let r = try runCommand(BuildProducts.executable("edgectl"), ["--socket", scratch.file("none.sock"), "status"])
@@ -84,5 +142,79 @@ struct EdgectlTests {
         #expect(r.status == 1)
         #expect(r.stderr.contains("bad.yaml:"))
         #expect(r.stderr.contains("devices.bollard-1.unit"))
+    }
+}
+
+/// The control socket's access rules and the technician's live view, with real processes.
+@Suite(.serialized)
+struct EdgectlAccessTests {
+    /// A copy of edgectl any user can run (the build folder may not be traversable by others).
+    static func publicEdgectl(_ scratch: ScratchDir) throws -> String {
+        let dest = scratch.file("edgectl")
+        try? FileManager.default.removeItem(atPath: dest)
+        try FileManager.default.copyItem(atPath: BuildProducts.executable("edgectl"), toPath: dest)
+        chmod(scratch.path, 0o755)
+        chmod(dest, 0o755)
+        return dest
+    }
+
+    @Test func aPeerOutsideTheGroupIsRefusedWithTheGroupToJoin() throws {
+        guard getuid() == 0, let setpriv = which("setpriv") else {
+            Issue.record("needs root and setpriv (util-linux) to run edgectl as a second uid")
+            return
+        }
+        let rig = try FieldRig()
+        try rig.startAgent()
+        let edgectl = try Self.publicEdgectl(rig.scratch)
+        // 1. The socket file is 0660: another uid cannot even connect.
+        var st = stat()
+        #expect(stat(rig.agentSocket, &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o660)
+        let r = try runCommand(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", edgectl, "--socket", rig.agentSocket, "bollard", "raise", "bollard-1"])
+        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("permission denied"))
+        #expect(r.stderr.contains("group"))
+        // 2. Even with the file mode loosened, the agent checks SO_PEERCRED itself.
+        chmod(rig.agentSocket, 0o666)
+        let r2 = try runCommand(setpriv, ["--reuid=65534", "--regid=65534", "--clear-groups", edgectl, "--socket", rig.agentSocket, "bollard", "raise", "bollard-1"])
+        #expect(r2.status == 1, "\(r2.stdout) \(r2.stderr)")
+        #expect(r2.stderr.contains("uid 65534 may not use the control socket"))
+        #expect(try rig.device("bollard-1")["motor_up"] as? Bool == false)
+        #expect(rig.agent?.stderr.contains("control connection refused") == true)
+    }
+
+    @Test func localActuatingRequestsAreAuditedWithThePeerUid() throws {
+        let rig = try FieldRig()
+        try rig.startAgent()
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("bollard-1")["position"] as? String) == "down" })
+        #expect(try rig.edgectl(["bollard", "lower", "bollard-1"]).status == 0)
+        let audit = (try? String(contentsOfFile: rig.scratch.file("state/audit.log"), encoding: .utf8)) ?? ""
+        #expect(audit.contains("local:uid=\(getuid())"))
+        #expect(audit.contains("\"action\":\"lower\""))
+    }
+
+    @Test func watchShowsAChangingLevelInARealTerminal() throws {
+        guard let tmux = which("tmux") else {
+            Issue.record("tmux is not installed (scripts/setup.sh installs it)")
+            return
+        }
+        let rig = try FieldRig()
+        try rig.startAgent()
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("lamp-01")["setpoint"] as? Int) == 30 })
+        let session = "edgectl-watch-\(getpid())"
+        let socket = rig.scratch.file("tmux.sock")
+        defer { _ = try? runCommand(tmux, ["-S", socket, "kill-server"]) }
+        // The tmux server outlives its client and would inherit Foundation's exit-watch
+        // socket, so Process would never see the client exit: close every fd above 2 first.
+        let start = try runCommand("/bin/bash", ["-c", "for fd in $(ls /proc/$$/fd); do [ $fd -gt 2 ] && eval \"exec $fd>&-\" 2>/dev/null; done; exec '\(tmux)' -S '\(socket)' new-session -d -s \(session) -x 120 -y 50 "
+            + "\"'\(BuildProducts.executable("edgectl"))' --socket '\(rig.agentSocket)' watch --every 200ms\" </dev/null >/dev/null 2>&1"],
+            timeout: .seconds(20))
+        #expect(start.status == 0, "\(start.stderr)")
+        func screen() -> String { (try? runCommand(tmux, ["-S", socket, "capture-pane", "-p", "-t", session]).stdout) ?? "" }
+        func levelLine() -> String? { screen().split(separator: "\n").first { $0.contains("rue-liberte") }.map(String.init) }
+        #expect(Wait.until(timeout: .seconds(10)) { levelLine()?.contains("30 %") == true }, "screen: \(screen())")
+        _ = try rig.simControl("set pir-01 presence 1")
+        #expect(Wait.until(timeout: .seconds(10)) { levelLine()?.contains("100 %") == true }, "screen: \(screen())")
+        #expect(screen().contains("gateway test-gw"))
     }
 }

@@ -24,7 +24,7 @@ public struct DeviceReading: Sendable {
     public var values: [String: Double]
     /// CLOCK_MONOTONIC ns of the poll.
     public var timestampNanos: Int64
-    /// The last error, when the poll failed (offline) or the device answered with an exception.
+    /// The last error (timeout, exception, I/O) when the device is offline.
     public var error: String?
 }
 
@@ -58,9 +58,11 @@ public struct BusStats: Sendable {
 ///
 /// The thread serves a priority queue: safety writes first, then control writes, then polls of
 /// due devices (each device's readable points in as few requests as its profile allows).
-/// A device that stops answering is marked offline and retried with capped exponential backoff,
-/// so a dead unit costs at most one response timeout per backoff period and never stalls the
-/// other units. Writes are verified by reading the registers back. A libmodbus context is not
+/// A device that stops answering, or answers its polls with Modbus exceptions, is marked offline
+/// and retried with capped exponential backoff, so a dead unit costs at most one response timeout
+/// per backoff period and never stalls the other units. A failed poll never produces values: while
+/// the device is still online (one miss) nothing is delivered and the last good reading stands.
+/// Writes are verified by reading the registers back. A libmodbus context is not
 /// thread-safe and RS-485 is half-duplex: nothing but this thread touches the client.
 public final class ModbusBus: @unchecked Sendable {
     public let name: String
@@ -222,14 +224,14 @@ public final class ModbusBus: @unchecked Sendable {
         let started = monotonicNanos()
         buffer.removeAll(keepingCapacity: true)
         var failure: ModbusError?
-        var answeredWithException = false
         if let client {
             for block in codec.blocks {
                 do {
                     buffer.append(try read(client, unit: spec.unit, block: block))
                 } catch {
+                    // An exception answer (device failure, busy, a register the device lacks) leaves
+                    // the poll without data, like a timeout: it counts toward offline.
                     failure = error
-                    if case .exception = error.kind { answeredWithException = true }
                     break
                 }
             }
@@ -244,7 +246,7 @@ public final class ModbusBus: @unchecked Sendable {
             stats.transactions += codec.blocks.count
             stats.connected = client?.isConnected ?? false
             var wentOffline = false, cameOnline = false
-            if failure == nil && client != nil || answeredWithException {
+            if failure == nil && client != nil {
                 if !d.online { cameOnline = true }
                 d.online = true
                 d.failures = 0
@@ -272,6 +274,9 @@ public final class ModbusBus: @unchecked Sendable {
             logger.notice("device back online", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)"])
         }
         let online = cond.withLock { devices[i].online }
+        // A failed poll of a device still online (a single miss) delivers nothing: an empty reading
+        // would read as "every input off" (a clear vehicle loop, a dark lamp) to the control loop.
+        if online && (failure != nil || client == nil) { return }
         reading = DeviceReading(device: spec.name, online: online, values: values, timestampNanos: started,
                                 error: failure.map { "\($0)" } ?? (client == nil ? "bus \(name) could not be set up" : nil))
         handler?(reading)

@@ -22,8 +22,12 @@ public final class Agent: @unchecked Sendable {
     private var uplink: UplinkService?
     private var notifier: SystemdNotifier?
     private var watchdogThread: Thread?
+    /// Control-loop events on their way to the log and the outbox, off the loop thread.
+    private var eventPump: EventPump<AgentEvent>?
     private var stopping = false
-    public let version = "0.1.0"
+    /// The release version (also `edge-agent --version`, status and the uplink status message).
+    public static let version = "0.1.0"
+    public var version: String { Agent.version }
 
     public init(config: AgentConfig, logger: Logger) {
         self.config = config
@@ -45,7 +49,12 @@ public final class Agent: @unchecked Sendable {
             self?.submit(command, reply: reply)
         }
         self.uplink = uplink
-        (field, inbox, core) = Agent.build(config: config, logger: logger) { [weak self] events in self?.handle(events) }
+        let pump = EventPump<AgentEvent>(name: "agent-events", capacity: 100_000) { [weak self] events, dropped in
+            self?.handle(events, droppedBefore: dropped)
+        }
+        pump.start()
+        eventPump = pump
+        (field, inbox, core) = Agent.build(config: config, logger: logger) { [pump] events in pump.post(events) }
         try startLoopAndField()
         let server = ControlServer(path: config.gateway.controlSocket, group: config.gateway.controlGroup, logger: logger) { [weak self] request, peer in
             self?.handleControl(request, peer: peer) ?? .failure("stopping", "the agent is stopping")
@@ -91,7 +100,11 @@ public final class Agent: @unchecked Sendable {
         return box.wait(timeout: timeout) ?? .failure("timeout", "the control loop did not answer in time")
     }
 
-    private func handle(_ events: [AgentEvent]) {
+    /// Runs on the event pump's thread: logs the loop's events and hands them to the uplink.
+    private func handle(_ events: [AgentEvent], droppedBefore: Int) {
+        if droppedBefore > 0 {
+            logger.error("the uplink fell behind the control loop; events were dropped", metadata: ["dropped": "\(droppedBefore)"])
+        }
         for e in events {
             switch e {
             case .control(let c):
@@ -118,14 +131,6 @@ public final class Agent: @unchecked Sendable {
 
     // MARK: - Control socket
 
-    private static let verbActions: [String: String] = [
-        "lamp.set": "set_level", "lamp.release": "release",
-        "bollard.raise": "raise", "bollard.lower": "lower", "bollard.emergency-lower": "emergency_lower",
-        "bollard.clear": "clear_emergency", "bollard.hold-down": "hold_down",
-        "priority.request": "priority_request", "priority.cancel": "priority_cancel",
-        "io.write": "io_write", "maintenance": "maintenance", "debug.hang-loop": "debug_hang", "ping": "ping", "config.reload": "reload_config",
-    ]
-
     private func handleControl(_ request: ControlRequest, peer: PeerCredentials) -> ControlResponse {
         switch request.verb {
         case "status":
@@ -145,7 +150,15 @@ public final class Agent: @unchecked Sendable {
                     "realtime": .bool(stats.isRealtime),
                 ])
             }
-            if let u = uplink { o["uplink"] = u.status }
+            if let u = uplink {
+                var us = u.status
+                if case .object(var uo) = us, let pump = eventPump {
+                    uo["pump_dropped"] = .number(Double(pump.dropped))
+                    us = .object(uo)
+                }
+                o["uplink"] = us
+                if let alarm = u.activeAlarm, case .array(let list)? = o["alarms"] { o["alarms"] = .array(list + [alarm]) }
+            }
             status.result = .object(o)
             return status
         case "io.read":
@@ -159,8 +172,12 @@ public final class Agent: @unchecked Sendable {
             loop?.wake()
             return box.wait(timeout: .seconds(3)) ?? .failure("timeout", "the control loop did not answer in time")
         default:
-            guard let action = Agent.verbActions[request.verb] else {
-                return .failure("unknown_action", "unknown verb \(request.verb)")
+            let action: String
+            do {
+                guard case .command(let a) = try ControlProtocol.route(request) else { return .failure("unknown_action", "unknown verb") }
+                action = a
+            } catch {
+                return error.response
             }
             let command = AgentCommand(origin: .local(uid: peer.uid), id: "local-\(UUID().uuidString.prefix(8))", target: request.target ?? "", action: action, args: request.args)
             let response = submitAndWait(command)
@@ -213,11 +230,13 @@ public final class Agent: @unchecked Sendable {
         }
         logger.notice("config reloaded", metadata: ["path": "\(path)"])
         lock.withLock {
+            core.halt(within: .seconds(1))
             core.safeOutputs()
-            loop?.stop()
+            loop?.stop(timeout: .seconds(1))
             field.stop()
             config = newConfig
-            (field, inbox, core) = Agent.build(config: config, logger: logger) { [weak self] events in self?.handle(events) }
+            let pump = eventPump
+            (field, inbox, core) = Agent.build(config: config, logger: logger) { events in pump?.post(events) }
         }
         do { try startLoopAndField() } catch {
             logger.error("restart after reload failed: \(error)")
@@ -232,9 +251,14 @@ public final class Agent: @unchecked Sendable {
         lock.withLock { stopping = true }
         try? notifier?.notify("STOPPING=1")
         server?.stop()
-        core.safeOutputs()
-        loop?.stop()
+        // Halt first (waits for a step in progress), so no step can write after the safe state.
+        lock.withLock {
+            core.halt(within: .seconds(1))
+            core.safeOutputs()
+        }
+        loop?.stop(timeout: .seconds(1))
         field.stop()
+        eventPump?.stop()
         uplink?.stop()
         logger.info("edge-agent stopped")
     }

@@ -1,6 +1,7 @@
 import Drivers
 import Foundation
 import Logging
+import Synchronization
 
 /// Everything the control loop thread owns: the state machines (lighting groups, lamp
 /// monitors, bollards, approaches), the latest device readings, and what was last written to
@@ -46,12 +47,20 @@ final class ControlCore: @unchecked Sendable {
     private var coilsWritten: [String: BollardController.Outputs] = [:]
     private var requestWritten: [String: Bool] = [:]   // approach name -> request written
     private var pendingWrites: Set<String> = []
+    /// Bollards whose I/O went silent: motor-off is retried (best effort) at these instants
+    /// until one write is confirmed, since the motor may still be on out there.
+    private var motionCutRetry: [String: MonotonicInstant] = [:]
+    private static let motionCutInterval = Duration.milliseconds(500)
     private(set) var activeAlarms: [String: ControlEvent.Alarm] = [:]   // "source/code"
     private var nextScheduleUpdate = MonotonicInstant(nanoseconds: 0)
     private var inputs: [ControlInput] = []
     private var events: [ControlEvent] = []
     private(set) var maintenance = false
     let startedAt = MonotonicInstant.now()
+    /// Set once by `halt`: from then on `step` does nothing and no output is written.
+    private let halted = Mutex(false)
+    /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
+    private let stepLock = NSLock()
 
     init(config: AgentConfig, field: FieldIO, inbox: ControlInbox, logger: Logger, onEvents: @escaping @Sendable ([AgentEvent]) -> Void) {
         self.config = config
@@ -108,6 +117,9 @@ final class ControlCore: @unchecked Sendable {
     // MARK: - The loop step
 
     func step(now: MonotonicInstant) {
+        stepLock.lock()
+        defer { stepLock.unlock() }
+        if halted.withLock({ $0 }) { return }
         inbox.drain(into: &inputs)
         for input in inputs { apply(input, now: now) }
         inputs.removeAll(keepingCapacity: true)
@@ -125,7 +137,7 @@ final class ControlCore: @unchecked Sendable {
         for key in bollards.keys { bollards[key]!.tick(at: now) }
         for key in approaches.keys { approaches[key]!.tick(at: now) }
 
-        writeOutputs()
+        writeOutputs(now: now)
         collectTelemetry(now: now)
         collectEvents(now: now)
     }
@@ -143,6 +155,9 @@ final class ControlCore: @unchecked Sendable {
             logger.warning("write failed; will retry", metadata: ["device": "\(device)", "error": "\(error.message)"])
         case .writeDone(let device):
             pendingWrites.remove(device)
+            if deviceOnline[device] != true, motionCutRetry.removeValue(forKey: device) != nil {
+                logger.notice("bollard motor cut confirmed while its I/O was offline", metadata: ["device": "\(device)"])
+            }
         case .snapshot(let reply): reply(snapshot(now: now))
         }
     }
@@ -205,6 +220,7 @@ final class ControlCore: @unchecked Sendable {
                 }
             } else {
                 coilsWritten[device] = nil
+                if motionCutRetry[device] == nil { motionCutRetry[device] = at }
                 bollardSensors[device] = nil
             }
         }
@@ -243,7 +259,7 @@ final class ControlCore: @unchecked Sendable {
 
     // MARK: - Outputs
 
-    private func writeOutputs() {
+    private func writeOutputs(now: MonotonicInstant) {
         for (lamp, group) in groupOfLamp {
             guard deviceOnline[lamp] == true else { continue }
             let g = groups[group]!.outputs
@@ -258,7 +274,16 @@ final class ControlCore: @unchecked Sendable {
             }
         }
         for (name, b) in bollards {
-            guard deviceOnline[name] == true else { continue }
+            guard deviceOnline[name] == true else {
+                // Lost contact: the controller has dropped its outputs, but the coils out there
+                // may still be on. Keep trying to switch them off until one write gets through.
+                if let due = motionCutRetry[name], now >= due {
+                    motionCutRetry[name] = now + Self.motionCutInterval
+                    send(name, [PointWrite("motor_up", 0), PointWrite("motor_down", 0), PointWrite("buzzer", 0)], .safety, track: false)
+                }
+                continue
+            }
+            motionCutRetry[name] = nil
             let o = b.outputs
             if coilsWritten[name] != o {
                 let previous = coilsWritten[name]
@@ -281,6 +306,8 @@ final class ControlCore: @unchecked Sendable {
     }
 
     private func send(_ device: String, _ points: [PointWrite], _ priority: WritePriority, track: Bool = true) {
+        // After a halt nothing may follow the safe-state writes (a hung step that resumes included).
+        if halted.withLock({ $0 }) { return }
         if track { pendingWrites.insert(device) }
         let inbox = self.inbox
         field.write(device: device, points: points, priority: priority) { result in
@@ -291,14 +318,30 @@ final class ControlCore: @unchecked Sendable {
         }
     }
 
-    /// Drops every output to its safe state (SIGTERM): bollard motors off, priority requests
-    /// dropped; lamps keep their level. Returns once the writes are queued as safety writes.
+    /// Stops the machines for good (shutdown, reload): waits up to `timeout` for a step in
+    /// progress to finish; later steps do nothing and no further output is written. Returns
+    /// false when a step is stuck (it can no longer write anyway). Callable from any thread.
+    @discardableResult
+    func halt(within timeout: Duration) -> Bool {
+        halted.withLock { $0 = true }
+        guard stepLock.lock(before: Date().addingTimeInterval(timeout.seconds)) else {
+            logger.critical("control loop step did not finish in time; outputs cut regardless", metadata: ["timeout": "\(timeout)"])
+            return false
+        }
+        stepLock.unlock()
+        return true
+    }
+
+    /// Drops every output to its safe state (SIGTERM, reload): every configured bollard's
+    /// motor coils and buzzer off, every approach's priority request off; lamps keep their
+    /// level. Reads only the config (never the loop's state), so it is safe from any thread;
+    /// call `halt` first so no step writes after it. Returns once the writes are queued as
+    /// safety writes (the buses send them before they stop).
     func safeOutputs() {
-        for (name, _) in bollards where deviceOnline[name] == true {
+        for name in config.bollards.keys.sorted() {
             field.write(device: name, points: [PointWrite("motor_up", 0), PointWrite("motor_down", 0), PointWrite("buzzer", 0)], priority: .safety) { _ in }
         }
-        for (name, a) in approaches where a.outputs.request {
-            let cfg = config.priority[name]!
+        for (_, cfg) in config.priority.sorted(by: { $0.key < $1.key }) {
             field.write(device: cfg.device, points: [PointWrite("request_\(cfg.approach)", 0)], priority: .safety) { _ in }
         }
     }

@@ -31,6 +31,8 @@ final class UplinkService: @unchecked Sendable {
     private var lastQueued: UInt64?
     private var outboxErrors = 0
     private var lastOutboxError: String?
+    /// Failures since the outbox last accepted a write; non-zero = the `outbox_write_failed` alarm is active.
+    private var failuresInARow = 0
     private var telemetryDue: [String: (at: MonotonicInstant, values: [String: ControlValue])] = [:]
     private let maxInflight = 20
 
@@ -55,6 +57,7 @@ final class UplinkService: @unchecked Sendable {
         var mqtt = MQTTConfiguration(broker: config.uplink.broker, clientID: "edge-agent-\(config.gateway.id)")
         mqtt.cleanSession = false
         mqtt.maxInflight = maxInflight
+        mqtt.keepAlive = config.uplink.keepAlive
         mqtt.will = MQTTMessage(topic: root + "/status", payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
         if let tls = config.uplink.tls { mqtt.tls = .init(ca: tls.ca, cert: tls.cert, key: tls.key) }
         client = try MQTTClient(configuration: mqtt, logger: logger)
@@ -78,6 +81,16 @@ final class UplinkService: @unchecked Sendable {
         o["outbox_errors"] = .number(Double(outboxErrors))
         if let e = lastOutboxError { o["outbox_error"] = .string(e) }
         return .object(o)
+    }
+
+    /// The uplink's own alarm for the status view (`device: gateway`), while the outbox
+    /// cannot write (disk full, read-only or corrupt file). Control is not affected.
+    var activeAlarm: ControlValue? {
+        cond.lock()
+        defer { cond.unlock() }
+        guard failuresInARow > 0 || outbox == nil else { return nil }
+        return .object(["device": .string("gateway"), "code": .string("outbox_write_failed"), "severity": .string("major"),
+                        "message": .string("the outbox cannot store uplink messages (\(failuresInARow) refused so far): \(lastOutboxError ?? "unavailable")")])
     }
 
     func start() {
@@ -116,8 +129,9 @@ final class UplinkService: @unchecked Sendable {
 
     // MARK: - Enqueue
 
-    private func enqueue(topic: String, retain: Bool, priority: OutboxPriority, body: [String: ControlValue]) {
-        guard let outbox else { return }
+    @discardableResult
+    private func enqueue(topic: String, retain: Bool, priority: OutboxPriority, body: [String: ControlValue]) -> Bool {
+        guard let outbox else { return false }
         do {
             _ = try outbox.append(topic: topic, qos: 1, retain: retain, priority: priority) { seq in
                 var b = body
@@ -126,18 +140,43 @@ final class UplinkService: @unchecked Sendable {
                 return ControlCoding.encodeJSON(.object(b))
             }
             cond.lock()
+            let refused = failuresInARow
+            let reason = lastOutboxError
+            failuresInARow = 0
+            lastOutboxError = nil
             cond.broadcast()
             cond.unlock()
+            if refused > 0 { outboxRecovered(refused: refused, reason: reason ?? "") }
+            return true
         } catch {
             cond.lock()
             outboxErrors += 1
-            let first = lastOutboxError == nil
+            failuresInARow += 1
+            let first = failuresInARow == 1
             lastOutboxError = "\(error)"
+            let total = outboxErrors
             cond.unlock()
-            if first || outboxErrors % 1000 == 0 {
-                logger.error("outbox write failed; control continues", metadata: ["error": "\(error)", "failures": "\(outboxErrors)"])
+            if first {
+                logger.critical("outbox write failed: uplink messages are refused until it can write again; control continues",
+                                metadata: ["error": "\(error)", "alarm": "gateway/outbox_write_failed"])
+            } else if total % 1000 == 0 {
+                logger.error("outbox still failing; control continues", metadata: ["error": "\(error)", "failures": "\(total)"])
             }
+            return false
         }
+    }
+
+    /// The outbox writes again: tell the centre what happened (the alarm raised and cleared,
+    /// with how many messages were refused; their seqs are the gap the centre sees).
+    private func outboxRecovered(refused: Int, reason: String) {
+        logger.notice("outbox writes again", metadata: ["refused": "\(refused)", "alarm": "gateway/outbox_write_failed"])
+        let topic = "\(root)/alarm/gateway/outbox_write_failed"
+        enqueue(topic: topic, retain: true, priority: .event,
+                body: ["active": .bool(true), "severity": .string("major"), "refused": .number(Double(refused)),
+                       "message": .string("the outbox could not store uplink messages; \(refused) were refused: \(reason)")])
+        enqueue(topic: topic, retain: true, priority: .event,
+                body: ["active": .bool(false), "severity": .string("major"), "refused": .number(Double(refused)),
+                       "message": .string("the outbox writes again after refusing \(refused) messages")])
     }
 
     func publish(_ events: [AgentEvent]) {

@@ -6,7 +6,10 @@ import Synchronization
 /// (`<state_dir>/replay.db`, SQLite WAL, every write fsynced), so a replayed command is refused.
 ///
 /// An id is kept until its command's expiry plus `skew` has passed: after that the verifier
-/// refuses the command as expired anyway, so the store stays small. Record an id *before*
+/// refuses the command as expired anyway, so the store stays small. "Passed" means on the wall
+/// clock and on a steady wall clock (`SteadyWallClock`: the wall time at open plus the
+/// monotonic time since), so a wall-clock jump forward (RTC reset, NTP step) does not forget
+/// ids whose commands become valid again when the clock is set back. Record an id *before*
 /// actuating (`recordIfNew`), so a crash between the two can never let a replay actuate twice.
 /// A corrupt file is moved aside to `replay.db.corrupt-<timestamp>` and a fresh one started
 /// (`recoveredFromCorruption`): commands still within their validity could then be replayed,
@@ -17,18 +20,23 @@ public final class ReplayStore: Sendable {
     public let path: String
     private let skewMs: Int64
     private let logger: Logger
-    private let now: @Sendable () -> Date
+    private let clock: SteadyWallClock
     private let database: Mutex<SQLiteDatabase?>
     /// The damaged file moved aside at open, if that happened.
     public let recoveredFromCorruption: String?
 
     /// Opens (creating if needed) the store at `path`.
+    /// - Parameters:
+    ///   - now: the wall clock (default `Date()`); tests inject one, and without `monotonic`
+    ///     pruning then follows it alone.
+    ///   - monotonic: a monotonic reading (any origin); default CLOCK_MONOTONIC when `now` is not injected.
     /// - Throws: `OutboxError` (store `replay store`): `cannotOpen`, `readOnly`, `diskFull`, `io`.
-    public init(path: String, skew: Duration = .seconds(30), logger: Logger = Logger(label: "edge-agent.replay"), now: @escaping @Sendable () -> Date = { Date() }) throws(OutboxError) {
+    public init(path: String, skew: Duration = .seconds(30), logger: Logger = Logger(label: "edge-agent.replay"), now: (@Sendable () -> Date)? = nil, monotonic: (@Sendable () -> Duration)? = nil) throws(OutboxError) {
         self.path = path
         self.skewMs = outboxMilliseconds(skew)
         self.logger = logger
-        self.now = now
+        let clock = SteadyWallClock(wall: now, monotonic: monotonic)
+        self.clock = clock
         let existed = FileManager.default.fileExists(atPath: path)
         if !existed { DurableFile.removeOrphanedWAL(path) }
         var recovered: String?
@@ -36,7 +44,7 @@ public final class ReplayStore: Sendable {
         do {
             db = try Self.open(path)
         } catch where error.kind == .corrupt {
-            let aside = try DurableFile.moveAside(path, store: Self.store, now: now())
+            let aside = try DurableFile.moveAside(path, store: Self.store, now: clock.wallNow())
             logger.critical("replay store is corrupt: moved aside, starting a fresh one; commands still valid could be replayed", metadata: [
                 "file": "\(path)", "moved_to": "\(aside)", "error": "\(error)",
             ])
@@ -98,7 +106,8 @@ public final class ReplayStore: Sendable {
     }
 
     private func insert(_ id: String, expires: Date, replace: Bool) throws(OutboxError) -> Bool {
-        let nowMs = outboxMilliseconds(now())
+        // Prune only what has expired on both clocks: a jump forward must not forget live ids.
+        let nowMs = min(outboxMilliseconds(clock.wallNow()), outboxMilliseconds(clock.steadyNow()))
         let skew = skewMs
         let keepUntil = outboxMilliseconds(expires) + skew
         do {

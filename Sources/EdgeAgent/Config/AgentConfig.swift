@@ -67,7 +67,11 @@ public struct AgentConfig: Sendable, Equatable {
         public var outboxMaxAge: Duration
         /// Key id -> raw 32-byte Ed25519 public key.
         public var centreKeys: [String: [UInt8]]
-        public init(broker: String, prefix: String, tls: TLS?, telemetryInterval: Duration, outboxMaxMessages: Int, outboxMaxAge: Duration, centreKeys: [String: [UInt8]]) {
+        /// MQTT keep-alive: how soon a dead or silent broker link is noticed (5 s...65535 s).
+        public var keepAlive: Duration
+        public init(broker: String, prefix: String, tls: TLS?, telemetryInterval: Duration, outboxMaxMessages: Int, outboxMaxAge: Duration,
+                    centreKeys: [String: [UInt8]], keepAlive: Duration = .seconds(30)) {
+            self.keepAlive = keepAlive
             self.broker = broker
             self.prefix = prefix
             self.tls = tls

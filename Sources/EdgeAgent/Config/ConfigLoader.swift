@@ -129,7 +129,7 @@ struct ConfigParser {
     // MARK: uplink
 
     func parseUplink(_ node: YAMLValue) throws(ConfigError) -> AgentConfig.Uplink {
-        let u = try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "outbox", "centre_keys"], required: ["broker"])
+        let u = try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys"], required: ["broker"])
         let brokerNode = try u.required("broker")
         let broker = try brokerNode.string()
         let scheme: String
@@ -167,6 +167,13 @@ struct ConfigParser {
             throw brokerNode.error("mqtts:// needs uplink.tls with ca, cert and key")
         }
         let interval = try u["telemetry_interval"]?.duration(max: .seconds(86400)) ?? .seconds(60)
+        var keepAlive = Duration.seconds(30)
+        if let k = u["keep_alive"] {
+            keepAlive = try k.duration(max: .seconds(65535))
+            guard keepAlive >= .seconds(5), keepAlive.components.attoseconds == 0 else {
+                throw k.error("keep_alive must be whole seconds from 5s to 65535s")
+            }
+        }
         var maxMessages = 1_000_000
         var maxAge = Duration.seconds(7 * 86400)
         if let o = u["outbox"] {
@@ -189,7 +196,7 @@ struct ConfigParser {
             keys[kid] = [UInt8](data)
         }
         return AgentConfig.Uplink(broker: broker, prefix: prefix, tls: tls, telemetryInterval: interval,
-                                  outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys)
+                                  outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive)
     }
 
     func existingFile(_ node: YAMLValue) throws(ConfigError) -> String {

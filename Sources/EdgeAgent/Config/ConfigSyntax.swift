@@ -6,37 +6,60 @@ import Foundation
 /// All parsers are total: they return nil for anything that is not exactly the syntax.
 public enum ConfigSyntax {
     /// `500ms`, `10s`, `1.5s`, `5m`, `2h`, `7d` (a non-negative number and a unit, no space).
-    /// A bare number is refused: the unit is never guessed.
+    /// A bare number is refused: the unit is never guessed. Exact to the nanosecond (whole
+    /// units in integers, the fraction rounded to the nearest nanosecond); below 4e18 ns.
     public static func duration(_ text: String) -> Duration? {
         let suffix: String
-        let nanosPerUnit: Double
+        let nanosPerUnit: Int64
         switch true {
-        case text.hasSuffix("ms"): (suffix, nanosPerUnit) = ("ms", 1e6)
-        case text.hasSuffix("s"): (suffix, nanosPerUnit) = ("s", 1e9)
-        case text.hasSuffix("m"): (suffix, nanosPerUnit) = ("m", 60e9)
-        case text.hasSuffix("h"): (suffix, nanosPerUnit) = ("h", 3600e9)
-        case text.hasSuffix("d"): (suffix, nanosPerUnit) = ("d", 86400e9)
+        case text.hasSuffix("ms"): (suffix, nanosPerUnit) = ("ms", 1_000_000)
+        case text.hasSuffix("s"): (suffix, nanosPerUnit) = ("s", 1_000_000_000)
+        case text.hasSuffix("m"): (suffix, nanosPerUnit) = ("m", 60_000_000_000)
+        case text.hasSuffix("h"): (suffix, nanosPerUnit) = ("h", 3_600_000_000_000)
+        case text.hasSuffix("d"): (suffix, nanosPerUnit) = ("d", 86_400_000_000_000)
         default: return nil
         }
         let number = text.dropLast(suffix.count)
         guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }),
-              number.first != ".", number.last != ".", number.filter({ $0 == "." }).count <= 1,
-              let value = Double(number) else { return nil }
-        let nanos = value * nanosPerUnit
-        guard nanos.isFinite, nanos < 4e18 else { return nil }
-        return .nanoseconds(Int64(nanos.rounded()))
+              number.first != ".", number.last != ".", number.filter({ $0 == "." }).count <= 1 else { return nil }
+        let parts = number.split(separator: ".", maxSplits: 1)
+        guard let whole = Int64(parts[0]) else { return nil }
+        let (wholeNanos, overflow) = whole.multipliedReportingOverflow(by: nanosPerUnit)
+        guard !overflow else { return nil }
+        var fractionNanos: Int64 = 0
+        if parts.count == 2 {
+            // Less than one unit (< 2^53 ns), so a Double carries it to the nanosecond.
+            guard let fraction = Double("0." + parts[1]) else { return nil }
+            fractionNanos = Int64((fraction * Double(nanosPerUnit)).rounded())
+        }
+        let nanos = wholeNanos.addingReportingOverflow(fractionNanos)
+        guard !nanos.overflow, nanos.partialValue < 4_000_000_000_000_000_000 else { return nil }
+        return .nanoseconds(nanos.partialValue)
     }
 
-    /// The shortest exact form: `500ms`, `10s`, `5m`, `2h`, `7d`, `1500ms`.
+    /// The shortest exact form: `500ms`, `10s`, `5m`, `2h`, `7d`, `1500ms`; below a whole
+    /// millisecond, milliseconds with a fraction to the nanosecond (`0.06ms`, `2.000001ms`).
+    /// `duration(format(d)) == d` for every non-negative `d` in whole nanoseconds below 4e18 ns.
     public static func format(_ d: Duration) -> String {
         let (s, atto) = d.components
-        let ms = s * 1000 + atto / 1_000_000_000_000_000
-        if atto % 1_000_000_000_000_000 != 0 { return "\(Double(s) + Double(atto) / 1e18)s" }
+        var ms = s * 1000 + atto / 1_000_000_000_000_000
+        let subMillisecond = atto % 1_000_000_000_000_000
+        if subMillisecond != 0 {
+            var nanos = Int64((Double(subMillisecond) / 1e9).rounded())
+            if nanos == 1_000_000 { ms += 1; nanos = 0 }
+            if nanos != 0 {
+                var digits = String(nanos)
+                digits = String(repeating: "0", count: 6 - digits.count) + digits
+                while digits.hasSuffix("0") { digits.removeLast() }
+                return "\(ms).\(digits)ms"
+            }
+        }
         if ms % 1000 != 0 || ms == 0 { return "\(ms)ms" }
-        if s % 86400 == 0 { return "\(s / 86400)d" }
-        if s % 3600 == 0 { return "\(s / 3600)h" }
-        if s % 60 == 0 { return "\(s / 60)m" }
-        return "\(s)s"
+        let seconds = ms / 1000
+        if seconds % 86400 == 0 { return "\(seconds / 86400)d" }
+        if seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+        if seconds % 60 == 0 { return "\(seconds / 60)m" }
+        return "\(seconds)s"
     }
 
     /// `HH:MM`, 00:00 to 23:59 (one-digit hours allowed: `5:30`).

@@ -206,17 +206,71 @@ enum YAMLFile {
     }
 
     /// Composes the single YAML document of `text`; syntax errors carry their line.
+    ///
+    /// Keys are plain names in every file here, and must be before composing: Yams checks each
+    /// mapping for duplicate keys by hashing the key nodes, and an alias used as a key stands
+    /// for its whole anchored tree, so nested aliases as keys (a "billion laughs" of 300 bytes)
+    /// would take exponential time. When the text has a `*`, it is first composed with every
+    /// `*` made inert (aliases become plain scalars in the same places, so nothing expands),
+    /// and an alias or a list or mapping used as a key is refused with its line.
     static func parse(_ text: String, file: String) throws(ConfigError) -> YAMLValue {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let e as YamlError {
-            throw translate(e, file: file)
-        } catch {
-            throw ConfigError(file: file, line: nil, key: "", message: "YAML error: \(error)")
+        if text.contains("*") {
+            let inert = text.replacingOccurrences(of: "*", with: inertAsterisk)
+            if let root = try compose(inert, file: file, restoring: true) {
+                try refuseComplexKeys(root, file: file)
+            }
         }
-        guard let root else { throw ConfigError(file: file, line: 1, key: "", message: "the file is empty") }
+        guard let root = try compose(text, file: file) else {
+            throw ConfigError(file: file, line: 1, key: "", message: "the file is empty")
+        }
         return YAMLValue(node: root, file: file, path: "", keyLine: nil)
+    }
+
+    /// Stands for `*` in the inert pass (a private-use character: one character, as `*` is).
+    private static let inertAsterisk = "\u{E000}"
+
+    private static func compose(_ text: String, file: String, restoring: Bool = false) throws(ConfigError) -> Node? {
+        do {
+            return try Yams.compose(yaml: text)
+        } catch {
+            var e = (error as? YamlError).map { translate($0, file: file) }
+                ?? ConfigError(file: file, line: nil, key: "", message: "YAML error: \(error)")
+            if restoring {
+                e.message = e.message.replacingOccurrences(of: inertAsterisk, with: "*")
+                e.key = e.key.replacingOccurrences(of: inertAsterisk, with: "*")
+            }
+            throw e
+        }
+    }
+
+    /// Every mapping key of the (alias-free) tree is a scalar that was not an alias.
+    private static func refuseComplexKeys(_ root: Node, file: String) throws(ConfigError) {
+        var pending: [(node: Node, path: String)] = [(root, "")]
+        while let (node, path) = pending.popLast() {
+            switch node {
+            case .mapping(let mapping):
+                for (k, v) in mapping {
+                    let childPath: String
+                    switch k {
+                    case .scalar(let s) where !(s.style == .plain && s.string.hasPrefix(inertAsterisk)):
+                        childPath = path.isEmpty ? s.string : "\(path).\(s.string)"
+                    default:
+                        let found: String
+                        switch k {
+                        case .scalar(let s): found = "an alias (\(s.string.replacingOccurrences(of: inertAsterisk, with: "*")))"
+                        case .sequence: found = "a list"
+                        default: found = "a mapping"
+                        }
+                        throw ConfigError(file: file, line: k.mark?.line, key: path, message: "a key must be a plain name, found \(found)")
+                    }
+                    pending.append((v, childPath))
+                }
+            case .sequence(let sequence):
+                for (i, item) in sequence.enumerated() { pending.append((item, "\(path)[\(i)]")) }
+            case .scalar, .alias:
+                break
+            }
+        }
     }
 
     static func translate(_ e: YamlError, file: String) -> ConfigError {

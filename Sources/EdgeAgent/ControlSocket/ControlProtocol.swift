@@ -103,3 +103,71 @@ enum ControlCoding {
         return bytes
     }
 }
+
+/// What the agent does with a control request: answer from its state (`status`, `io.read`)
+/// or pass a command with a contract action name to the gateway or the control loop.
+public enum ControlRoute: Sendable, Equatable {
+    /// Answered from a state snapshot: `status`, or `io.read` of the request's target.
+    case read(verb: String)
+    /// A command: `set_level`, `release`, `raise`, `lower`, `emergency_lower`, `clear_emergency`,
+    /// `hold_down`, `priority_request`, `priority_cancel`, `io_write`, `maintenance`, `ping`,
+    /// `reload_config` (and the test hook `debug_hang`).
+    case command(action: String)
+}
+
+/// A control request refused before it reaches the agent: the contract code and the message
+/// the technician sees (`response` is what goes back on the socket).
+public struct ControlRequestError: Error, Sendable, Equatable {
+    public var code: String
+    public var message: String
+    public var response: ControlResponse { .failure(code, message) }
+
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// The control socket's line protocol without the socket: decoding one request line and
+/// routing its verb (CONTRACT.md section 3). Pure and total: any bytes give a request or a
+/// refusal, never a trap.
+public enum ControlProtocol {
+    /// Longest request line the server reads; a longer one closes the connection.
+    public static let maxLineBytes = 65_536
+
+    /// Verb -> the contract action of the command it becomes.
+    public static let commandActions: [String: String] = [
+        "lamp.set": "set_level", "lamp.release": "release",
+        "bollard.raise": "raise", "bollard.lower": "lower", "bollard.emergency-lower": "emergency_lower",
+        "bollard.clear": "clear_emergency", "bollard.hold-down": "hold_down",
+        "priority.request": "priority_request", "priority.cancel": "priority_cancel",
+        "io.write": "io_write", "maintenance": "maintenance", "debug.hang-loop": "debug_hang", "ping": "ping", "config.reload": "reload_config",
+    ]
+
+    /// One request line (without its newline) as the server decodes it.
+    /// - Throws: `malformed` when the line is not a JSON object with a string `verb`.
+    public static func decode(line: some Collection<UInt8>) throws(ControlRequestError) -> ControlRequest {
+        do {
+            return try JSONDecoder().decode(ControlRequest.self, from: Data(line))
+        } catch {
+            throw ControlRequestError(code: "malformed", message: "request is not a JSON object with a \"verb\": \(error)")
+        }
+    }
+
+    /// Where a decoded request goes.
+    /// - Throws: `unknown_action` for an unknown verb, `malformed` for `io.read` without a device.
+    public static func route(_ request: ControlRequest) throws(ControlRequestError) -> ControlRoute {
+        switch request.verb {
+        case "status":
+            return .read(verb: "status")
+        case "io.read":
+            guard request.target != nil else { throw ControlRequestError(code: "malformed", message: "io.read needs a device") }
+            return .read(verb: "io.read")
+        default:
+            guard let action = commandActions[request.verb] else {
+                throw ControlRequestError(code: "unknown_action", message: "unknown verb \(CommandVerifier.printable(request.verb))")
+            }
+            return .command(action: action)
+        }
+    }
+}

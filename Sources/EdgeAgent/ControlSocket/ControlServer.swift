@@ -87,22 +87,45 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
+    /// Who may use the socket: root, the agent's own user, and members of the socket's group.
+    /// The file mode (0660) already keeps others out; this check holds even if it is loosened.
+    func isAuthorized(_ peer: PeerCredentials) -> Bool {
+        if peer.uid == 0 || peer.uid == getuid() { return true }
+        guard let group, let gr = getgrnam(group) else { return peer.gid == getgid() }
+        let gid = gr.pointee.gr_gid
+        if peer.gid == gid { return true }
+        guard let pw = getpwuid(peer.uid) else { return false }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: 64)
+        if getgrouplist(pw.pointee.pw_name, pw.pointee.pw_gid, &groups, &count) < 0 { return false }
+        return groups.prefix(Int(count)).contains(gid)
+    }
+
     private func serve(_ fd: Int32) {
         guard let peer = UnixSocket.peerCredentials(fd) else {
             logger.warning("control connection without peer credentials refused")
             return
         }
+        guard isAuthorized(peer) else {
+            logger.warning("control connection refused: peer not in the technicians' group", metadata: ["peer": "\(peer)", "group": "\(group ?? "-")"])
+            // Read the request first: closing with unread data would reset the connection
+            // and the client would never see why it was refused.
+            UnixSocket.setTimeout(fd, .seconds(2))
+            var buffer: [UInt8] = []
+            _ = UnixSocket.readLine(fd, buffer: &buffer)
+            _ = UnixSocket.writeAll(fd, ControlCoding.encodeLine(ControlResponse.failure(
+                "permission_denied", "uid \(peer.uid) may not use the control socket: join group \(group ?? "of the agent") (sudo usermod -aG \(group ?? "GROUP") USER), then log in again")))
+            return
+        }
         UnixSocket.setTimeout(fd, .seconds(600))
         var buffer: [UInt8] = []
-        let decoder = JSONDecoder()
         while let line = UnixSocket.readLine(fd, buffer: &buffer) {
             if line.isEmpty { continue }
             let response: ControlResponse
             do {
-                let request = try decoder.decode(ControlRequest.self, from: Data(line))
-                response = handler(request, peer)
+                response = handler(try ControlProtocol.decode(line: line), peer)
             } catch {
-                response = .failure("malformed", "request is not a JSON object with a \"verb\": \(error)")
+                response = error.response
             }
             if !UnixSocket.writeAll(fd, ControlCoding.encodeLine(response)) { return }
         }

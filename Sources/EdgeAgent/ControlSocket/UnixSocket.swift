@@ -123,7 +123,7 @@ enum UnixSocket {
     }
 
     /// Reads one line (without the newline); nil at EOF, timeout or if longer than `limit`.
-    static func readLine(_ fd: Int32, buffer: inout [UInt8], limit: Int = 65536) -> [UInt8]? {
+    static func readLine(_ fd: Int32, buffer: inout [UInt8], limit: Int = ControlProtocol.maxLineBytes) -> [UInt8]? {
         while true {
             if let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(buffer[..<nl])

@@ -56,6 +56,7 @@ public final class LoopThread: Sendable {
     private struct Lifecycle {
         var thread: pthread_t?
         var started = false
+        var exited = false
     }
 
     public init(name: String, period: Duration, realtimePriority: Int, logger: Logger,
@@ -100,6 +101,29 @@ public final class LoopThread: Sendable {
         pthread_join(thread, nil)
     }
 
+    /// Stops the loop, waiting at most `timeout` for a running body to return. Returns false
+    /// (and leaves the thread detached, to end by itself) when the body is stuck: shutdown
+    /// must not wait on a hung control loop. Idempotent.
+    @discardableResult
+    public func stop(timeout: Duration) -> Bool {
+        signal.requestStop()
+        let deadline = MonotonicInstant.now() + timeout
+        while !lifecycle.withLock({ $0.exited || $0.thread == nil }) {
+            if MonotonicInstant.now() >= deadline {
+                let thread = lifecycle.withLock { l -> pthread_t? in
+                    defer { l.thread = nil }
+                    return l.thread
+                }
+                if let thread { _ = pthread_detach(thread) }
+                logger.critical("control loop did not stop in time; left running detached", metadata: ["loop": "\(name)", "timeout": "\(timeout)"])
+                return false
+            }
+            usleep(1000)
+        }
+        stop()
+        return true
+    }
+
     public var stats: LoopStats { statsState.withLock { $0.snapshot() } }
 
     // MARK: The loop
@@ -114,7 +138,10 @@ public final class LoopThread: Sendable {
             s.stats.isRealtime = realtime
             s.stats.isRunning = true
         }
-        defer { statsState.withLock { $0.stats.isRunning = false } }
+        defer {
+            statsState.withLock { $0.stats.isRunning = false }
+            lifecycle.withLock { $0.exited = true }
+        }
 
         while true {
             switch signal.wait(untilMonotonicNanos: next) {

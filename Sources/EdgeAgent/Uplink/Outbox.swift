@@ -45,6 +45,9 @@ public struct OutboxMessage: Sendable, Equatable {
 /// - Bounded by count and age: when full, the oldest telemetry is dropped first; events
 ///   are dropped only when no telemetry is left; messages older than `maxAge` are pruned.
 ///   Every drop is counted per priority and the counters are persisted.
+/// - Ages are measured on a steady wall clock (the wall time at open plus the monotonic time
+///   since, `SteadyWallClock`): a wall-clock jump while the agent runs (RTC reset, NTP step)
+///   neither ages queued messages nor keeps them young; `createdAt` is on that clock.
 ///
 /// Writes are batched: appends and removals arriving within `batchWindow` (20 ms) or up to
 /// `batchLimit` (500) share one transaction. `append` returns once its message is durable
@@ -66,17 +69,20 @@ public final class Outbox: Sendable {
     /// - Parameters:
     ///   - maxMessages: the count bound (> 0).
     ///   - maxAge: messages older than this are pruned; `.zero` disables age pruning.
-    ///   - now: the wall clock stamped on messages and used for age pruning (tests inject one).
+    ///   - now: the wall clock (default `Date()`). Tests inject one: without `monotonic`, ages
+    ///     are then measured on it alone.
+    ///   - monotonic: a monotonic reading (any origin) that ages advance with; default
+    ///     CLOCK_MONOTONIC when `now` is not injected.
     /// - Throws: `OutboxError` (`cannotOpen`, `readOnly`, `diskFull`, `io`, `invalidArgument`).
     public init(
         path: String, maxMessages: Int, maxAge: Duration, logger: Logger,
-        now: @escaping @Sendable () -> Date = { Date() },
+        now: (@Sendable () -> Date)? = nil, monotonic: (@Sendable () -> Duration)? = nil,
         batchWindow: Duration = .milliseconds(20), batchLimit: Int = 500
     ) throws(OutboxError) {
         guard maxMessages > 0, batchLimit > 0 else {
             throw OutboxError(code: .invalidArgument, store: "outbox", path: path, reason: "maxMessages and batchLimit must be > 0")
         }
-        core = try OutboxCore(path: path, maxMessages: maxMessages, maxAge: maxAge, logger: logger, now: now, window: batchWindow, batchLimit: batchLimit)
+        core = try OutboxCore(path: path, maxMessages: maxMessages, maxAge: maxAge, logger: logger, ageClock: SteadyWallClock(wall: now, monotonic: monotonic), window: batchWindow, batchLimit: batchLimit)
         core.startFlusher()
     }
 
@@ -193,7 +199,8 @@ final class OutboxCore: @unchecked Sendable {
     let maxMessages: Int
     let maxAgeMs: Int64
     let logger: Logger
-    let now: @Sendable () -> Date
+    /// Stamps messages and measures their age (see `Outbox`).
+    let ageClock: SteadyWallClock
     let window: Duration
     let batchLimit: Int
     private let clock = ContinuousClock()
@@ -226,13 +233,13 @@ final class OutboxCore: @unchecked Sendable {
     private var db: SQLiteDatabase?
     private var persisted: Persisted
 
-    init(path: String, maxMessages: Int, maxAge: Duration, logger: Logger, now: @escaping @Sendable () -> Date, window: Duration, batchLimit: Int) throws(OutboxError) {
+    init(path: String, maxMessages: Int, maxAge: Duration, logger: Logger, ageClock: SteadyWallClock, window: Duration, batchLimit: Int) throws(OutboxError) {
         self.path = path
         self.seqPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("seq")
         self.maxMessages = maxMessages
         self.maxAgeMs = outboxMilliseconds(maxAge)
         self.logger = logger
-        self.now = now
+        self.ageClock = ageClock
         self.window = window
         self.batchLimit = batchLimit
 
@@ -254,7 +261,7 @@ final class OutboxCore: @unchecked Sendable {
             }
         }
 
-        let opened = try Self.openOrRecover(path: path, logger: logger, now: now())
+        let opened = try Self.openOrRecover(path: path, logger: logger, now: ageClock.wallNow())
         let state = opened.state
         // The database is the authority when it is the same one the seq file was last
         // written for (its recorded reservation matches). Otherwise (fresh, recovered,
@@ -352,7 +359,7 @@ final class OutboxCore: @unchecked Sendable {
     private func recoverAtRuntime(after error: OutboxError) throws(OutboxError) {
         db?.close()
         db = nil
-        let aside = try DurableFile.moveAside(path, store: Self.store, now: now())
+        let aside = try DurableFile.moveAside(path, store: Self.store, now: ageClock.wallNow())
         let lost = cond.withLock { committedCount }
         logger.critical("outbox database became corrupt: moved aside, starting a fresh one", metadata: [
             "file": "\(path)", "moved_to": "\(aside)", "messages_lost": "\(lost)", "error": "\(error)",
@@ -386,7 +393,7 @@ final class OutboxCore: @unchecked Sendable {
             reservedSeq = reserve
         }
         nextSeq += 1
-        let message = OutboxMessage(seq: seq, topic: topic, payload: makePayload(seq), qos: qos, retain: retain, priority: priority, createdAt: now())
+        let message = OutboxMessage(seq: seq, topic: topic, payload: makePayload(seq), qos: qos, retain: retain, priority: priority, createdAt: ageClock.steadyNow())
         markPendingLocked()
         pendingInserts.append(Pending(message: message, durable: durable))
         let generation = openGeneration
@@ -586,7 +593,7 @@ final class OutboxCore: @unchecked Sendable {
     /// One transaction: inserts, removals, age pruning, count bound, counters. Called with `dbLock` held.
     private func writeBatch(_ inserts: [OutboxMessage], removals: [UInt64], baseCount: Int, counters: (Int, Int), reserved: UInt64) -> Result<BatchResult, OutboxError> {
         guard let db else { return .failure(closedError()) }
-        let cutoff = maxAgeMs > 0 ? outboxMilliseconds(now()) - maxAgeMs : nil
+        let cutoff = maxAgeMs > 0 ? outboxMilliseconds(ageClock.steadyNow()) - maxAgeMs : nil
         do {
             let batch = try db.transaction { () throws(SQLiteError) -> BatchResult in
                 var count = baseCount

@@ -92,6 +92,24 @@ final class LibModbusContext {
     /// `modbus_flush`: drops whatever the peer sent that nobody asked for (a late answer).
     func flush() { _ = modbus_flush(ctx) }
 
+    /// Resynchronises a serial line after a garbled frame: drops input (`modbus_flush`) until no
+    /// byte has arrived for `quiet`, for at most `limit`, so the rest of a frame still on the wire
+    /// is not read as the next answer. `poll` on the port's descriptor measures the silence.
+    func drainUntilQuiet(quiet: Duration, limit: Duration) {
+        let clock = ContinuousClock()
+        let end = clock.now + limit
+        let quietMillis = Int32(max(1, quiet.components.seconds * 1000 + quiet.components.attoseconds / 1_000_000_000_000_000))
+        while true {
+            _ = modbus_flush(ctx)
+            let fd = modbus_get_socket(ctx)
+            guard fd >= 0, clock.now < end else { return }
+            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let n = poll(&p, 1, quietMillis)
+            if n == 0 { return }
+            if n < 0 && errno != EINTR { return }
+        }
+    }
+
     /// The file descriptor libmodbus uses (`modbus_get_socket`), -1 when closed.
     var fileDescriptor: Int32 { modbus_get_socket(ctx) }
 
@@ -154,6 +172,15 @@ final class LibModbusContext {
     func reply(to request: [UInt8], from mapping: LibModbusMapping) -> Int32 {
         let rc = request.withUnsafeBufferPointer { buffer in
             modbus_reply(ctx, buffer.baseAddress, Int32(buffer.count), mapping.pointer)
+        }
+        return rc == -1 ? errno : 0
+    }
+
+    /// `modbus_reply_exception`: answers the request ADU `request` with Modbus exception `code`
+    /// (nothing is read or written), on the current file descriptor. Returns 0 or errno.
+    func replyException(to request: [UInt8], code: UInt8) -> Int32 {
+        let rc = request.withUnsafeBufferPointer { buffer in
+            modbus_reply_exception(ctx, buffer.baseAddress, UInt32(code))
         }
         return rc == -1 ? errno : 0
     }

@@ -7,9 +7,13 @@ public import Logging
 ///
 /// Threading: owned by one thread (the bus I/O thread); not thread-safe and not `Sendable`.
 /// Requests connect on demand. A connection-level failure (reset, closed, bad data) closes the
-/// connection, so the next request reconnects; after a timeout pending input is flushed so a late
-/// answer is not taken for the next one. libmodbus error recovery stays off: every failure is
-/// reported at once, never retried or waited out here.
+/// TCP connection, so the next request reconnects; after a timeout pending input is flushed so a
+/// late answer is not taken for the next one. On RTU a garbled answer (bad CRC, wrong unit or
+/// function) keeps the port open: the client drops input until the line has been quiet for
+/// `resyncQuiet` (at most one response timeout), so the rest of the frame is not read as the next
+/// answer; opening the port drops stale input too (ptys and USB adapters keep bytes that arrived
+/// while it was closed). libmodbus error recovery stays off: every failure is reported at once,
+/// never retried here.
 public final class ModbusClient {
     /// Bus name from the configuration, for errors and logs.
     public let bus: String
@@ -18,6 +22,9 @@ public final class ModbusClient {
     private let logger: Logger
     private var connected = false
     private var warnedNoRS485 = false
+
+    /// Silence that ends an RTU resynchronisation: well above the 3.5-character frame gap at 9600 baud (4 ms).
+    static let resyncQuiet = Duration.milliseconds(20)
 
     /// How long to wait for the first byte of an answer. Setting it also applies it to the
     /// connection at once.
@@ -69,6 +76,7 @@ public final class ModbusClient {
                               message: "connect \(transport.summary) failed: \(LibModbusErrno.text(rc)) (errno \(rc))")
         }
         if context.isRTU {
+            context.flush()
             let rs485 = context.enableRS485()
             if rs485 == ENOTTY {
                 if !warnedNoRS485 {
@@ -212,8 +220,12 @@ public final class ModbusClient {
              LibModbusErrno.badSlave:
             kind = .invalidResponse
             message = "invalid response: \(LibModbusErrno.text(rc))"
-            context.flush()
-            close()
+            if context.isRTU {
+                context.drainUntilQuiet(quiet: Self.resyncQuiet, limit: responseTimeout)
+            } else {
+                context.flush()
+                close()
+            }
         case LibModbusErrno.tooManyData, EINVAL:
             kind = .invalidArgument
             message = "request refused by libmodbus: \(LibModbusErrno.text(rc))"

@@ -56,15 +56,16 @@ public final class ModbusRegisterBank: @unchecked Sendable {
 ///
 /// Requests for a unit id that has no bank are ignored (no answer: the client times out), as on a
 /// real bus. For units that exist, `handler` (when given) is called on the server thread with the
-/// decoded request and an `answer` closure: calling it answers from the bank (libmodbus's
-/// `modbus_reply`, which also applies writes); not calling it leaves the request unanswered (an
-/// offline device). Code placed around `answer()` sees each request before and after it is applied.
+/// decoded request and a `ModbusAnswer`: calling `answer()` answers from the bank (libmodbus's
+/// `modbus_reply`, which also applies writes); `answer.exception(code)` answers with a Modbus
+/// exception instead (nothing applied); doing neither leaves the request unanswered (an offline
+/// device). Code placed around `answer()` sees each request before and after it is applied.
 /// Without a handler every request to an existing unit is answered.
 ///
 /// Threading: `start`/`stop` from any one owner; requests are served on one dedicated thread.
 public final class ModbusServer: @unchecked Sendable {
-    /// Called for each request to an existing unit; call `answer` to reply.
-    public typealias Handler = @Sendable (_ request: ModbusRequest, _ answer: () -> Void) -> Void
+    /// Called for each request to an existing unit; call `answer()` (or `answer.exception(code)`) to reply.
+    public typealias Handler = @Sendable (_ request: ModbusRequest, _ answer: ModbusAnswer) -> Void
 
     public let bus: String
     public let transport: ModbusTransport
@@ -441,13 +442,39 @@ private final class ServeLoop: @unchecked Sendable {
             return
         }
         let request = ModbusRequest(unit: unit, pdu: frame[headerLength..<pduEnd])
-        let answer = { [replyContext, logger] in
+        let answer = ModbusAnswer(reply: { [replyContext, logger] in
             replyContext.use(fileDescriptor: fd)
             let rc = replyContext.reply(to: frame, from: bank.mapping)
             if rc != 0 {
                 logger.debug("reply failed", metadata: ["unit": .stringConvertible(unit), "error": .string(LibModbusErrno.text(rc))])
             }
-        }
+        }, exception: { [replyContext, logger] code in
+            replyContext.use(fileDescriptor: fd)
+            let rc = replyContext.replyException(to: frame, code: code)
+            if rc != 0 {
+                logger.debug("exception reply failed", metadata: ["unit": .stringConvertible(unit), "error": .string(LibModbusErrno.text(rc))])
+            }
+        })
         if let handler { handler(request, answer) } else { answer() }
     }
+}
+
+/// How a `ModbusServer.Handler` answers one request: `answer()` replies from the unit's bank
+/// (`modbus_reply`, which applies writes); `answer.exception(code)` replies with Modbus exception
+/// `code` (1 illegal function ... 11, see `ModbusError.exceptionName`) and applies nothing.
+/// Use it at most once, on the server thread, before the handler returns.
+public struct ModbusAnswer {
+    private let reply: () -> Void
+    private let exceptionReply: (UInt8) -> Void
+
+    init(reply: @escaping () -> Void, exception: @escaping (UInt8) -> Void) {
+        self.reply = reply
+        exceptionReply = exception
+    }
+
+    /// Answers from the bank (`modbus_reply`).
+    public func callAsFunction() { reply() }
+
+    /// Answers with Modbus exception `code` instead (`modbus_reply_exception`).
+    public func exception(_ code: UInt8) { exceptionReply(code) }
 }

@@ -1,0 +1,2 @@
+// Header-only target: LLVMFuzzerRunDriver comes from libclang_rt.fuzzer (-sanitize=fuzzer).
+#include "libfuzzer_driver.h"
