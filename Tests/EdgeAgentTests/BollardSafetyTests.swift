@@ -4,7 +4,8 @@ import Testing
 /// Safety properties of `BollardController` over thousands of random input sequences, with
 /// a crude physical bollard (it moves while a motor is on, unless "stuck") so that end
 /// switches, reversals and timeouts really happen. The runner's contract is played: `tick`
-/// at `nextDeadline` whenever it comes before the next input.
+/// at `nextDeadline` whenever it comes before the next input, and a poll of the whole world
+/// at a period of the sequence's (besides the random ones).
 @Suite struct BollardSafetyTests {
     typealias S = BollardController.Sensors
 
@@ -40,6 +41,10 @@ import Testing
         let autoRaise: Duration? = rng.chance(0.7) ? .milliseconds(rng.int(500...15_000)) : nil
         var b = BollardController(name: "b", preWarning: preWarning, travelTimeout: travel, autoRaiseAfter: autoRaise, maxReversals: rng.int(1...4))
         var clock = ControlTest.Clock()
+        let pollPeriod = Duration.milliseconds(rng.int(20...1_000))
+        var nextPoll = clock.now + pollPeriod
+        var lastPoll: MonotonicInstant?
+        var motorWasUp = false
 
         // The physical world.
         var pos = 0.0  // 0 = down, 1 = up
@@ -54,7 +59,7 @@ import Testing
         func world() -> S { S(atTop: pos >= 1, atBottom: pos <= 0, loopOccupied: loop, photocellInterrupted: photo, motorFault: mfault, emergencyInput: emerg) }
         func send(_ input: BollardController.Input, _ now: MonotonicInstant) {
             switch input {
-            case .sensors(let s): told = s; toldIO = true
+            case .sensors(let s): told = s; toldIO = true; lastPoll = now
             case .atTop(let v): told.atTop = v
             case .atBottom(let v): told.atBottom = v
             case .loopOccupied(let v): told.loopOccupied = v
@@ -72,9 +77,15 @@ import Testing
             // Time passes: a random gap, or the machine's deadline if it comes first.
             var next = clock.now + .milliseconds(rng.int(1...2_500))
             var deadline = false
+            var poll = false
             if let d = b.nextDeadline, d <= next {
                 next = max(d, clock.now)
                 deadline = true
+            }
+            if nextPoll < next {
+                next = nextPoll
+                deadline = false
+                poll = true
             }
             let dt = (next - clock.now).seconds
             if !stuck && io {
@@ -84,7 +95,10 @@ import Testing
             clock.set(next)
             let now = clock.now
 
-            if deadline {
+            if poll {
+                nextPoll = now + pollPeriod
+                if io { send(.sensors(world()), now) } else { b.tick(at: now) }
+            } else if deadline {
                 b.tick(at: now)
             } else {
                 // The poll reports the world most of the time.
@@ -125,7 +139,11 @@ import Testing
                 if !toldIO { return "\(at): motorUp with the I/O offline" }
                 if told.motorFault { return "\(at): motorUp with a motor fault" }
                 guard let w = warnSince, now - w >= preWarning else { return "\(at): motorUp before \(preWarning) of warning" }
+                if !motorWasUp, !(lastPoll.map { $0 >= w + preWarning } ?? false) {
+                    return "\(at): motion started without a poll begun after the pre-warning (last poll \(String(describing: lastPoll)))"
+                }
             }
+            motorWasUp = o.motorUp
             if o.motorUp { upSince = upSince ?? now } else { upSince = nil }
             if o.motorDown { downSince = downSince ?? now } else { downSince = nil }
             if let u = upSince, now - u > travel { return "\(at): motor up on for \(now - u), past travel timeout \(travel)" }

@@ -62,6 +62,12 @@ import Testing
         #expect(!b.outputs.motorUp, "warning on for less than pre_warning")
         clock.advance(.seconds(3))
         b.tick(at: clock.now)
+        #expect(!b.outputs.motorUp, "no poll begun since the pre-warning ended: the loop may have been entered since")
+        #expect(b.outputs.warningLights && b.outputs.buzzer && b.position == .raising)
+        #expect(b.nextDeadline == nil, "waiting for a poll, which arrives as an input")
+        b.handle(.sensors(Self.down), at: clock.plus(-0.001))
+        #expect(!b.outputs.motorUp, "a poll begun 1 ms before the end of the pre-warning is not enough")
+        b.handle(.sensors(Self.down), at: clock.now)
         #expect(b.outputs.motorUp && !b.outputs.motorDown)
         #expect(b.nextDeadline == clock.plus(8), "travel timeout")
         b.handle(.atBottom(false), at: clock.plus(0.5))
@@ -89,12 +95,29 @@ import Testing
         #expect(b.position == .down)
     }
 
+    /// The polling race: the last poll before the end of the pre-warning showed the loop clear,
+    /// a vehicle entered since. The first poll begun after the pre-warning sees it: the raise
+    /// is aborted (a reversal) with the motor never on.
+    @Test func aVehicleEnteringJustBeforeThePreWarningEndsIsSeenBeforeAnyMotion() {
+        var clock = Clock()
+        var b = Self.make(clock)
+        #expect(b.raise(at: clock.now) == .accepted)
+        b.handle(.sensors(Self.down), at: clock.plus(2.96))  // clear, 40 ms before the end
+        clock.advance(.seconds(3))
+        b.tick(at: clock.now)
+        #expect(!b.outputs.motorUp)
+        b.handle(.sensors(S(atBottom: true, loopOccupied: true)), at: clock.plus(0.01))
+        #expect(!b.outputs.motorUp && b.reversals == 1)
+        #expect(b.position == .down, "aborted before any motion: still at the bottom")
+        #expect(b.drainEvents().map(\.kind).contains(.bollardState(from: .raising, to: .down, cause: .reversal)))
+    }
+
     @Test func obstructionWhileRisingReversesInTheSameCall() {
         var clock = Clock()
         var b = Self.make(clock)
         b.raise(at: clock.now)
         clock.advance(.seconds(3))
-        b.tick(at: clock.now)
+        b.handle(.sensors(Self.down), at: clock.now)  // the first poll begun after the pre-warning
         b.handle(.atBottom(false), at: clock.plus(0.2))
         #expect(b.outputs.motorUp)
         b.handle(.loopOccupied(true), at: clock.plus(1))
@@ -151,7 +174,7 @@ import Testing
         var b = Self.make(clock)
         b.raise(at: clock.now)
         clock.advance(.seconds(3))
-        b.tick(at: clock.now)
+        b.handle(.sensors(Self.down), at: clock.now)  // the first poll begun after the pre-warning
         b.handle(.atBottom(false), at: clock.plus(1))
         #expect(b.nextDeadline == clock.plus(8))
         b.tick(at: clock.plus(7.999))
@@ -204,7 +227,7 @@ import Testing
         var b = Self.make(clock)
         b.raise(at: clock.now)
         clock.advance(.seconds(3))
-        b.tick(at: clock.now)
+        b.handle(.sensors(Self.down), at: clock.now)  // the first poll begun after the pre-warning
         b.handle(.atBottom(false), at: clock.plus(1))
         #expect(b.outputs.motorUp)
         b.handle(.emergencyInput(true), at: clock.plus(2))
@@ -255,7 +278,7 @@ import Testing
         var b = Self.make(clock)
         b.raise(at: clock.now)
         clock.advance(.seconds(3))
-        b.tick(at: clock.now)
+        b.handle(.sensors(Self.down), at: clock.now)  // the first poll begun after the pre-warning
         b.handle(.atBottom(false), at: clock.plus(1))
         #expect(b.outputs.motorUp)
         b.handle(.ioOnline(false), at: clock.plus(2))

@@ -209,10 +209,10 @@ final class ControlCore: @unchecked Sendable {
                     atTop: (v["at_top"] ?? 0) != 0, atBottom: (v["at_bottom"] ?? 0) != 0,
                     loopOccupied: (v["loop"] ?? 0) != 0, photocellInterrupted: (v["photocell"] ?? 0) != 0,
                     motorFault: (v["motor_fault"] ?? 0) != 0, emergencyInput: (v["emergency"] ?? 0) != 0)
-                if bollardSensors[device] != s {
-                    bollardSensors[device] = s
-                    bollards[device]!.handle(.sensors(s), at: at)
-                }
+                // Every poll, changed or not: a raise starts its motion only on a poll begun
+                // after its pre-warning (BollardController).
+                bollardSensors[device] = s
+                bollards[device]!.handle(.sensors(s), at: at)
                 if let written = coilsWritten[device], !pendingWrites.contains(device),
                    (v["motor_up"] ?? 0) != (written.motorUp ? 1 : 0) || (v["motor_down"] ?? 0) != (written.motorDown ? 1 : 0)
                     || (v["warning"] ?? 0) != (written.warningLights ? 1 : 0) {

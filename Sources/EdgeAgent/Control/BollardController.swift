@@ -7,6 +7,11 @@
 ///   `preWarning`, with the loop clear, the photocell clear, no emergency (input or
 ///   latched), no motor fault, the I/O online, the top not reached and the travel time not
 ///   exceeded. `motorUp` and `motorDown` are never both on.
+/// - Motion starts only on a whole poll (`sensors`) sampled at or after the end of the
+///   pre-warning that shows loop and photocell clear. Inputs are polled, so what is known
+///   when the pre-warning ends can be a poll period old: a vehicle that entered the loop
+///   since would be missed. The controller waits in the pre-warning (lights and buzzer on)
+///   for that fresh poll; a poll's `at` is when it was begun (`DeviceReading.timestampNanos`).
 /// - A raise command is refused (`interlock`) while the loop is occupied or the photocell is
 ///   interrupted: the bollard never starts rising beneath a vehicle.
 /// - Obstruction (loop or photocell) while raising: in the same call `motorUp` goes off and
@@ -149,6 +154,9 @@ public struct BollardController: Sendable {
     public private(set) var reversals = 0
     /// End of a `holdDown` period.
     public private(set) var holdUntil: MonotonicInstant?
+    /// When the latest whole poll (`Input.sensors`) was begun, as given (not clamped to the
+    /// controller's clock): what motion may start on.
+    public private(set) var lastPollAt: MonotonicInstant?
 
     private var phase: Phase = .unknown
     private var armedAt: MonotonicInstant?
@@ -204,7 +212,10 @@ public struct BollardController: Sendable {
     /// When `tick` must run next at the latest.
     public var nextDeadline: MonotonicInstant? {
         switch phase {
-        case .preWarning(let since): return since + preWarning
+        case .preWarning(let since):
+            // Pre-warning done: what remains is waiting for a fresh poll, which arrives as an input.
+            if let c = clock, c >= since + preWarning { return nil }
+            return since + preWarning
         case .rising(_, let m): return m + travelTimeout
         case .lowering(let m): return m + travelTimeout
         case .down:
@@ -224,6 +235,7 @@ public struct BollardController: Sendable {
         switch input {
         case .sensors(let s):
             sensors = s
+            if lastPollAt.map({ at > $0 }) ?? true { lastPollAt = at }
             setOnline(true, now: now)
         case .atTop(let v): sensors.atTop = v
         case .atBottom(let v): sensors.atBottom = v
@@ -545,7 +557,7 @@ public struct BollardController: Sendable {
                 startLowering(now: now)
             } else if obstructed {
                 reverse(now: now)
-            } else if now - since >= preWarning {
+            } else if now - since >= preWarning, hasFreshPoll(since: since) {
                 cause = .preWarningDone
                 phase = .rising(warnSince: since, motionSince: now)
             }
@@ -610,6 +622,12 @@ public struct BollardController: Sendable {
         }
     }
 
+    /// A whole poll begun at or after the end of the pre-warning that started at `since`.
+    private func hasFreshPoll(since: MonotonicInstant) -> Bool {
+        guard let p = lastPollAt else { return false }
+        return p >= since + preWarning
+    }
+
     /// Obstruction while raising: back down at once; count it.
     private mutating func reverse(now: MonotonicInstant) {
         reversals += 1
@@ -652,7 +670,7 @@ public struct BollardController: Sendable {
                 o.warningLights = true
                 o.buzzer = true
                 o.motorUp = !s.loopOccupied && !s.photocellInterrupted && !s.emergencyInput && !emergencyLatched
-                    && !s.atTop && now - warn >= preWarning && now - motion < travelTimeout
+                    && !s.atTop && now - warn >= preWarning && now - motion < travelTimeout && hasFreshPoll(since: warn)
             case .lowering(let motion):
                 o.warningLights = true
                 o.motorDown = !s.atBottom && now - motion < travelTimeout
