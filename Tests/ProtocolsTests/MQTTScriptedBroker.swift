@@ -35,24 +35,7 @@ final class MQTTScriptedBroker: @unchecked Sendable {
     private var buffer: [UInt8] = []
 
     init() throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard listener >= 0 else { throw POSIXError(.EIO) }
-        var one: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let rc = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp -> Int32 in
-                guard bind(listener, sp, len) == 0, listen(listener, 4) == 0 else { return -1 }
-                return getsockname(listener, sp, &len)
-            }
-        }
-        guard rc == 0 else { close(listener); throw POSIXError(.EADDRINUSE) }
-        self.listener = listener
-        port = Int(UInt16(bigEndian: addr.sin_port))
+        (listener, port) = try Loopback.listener(backlog: 4, reuseAddress: true)
     }
 
     deinit {

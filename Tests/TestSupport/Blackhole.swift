@@ -105,7 +105,7 @@ final class BlackholeCore: @unchecked Sendable {
         var chosen = 0
         for _ in 0..<20 {
             let candidate = restartablePort()
-            if Self.bindLoopback(fd, port: candidate) { chosen = candidate; break }
+            if Loopback.bind(fd, port: candidate) { chosen = candidate; break }
         }
         guard chosen != 0, listen(fd, 16) == 0 else {
             let e = errno
@@ -210,7 +210,7 @@ final class BlackholeCore: @unchecked Sendable {
         case .forward(let port):
             let up = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard up >= 0 else { return }
-            guard Self.connectLoopback(up, port: port) else { close(up); return }
+            guard Loopback.connect(up, port: port) else { close(up); return }
             lock.withLock { link.upstream = up }
             relay(link)
         }
@@ -264,27 +264,5 @@ final class BlackholeCore: @unchecked Sendable {
             offset += n
         }
         return true
-    }
-
-    private static func loopbackAddress(_ port: Int) -> sockaddr_in {
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return addr
-    }
-
-    private static func bindLoopback(_ fd: Int32, port: Int) -> Bool {
-        var addr = loopbackAddress(port)
-        return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-    }
-
-    private static func connectLoopback(_ fd: Int32, port: Int) -> Bool {
-        var addr = loopbackAddress(port)
-        return withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 }

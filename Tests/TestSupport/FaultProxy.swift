@@ -70,25 +70,12 @@ public final class FaultProxy: @unchecked Sendable {
     public init(to target: Int, mode: Mode = .forward) throws {
         self.target = target
         currentMode = mode
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket(): errno \(errno)") }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let rc = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sp -> Int32 in
-                if bind(fd, sp, len) != 0 || listen(fd, 16) != 0 { return -1 }
-                return getsockname(fd, sp, &len)
-            }
+        let fd: Int32
+        do {
+            (fd, port) = try Loopback.listener(backlog: 16)
+        } catch {
+            throw Failure(description: error.description)
         }
-        guard rc == 0 else {
-            let e = errno
-            close(fd)
-            throw Failure(description: "cannot listen on 127.0.0.1: errno \(e)")
-        }
-        port = Int(UInt16(bigEndian: addr.sin_port))
         listener = fd
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else {
@@ -249,14 +236,7 @@ public final class FaultProxy: @unchecked Sendable {
             return
         }
         let up = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(target).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(up, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard up >= 0, rc == 0 else {
+        guard up >= 0, Loopback.connect(up, port: target) else {
             if up >= 0 { close(up) }
             FaultProxy.closeWithReset(fd)
             lock.withLock { counters.resets += 1 }
