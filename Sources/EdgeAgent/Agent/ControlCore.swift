@@ -133,9 +133,9 @@ final class ControlCore: @unchecked Sendable {
         }
         for name in groupOrder { groups[name]!.tick(at: now) }
         for key in lampOverrides.keys where lampOverrides[key]!.until <= now { lampOverrides[key] = nil }
-        for key in monitors.keys { monitors[key]!.tick(at: now) }
+        monitors.mutateValues { $0.tick(at: now) }
         for key in bollards.keys { bollards[key]!.tick(at: now) }
-        for key in approaches.keys { approaches[key]!.tick(at: now) }
+        approaches.mutateValues { $0.tick(at: now) }
 
         writeOutputs(now: now)
         collectTelemetry(now: now)
@@ -420,9 +420,9 @@ final class ControlCore: @unchecked Sendable {
             for n in neighboursOf[name] ?? [] where groups[n] != nil { groups[n]!.neighbourPresence(from: name, detected: detected, at: now) }
         }
         if !presenceChanged.isEmpty { for name in groupOrder { groups[name]!.tick(at: now); groups[name]!.drainEvents(into: &events) } }
-        for key in monitors.keys { monitors[key]!.drainEvents(into: &events) }
+        monitors.mutateValues { $0.drainEvents(into: &events) }
         for key in bollards.keys { bollards[key]!.drainEvents(into: &events) }
-        for key in approaches.keys { approaches[key]!.drainEvents(into: &events) }
+        approaches.mutateValues { $0.drainEvents(into: &events) }
         guard !events.isEmpty || !pendingEvents.isEmpty else { return }
         var out = pendingEvents
         pendingEvents.removeAll()
