@@ -134,7 +134,7 @@ final class ControlCore: @unchecked Sendable {
         for name in groupOrder { groups[name]!.tick(at: now) }
         for key in lampOverrides.keys where lampOverrides[key]!.until <= now { lampOverrides[key] = nil }
         monitors.mutateValues { $0.tick(at: now) }
-        for key in bollards.keys { bollards[key]!.tick(at: now) }
+        bollards.mutateValues { $0.tick(at: now) }
         approaches.mutateValues { $0.tick(at: now) }
 
         writeOutputs(now: now)
@@ -421,7 +421,7 @@ final class ControlCore: @unchecked Sendable {
         }
         if !presenceChanged.isEmpty { for name in groupOrder { groups[name]!.tick(at: now); groups[name]!.drainEvents(into: &events) } }
         monitors.mutateValues { $0.drainEvents(into: &events) }
-        for key in bollards.keys { bollards[key]!.drainEvents(into: &events) }
+        bollards.mutateValues { $0.drainEvents(into: &events) }
         approaches.mutateValues { $0.drainEvents(into: &events) }
         guard !events.isEmpty || !pendingEvents.isEmpty else { return }
         var out = pendingEvents
