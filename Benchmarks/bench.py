@@ -1320,7 +1320,7 @@ def update_results(res: Results, machine: list[str], args, started: str, ended: 
     body = ["", "### Machine", "", *machine, f"- load average at start / end: {started} / {ended} (a shared machine: other "
             "engineers build and test on the same cores during the run, so every figure sits beside its peer measured "
             "in the same minutes, and ratios are more stable than absolute figures)",
-            f"- run: `Benchmarks/run.sh {' '.join(sys.argv[1:])}`".replace(" --write-results", "") +
+            f"- run: `{os.environ.get('BENCH_COMMAND') or 'Benchmarks/bench.py ' + ' '.join(sys.argv[1:])}`" +
             f" (loop {args.loop_seconds:.0f} s per phase, {args.events} events, {args.messages:,} messages, "
             f"soak {args.soak / 60:.1f} min)", "", "### Figures", "", res.markdown_table(), ""]
     if res.notes:

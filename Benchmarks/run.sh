@@ -62,4 +62,5 @@ args=(--bin "$STATIC/release" --label "static runtime (shipped)" --peers "$PEERS
 if [ "$dynamic" = 1 ] && [ -x "$DYNAMIC/release/edge-agent" ]; then
     args+=(--bin-alt "$DYNAMIC/release" --label-alt "dynamic runtime")
 fi
+export BENCH_COMMAND="Benchmarks/run.sh $*"
 exec python3 Benchmarks/bench.py "${args[@]}" "${pass[@]}"
