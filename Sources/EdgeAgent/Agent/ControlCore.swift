@@ -57,6 +57,10 @@ final class ControlCore: @unchecked Sendable {
     private var events: [ControlEvent] = []
     private(set) var maintenance = false
     let startedAt = MonotonicInstant.now()
+    /// Devices whose readings must be acted on at once (bollards, presence sensors, signal I/O
+    /// of approaches): their readings wake the loop. Other readings (luminaires, meters) are
+    /// taken at the next periodic tick, at most one period later.
+    let wakingDevices: Set<String>
     /// Set once by `halt`: from then on `step` does nothing and no output is written.
     private let halted = Mutex(false)
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
@@ -94,6 +98,7 @@ final class ControlCore: @unchecked Sendable {
             if let c = a.checkout { approachOfCheckout[c] = name }
         }
         self.groupsOfSensor = groupsOfSensor
+        wakingDevices = Set(groupsOfSensor.keys).union(config.bollards.keys).union(approachesOfDevice.keys)
         self.groupOfLamp = groupOfLamp
         self.neighboursOf = neighboursOf
         self.approachesOfDevice = approachesOfDevice
