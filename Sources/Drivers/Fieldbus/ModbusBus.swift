@@ -222,12 +222,15 @@ public final class ModbusBus: @unchecked Sendable {
     private func poll(_ i: Int, client: ModbusClient?, buffer: inout [[UInt16]]) {
         let (spec, codec) = spec(i)
         let started = monotonicNanos()
-        buffer.removeAll(keepingCapacity: true)
         var failure: ModbusError?
         if let client {
-            for block in codec.blocks {
+            // The block arrays are kept from poll to poll (no allocation per read); only the
+            // first `codec.blocks.count` are this device's, and they are decoded only when all
+            // of them were read.
+            for (k, block) in codec.blocks.enumerated() {
+                if k == buffer.count { buffer.append([]) }
                 do {
-                    buffer.append(try read(client, unit: spec.unit, block: block))
+                    try read(client, unit: spec.unit, block: block, into: &buffer[k])
                 } catch {
                     // An exception answer (device failure, busy, a register the device lacks) leaves
                     // the poll without data, like a timeout: it counts toward offline.
@@ -282,13 +285,15 @@ public final class ModbusBus: @unchecked Sendable {
         handler?(reading)
     }
 
-    private func read(_ client: ModbusClient, unit: UInt8, block: PointCodec.Block) throws(ModbusError) -> [UInt16] {
+    private func read(_ client: ModbusClient, unit: UInt8, block: PointCodec.Block, into values: inout [UInt16]) throws(ModbusError) {
+        let table: ModbusTable
         switch block.table {
-        case .coil: return try client.readCoils(unit: unit, address: block.address, count: block.count).map { $0 ? 1 : 0 }
-        case .discrete: return try client.readDiscreteInputs(unit: unit, address: block.address, count: block.count).map { $0 ? 1 : 0 }
-        case .holding: return try client.readHoldingRegisters(unit: unit, address: block.address, count: block.count)
-        case .input: return try client.readInputRegisters(unit: unit, address: block.address, count: block.count)
+        case .coil: table = .coil
+        case .discrete: table = .discrete
+        case .holding: table = .holding
+        case .input: table = .input
         }
+        try client.read(table, unit: unit, address: block.address, count: block.count, into: &values)
     }
 
     private func performWrite(_ w: PendingWrite, client: ModbusClient?) {
@@ -331,7 +336,8 @@ public final class ModbusBus: @unchecked Sendable {
                 }
                 cond.withLock { stats.writes += 1; stats.transactions += 1 }
                 if w.verify {
-                    let back = try read(client, unit: spec.unit, block: .init(table: table, address: address, count: words.count))
+                    var back: [UInt16] = []
+                    try read(client, unit: spec.unit, block: .init(table: table, address: address, count: words.count), into: &back)
                     cond.withLock { stats.transactions += 1 }
                     if back != words {
                         cond.withLock { stats.verifyFailures += 1 }

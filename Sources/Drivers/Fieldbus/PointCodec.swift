@@ -14,6 +14,19 @@ public struct PointCodec: Sendable {
     public let profile: DeviceProfile
     /// Reads that cover every point, fewest requests first (contiguous points merged).
     public let blocks: [Block]
+    /// Where each point's value sits in the blocks, worked out once: decoding a poll is then
+    /// a walk over this array (no search, no iteration of the profile's dictionary).
+    private let plan: [Planned]
+    /// Entries `decode` writes (points plus bit names).
+    private let valueCount: Int
+
+    private struct Planned: Sendable {
+        var name: String
+        var block: Int
+        var index: Int
+        var point: DeviceProfile.Point
+        var bits: [(bit: UInt32, name: String)]
+    }
 
     public init(profile: DeviceProfile) {
         self.profile = profile
@@ -35,6 +48,16 @@ public struct PointCodec: Sendable {
             if let c = current { blocks.append(Block(table: table, address: UInt16(c.0), count: c.1 - c.0)) }
         }
         self.blocks = blocks
+        var plan: [Planned] = []
+        for (name, point) in profile.points.sorted(by: { $0.key < $1.key }) {
+            guard let bi = blocks.firstIndex(where: { b in
+                b.table == point.table && Int(point.address) >= Int(b.address) && Int(point.address) + point.width <= Int(b.address) + b.count
+            }) else { continue }
+            let bits = point.bits.sorted { $0.key < $1.key }.map { (bit: UInt32($0.key), name: $0.value) }
+            plan.append(Planned(name: name, block: bi, index: Int(point.address) - Int(blocks[bi].address), point: point, bits: bits))
+        }
+        self.plan = plan
+        valueCount = plan.reduce(0) { $0 + 1 + $1.bits.count }
     }
 
     /// Modbus limits per request: 2000 bits, 125 registers.
@@ -43,12 +66,12 @@ public struct PointCodec: Sendable {
     /// Decodes all points found in `raw` (block index -> register/bit values as UInt16) into
     /// `values`: point name -> engineering value; bit fields also as `name` -> 0/1 per bit name.
     public func decode(blocks raw: [[UInt16]], into values: inout [String: Double]) {
-        for (name, point) in profile.points {
-            guard let (bi, block) = blocks.enumerated().first(where: { _, b in
-                b.table == point.table && Int(point.address) >= Int(b.address) && Int(point.address) + point.width <= Int(b.address) + b.count
-            }), bi < raw.count else { continue }
-            let regs = raw[bi]
-            let i = Int(point.address) - Int(block.address)
+        values.reserveCapacity(values.count + valueCount)
+        for p in plan {
+            guard p.block < raw.count else { continue }
+            let regs = raw[p.block]
+            let i = p.index
+            let point = p.point
             guard i + point.width <= regs.count else { continue }
             let rawValue: Double
             switch point.type {
@@ -60,9 +83,9 @@ public struct PointCodec: Sendable {
                 let u = (UInt32(hi) << 16) | UInt32(lo)
                 rawValue = point.type == .uint32 ? Double(u) : Double(Int32(bitPattern: u))
             }
-            values[name] = rawValue * point.scale + point.offset
-            for (bit, bitName) in point.bits {
-                values[bitName] = (UInt32(regs[i]) >> UInt32(bit)) & 1 == 1 ? 1 : 0
+            values[p.name] = rawValue * point.scale + point.offset
+            for (bit, bitName) in p.bits {
+                values[bitName] = (UInt32(regs[i]) >> bit) & 1 == 1 ? 1 : 0
             }
         }
     }
