@@ -56,6 +56,23 @@ struct UplinkSystemTests {
         #expect(Wait.until(timeout: .seconds(90)) { centre.messages.contains { $0.1["state"] as? String == "offline" } })
     }
 
+    /// A bollard found at rest when the agent starts is taken from its end switches at once:
+    /// the centre sees it `down`, and no `position_unknown` alarm raised and cleared on the way.
+    @Test func aBollardAtRestStartsDownWithoutAPositionAlarm() throws {
+        let broker = try MosquittoBroker()
+        let rig = try FieldRig(brokerPort: broker.port)
+        let centre = try Centre(port: broker.port)
+        let agent = try rig.startAgent()
+        #expect(Wait.until(timeout: .seconds(10)) {
+            centre.messages.contains { $0.0 == "edge/v1/test-gw/telemetry/bollard-1" }
+        }, "no bollard telemetry")
+        let bollard = centre.messages.filter { $0.0.hasSuffix("/bollard-1") || $0.0.contains("/bollard-1/") }
+        #expect(!bollard.contains { $0.0.contains("position_unknown") }, "\(bollard.map(\.0))")
+        let states = bollard.compactMap { ($0.1["data"] as? [String: Any])?["state"] as? String }
+        #expect(states.first == "down", "first bollard.state events: \(states.prefix(3))")
+        agent.kill9()
+    }
+
     @Test func brokerOutageAndAgentSigkillLoseNoSeq() throws {
         let broker = try MosquittoBroker()
         let rig = try FieldRig(brokerPort: broker.port)

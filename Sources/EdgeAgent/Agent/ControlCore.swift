@@ -207,7 +207,10 @@ final class ControlCore: @unchecked Sendable {
         }
         // Bollards.
         if bollards[device] != nil {
-            if wasOnline != r.online { bollards[device]!.handle(.ioOnline(r.online), at: at) }
+            // Coming online is told by the poll itself (`.sensors` means online): a bare
+            // `.ioOnline(true)` would have the controller judge its end switches from the
+            // sensors it knew before (none at start), raising a false `position_unknown`.
+            if wasOnline != r.online, !r.online { bollards[device]!.handle(.ioOnline(false), at: at) }
             if r.online {
                 let v = r.values
                 let s = BollardController.Sensors(
