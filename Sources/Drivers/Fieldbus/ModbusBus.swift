@@ -244,39 +244,37 @@ public final class ModbusBus: @unchecked Sendable {
         if failure == nil, client != nil {
             codec.decode(blocks: buffer, into: &values)
         }
-        let (handler, wentOffline, cameOnline): ((@Sendable (DeviceReading) -> Void)?, Bool, Bool) = cond.withLock {
-            var d = devices[i]
+        let (handler, wentOffline, cameOnline, online): ((@Sendable (DeviceReading) -> Void)?, Bool, Bool, Bool) = cond.withLock {
             stats.transactions += codec.blocks.count
             stats.connected = client?.isConnected ?? false
             var wentOffline = false, cameOnline = false
+            // In place (no copy of the device's entry, which holds its spec and codec).
             if failure == nil && client != nil {
-                if !d.online { cameOnline = true }
-                d.online = true
-                d.failures = 0
-                d.backoff = ModbusBus.backoffStart
-                d.everAnswered = true
-                d.nextPoll = started + pollInterval.nanosecondsValue
+                if !devices[i].online { cameOnline = true }
+                devices[i].online = true
+                devices[i].failures = 0
+                devices[i].backoff = ModbusBus.backoffStart
+                devices[i].everAnswered = true
+                devices[i].nextPoll = started + pollInterval.nanosecondsValue
             } else {
                 stats.failures += 1
-                d.failures += 1
-                if !d.everAnswered || d.failures >= ModbusBus.failuresBeforeOffline {
-                    if d.online { wentOffline = true }
-                    d.online = false
-                    d.nextPoll = monotonicNanos() + d.backoff
-                    d.backoff = min(d.backoff * 2, ModbusBus.backoffMax)
+                devices[i].failures += 1
+                if !devices[i].everAnswered || devices[i].failures >= ModbusBus.failuresBeforeOffline {
+                    if devices[i].online { wentOffline = true }
+                    devices[i].online = false
+                    devices[i].nextPoll = monotonicNanos() + devices[i].backoff
+                    devices[i].backoff = min(devices[i].backoff * 2, ModbusBus.backoffMax)
                 } else {
-                    d.nextPoll = monotonicNanos() + pollInterval.nanosecondsValue
+                    devices[i].nextPoll = monotonicNanos() + pollInterval.nanosecondsValue
                 }
             }
-            devices[i] = d
-            return (onReading, wentOffline, cameOnline)
+            return (onReading, wentOffline, cameOnline, devices[i].online)
         }
         if wentOffline {
             logger.warning("device offline", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)", "error": "\(failure.map { "\($0)" } ?? "no client")"])
         } else if cameOnline {
             logger.notice("device back online", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)"])
         }
-        let online = cond.withLock { devices[i].online }
         // A failed poll of a device still online (a single miss) delivers nothing: an empty reading
         // would read as "every input off" (a clear vehicle loop, a dark lamp) to the control loop.
         if online && (failure != nil || client == nil) { return }
