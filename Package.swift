@@ -79,7 +79,9 @@ let package = Package(
         ),
 
         // Test-only helpers: free loopback ports, child processes, mosquitto, socat.
-        .target(name: "TestSupport", dependencies: [], path: "Tests/TestSupport", swiftSettings: strict),
+        // Test-only: posix_spawn with every inherited descriptor closed (Foundation's Process crashed now and then in run()).
+        .target(name: "TestSpawn", path: "Tests/TestSpawn"),
+        .target(name: "TestSupport", dependencies: ["TestSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
         .target(name: "GPIODStubs", path: "Tests/GPIODStubs"),

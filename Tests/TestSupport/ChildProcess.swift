@@ -2,6 +2,7 @@
 import Glibc
 #endif
 public import Foundation
+import TestSpawn
 
 /// Where the package's built executables live (next to the test bundle), and a scratch folder per test.
 public enum BuildProducts {
@@ -51,55 +52,89 @@ public final class ScratchDir: @unchecked Sendable {
 }
 
 /// A child process for tests: output captured to files, killed (SIGKILL) on release if still running.
+///
+/// Started with `posix_spawn` (Tests/TestSpawn), not Foundation's `Process`, whose `run()` crashed
+/// now and then in CI: stdin is /dev/null, no other descriptor of the test process is inherited,
+/// every signal is at its default and none is blocked. The exit status is that of `exit()`, or
+/// the signal's number when a signal ended the child (as `Process.terminationStatus`).
 public final class ChildProcess: @unchecked Sendable {
-    public let process = Process()
+    public let pid: Int32
     public let stdoutPath: String
     public let stderrPath: String
     private let lock = NSLock()
+    private var exitStatus: Int32?
+
+    public struct SpawnError: Error, CustomStringConvertible {
+        public let description: String
+    }
 
     /// Starts `executable` with `arguments`; stdout/stderr go to temporary files readable while it runs.
-    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, currentDirectory: String? = nil) throws {
+    /// `environment` entries are added to (or replace) the test process's own.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
         let tag = "\(URL(fileURLWithPath: executable).lastPathComponent)-\(UUID().uuidString.prefix(8))"
         stdoutPath = NSTemporaryDirectory() + "/\(tag).out"
         stderrPath = NSTemporaryDirectory() + "/\(tag).err"
-        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = open(stdoutPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let err = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        defer {
+            if out >= 0 { close(out) }
+            if err >= 0 { close(err) }
         }
-        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
-        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
-        process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        guard out >= 0, err >= 0 else { throw SpawnError(description: "cannot create output files for \(executable): errno \(errno)") }
+        var env = ProcessInfo.processInfo.environment
+        if let environment { env.merge(environment) { _, new in new } }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var child: pid_t = 0
+        let rc = edge_test_spawn(executable, argv, envp, out, err, &child)
+        guard rc == 0 else { throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(rc)))") }
+        pid = child
     }
 
-    public var pid: Int32 { process.processIdentifier }
-    public var isRunning: Bool { process.isRunning }
     public var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
     public var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
+    /// Reaps the child if it has exited (`block`: wait for it); returns its status once known.
+    @discardableResult
+    private func reap(block: Bool) -> Int32? {
+        lock.withLock {
+            if let exitStatus { return exitStatus }
+            var status: Int32 = 0
+            var r: pid_t
+            repeat { r = waitpid(pid, &status, block ? 0 : WNOHANG) } while r < 0 && errno == EINTR
+            guard r == pid else { return nil }
+            let signal = status & 0x7f
+            exitStatus = signal == 0 ? (status >> 8) & 0xff : signal
+            return exitStatus
+        }
+    }
+
+    public var isRunning: Bool { reap(block: false) == nil }
+    /// The exit status (or ending signal), nil while running.
+    public var terminationStatus: Int32? { reap(block: false) }
+
     /// Sends `signal` to the child.
-    public func signal(_ signal: Int32) { if process.isRunning { kill(process.processIdentifier, signal) } }
+    public func signal(_ signal: Int32) { if isRunning { kill(pid, signal) } }
 
     /// Waits up to `timeout` for exit; returns the exit status, or nil if still running.
     @discardableResult
     public func waitExit(timeout: Duration = .seconds(10)) -> Int32? {
-        Wait.until(timeout: timeout) { !process.isRunning }
-        if process.isRunning { return nil }
-        return process.terminationStatus
+        Wait.until(timeout: timeout, interval: .milliseconds(10)) { !isRunning }
+        return reap(block: false)
     }
 
     /// Kills with SIGKILL and reaps.
     public func kill9() {
         signal(SIGKILL)
-        process.waitUntilExit()
+        reap(block: true)
     }
 
     deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        if isRunning { kill(pid, SIGKILL); reap(block: true) }
         try? FileManager.default.removeItem(atPath: stdoutPath)
         try? FileManager.default.removeItem(atPath: stderrPath)
     }

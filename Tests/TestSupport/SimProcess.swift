@@ -148,7 +148,7 @@ public final class SimProcess: @unchecked Sendable {
     /// Stops edge-sim with SIGTERM; returns its exit status (nil if it had to be killed).
     @discardableResult
     public func stop(timeout: Duration = .seconds(5)) -> Int32? {
-        guard child.isRunning else { return child.process.terminationStatus }
+        guard child.isRunning else { return child.terminationStatus }
         child.signal(SIGTERM)
         if let status = child.waitExit(timeout: timeout) { return status }
         child.kill9()
