@@ -88,16 +88,17 @@ final class BlackholeCore: @unchecked Sendable {
     private var stopping = false
     private let listener: Int32
     /// Written once by `stop()`: every thread polls its read end and exits when it is readable.
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    /// Woken once, at stop, and never drained: every thread polling it returns.
+    private let stopPipe: WakePipe
     private let threads = DispatchGroup()
 
     init(mode: Blackhole.Mode) throws {
         currentMode = mode
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw Blackhole.BlackholeError.socket(call: "pipe", errno: errno) }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
+        do {
+            stopPipe = try WakePipe()
+        } catch {
+            throw Blackhole.BlackholeError.socket(call: "pipe", errno: error.errno)
+        }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Blackhole.BlackholeError.socket(call: "socket", errno: errno) }
         var one: Int32 = 1
@@ -160,20 +161,18 @@ final class BlackholeCore: @unchecked Sendable {
             return !stopping
         }
         guard first else { return }
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        stopPipe.wake()
         cutAll()
         _ = threads.wait(timeout: .now() + .seconds(5))
         close(listener)
-        close(wakeRead)
-        close(wakeWrite)
+        stopPipe.close()
     }
 
     // MARK: - Threads
 
     private func acceptLoop() {
         while true {
-            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe.readFD, events: Int16(POLLIN), revents: 0)]
             let n = poll(&fds, 2, -1)
             if n < 0 { if errno == EINTR { continue } else { return } }
             if fds[1].revents != 0 { return }
@@ -220,7 +219,7 @@ final class BlackholeCore: @unchecked Sendable {
     private func swallow(_ fd: Int32) {
         var buffer = [UInt8](repeating: 0, count: 16_384)
         while true {
-            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+            var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: stopPipe.readFD, events: Int16(POLLIN), revents: 0)]
             let n = poll(&fds, 2, -1)
             if n < 0 { if errno == EINTR { continue } else { return } }
             if fds[1].revents != 0 { return }
@@ -237,7 +236,7 @@ final class BlackholeCore: @unchecked Sendable {
         while true {
             var fds = [pollfd(fd: link.client, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: up, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+                       pollfd(fd: stopPipe.readFD, events: Int16(POLLIN), revents: 0)]
             let n = poll(&fds, 3, -1)
             if n < 0 { if errno == EINTR { continue } else { return } }
             if fds[2].revents != 0 { return }

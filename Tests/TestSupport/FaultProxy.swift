@@ -55,8 +55,7 @@ public final class FaultProxy: @unchecked Sendable {
     private var chunkCount = 0
     private var openCount = 0
     private let listener: Int32
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let wakePipe: WakePipe
     private let done = DispatchSemaphore(value: 0)
     private var stopped = false
     private var pairs: [Pair] = []   // proxy thread only
@@ -77,14 +76,12 @@ public final class FaultProxy: @unchecked Sendable {
             throw Failure(description: error.description)
         }
         listener = fd
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else {
+        do {
+            wakePipe = try WakePipe()
+        } catch {
             close(fd)
-            throw Failure(description: "pipe(): errno \(errno)")
+            throw Failure(description: error.description)
         }
-        for f in fds { _ = fcntl(f, F_SETFD, FD_CLOEXEC) }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
         let thread = Thread { [self] in
             run()
             done.signal()
@@ -117,17 +114,12 @@ public final class FaultProxy: @unchecked Sendable {
             return !stopped
         }
         guard first else { return }
-        var byte: UInt8 = 0
-        _ = write(wakeWrite, &byte, 1)
+        wakePipe.wake()
         done.wait()
-        close(wakeRead)
-        close(wakeWrite)
+        wakePipe.close()
     }
 
-    private func wake() {
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
-    }
+    private func wake() { wakePipe.wake() }
 
     private func run() {
         var pfds: [pollfd] = []
@@ -141,7 +133,7 @@ public final class FaultProxy: @unchecked Sendable {
             }
             publishOpen()
             pfds.removeAll(keepingCapacity: true)
-            pfds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
+            pfds.append(pollfd(fd: wakePipe.readFD, events: Int16(POLLIN), revents: 0))
             pfds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
             for p in pairs {
                 pfds.append(pollfd(fd: p.client, events: Int16(POLLIN), revents: 0))
@@ -151,7 +143,7 @@ public final class FaultProxy: @unchecked Sendable {
             if n < 0 && errno != EINTR { break }
             if n <= 0 { continue }
             if pfds[0].revents != 0 {
-                _ = read(wakeRead, &buffer, buffer.count)
+                wakePipe.drain()
                 continue
             }
             let polled = pairs.count
@@ -323,8 +315,7 @@ public final class RTULineTap: @unchecked Sendable {
     private var chunks = 0
     private var pending: [(Direction, [UInt8])] = []
     private var stopped = false
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
+    private let wakePipe: WakePipe
     private let done = DispatchSemaphore(value: 0)
 
     /// The tap could not be set up.
@@ -350,11 +341,11 @@ public final class RTULineTap: @unchecked Sendable {
         }
         agentFD = try openRaw(agentSide.pathB)
         deviceFD = try openRaw(deviceSide.pathA)
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw Failure(description: "pipe(): errno \(errno)") }
-        for f in fds { _ = fcntl(f, F_SETFD, FD_CLOEXEC) }
-        wakeRead = fds[0]
-        wakeWrite = fds[1]
+        do {
+            wakePipe = try WakePipe()
+        } catch {
+            throw Failure(description: error.description)
+        }
         let thread = Thread { [self] in
             run()
             done.signal()
@@ -375,8 +366,7 @@ public final class RTULineTap: @unchecked Sendable {
     /// Writes `bytes` into the line now, toward `direction`.
     public func inject(_ bytes: [UInt8], toward direction: Direction) {
         lock.withLock { pending.append((direction, bytes)) }
-        var byte: UInt8 = 1
-        _ = write(wakeWrite, &byte, 1)
+        wakePipe.wake()
     }
 
     /// Stops copying, closes the inner ends and both socat processes. Idempotent.
@@ -386,11 +376,9 @@ public final class RTULineTap: @unchecked Sendable {
             return !stopped
         }
         guard first else { return }
-        var byte: UInt8 = 0
-        _ = write(wakeWrite, &byte, 1)
+        wakePipe.wake()
         done.wait()
-        close(wakeRead)
-        close(wakeWrite)
+        wakePipe.close()
         close(agentFD)
         close(deviceFD)
         agentSide.stop()
@@ -399,7 +387,7 @@ public final class RTULineTap: @unchecked Sendable {
 
     private func run() {
         var buffer = [UInt8](repeating: 0, count: 1024)
-        var pfds = [pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+        var pfds = [pollfd(fd: wakePipe.readFD, events: Int16(POLLIN), revents: 0),
                     pollfd(fd: agentFD, events: Int16(POLLIN), revents: 0),
                     pollfd(fd: deviceFD, events: Int16(POLLIN), revents: 0)]
         while true {
@@ -412,7 +400,7 @@ public final class RTULineTap: @unchecked Sendable {
             for i in pfds.indices { pfds[i].revents = 0 }
             let n = poll(&pfds, 3, 1000)
             if n <= 0 { continue }
-            if pfds[0].revents != 0 { _ = read(wakeRead, &buffer, buffer.count) }
+            if pfds[0].revents != 0 { wakePipe.drain() }
             for (index, direction) in [(1, Direction.toDevice), (2, Direction.toAgent)] where pfds[index].revents & Int16(POLLIN) != 0 {
                 let got = read(pfds[index].fd, &buffer, buffer.count)
                 guard got > 0 else { continue }
