@@ -157,6 +157,8 @@ struct LoopThreadTests {
         let health = LoopHealth(loops: [loop], periods: 10, atLeast: .milliseconds(100))
         #expect(!health.isHealthy(now: .now()), "not started yet")
         loop.start()
+        // At once, before its thread may have run at all: the agent's watchdog checks right after start.
+        #expect(health.isHealthy(now: .now()), "reported as not running right after start(): \(health.stalls(now: .now()))")
         defer {
             block.store(false, ordering: .sequentiallyConsistent)
             gate.signal()

@@ -76,6 +76,12 @@ public final class LoopThread: Sendable {
         lifecycle.withLock { l in
             guard !l.started else { return }
             l.started = true
+            // Running from now on, for the watchdog: a check between here and the thread's first
+            // instruction must not report "not running" (it measures the silence from here).
+            statsState.withLock { s in
+                s.stats.startedAt = MonotonicInstant.now()
+                s.stats.isRunning = true
+            }
             l.thread = startLoopThread { [self] in run() }
         }
     }
