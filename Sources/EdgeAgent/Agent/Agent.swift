@@ -226,9 +226,9 @@ public final class Agent: @unchecked Sendable {
     public func reload(path: String) -> String? {
         let newConfig: AgentConfig
         do {
-            newConfig = try ConfigLoader.load(path: path)
+            newConfig = try ConfigLoader.check(path: path)
         } catch {
-            logger.error("config reload refused; keeping the running config", metadata: ["error": "\(error)"])
+            logger.error("config reload refused; keeping the running config", metadata: ["error": "\(error)", "problems": "\(error.errors.count)"])
             return "\(error)"
         }
         logger.notice("config reloaded", metadata: ["path": "\(path)"])

@@ -35,6 +35,11 @@ final class UplinkService: @unchecked Sendable {
     private var failuresInARow = 0
     private var telemetryDue: [String: (at: MonotonicInstant, values: [String: ControlValue])] = [:]
     private let maxInflight = 20
+    /// The drainer thread is in its loop (set by `start`, cleared when it returns).
+    private var draining = false
+    /// How long `stop` waits for the broker to acknowledge the `offline` status: well inside
+    /// systemd's 15 s stop timeout, after the loop and the buses have stopped (about 2 s).
+    static let goodbyeTimeout = Duration.seconds(3)
 
     init(config: AgentConfig, version: String, logger: Logger, execute: @escaping Executor) throws {
         self.config = config
@@ -100,6 +105,7 @@ final class UplinkService: @unchecked Sendable {
         try? client.subscribe(root + "/cmd", qos: 1)
         cond.lock()
         running = true
+        draining = true
         cond.unlock()
         if let recovered = outbox?.recoveredFromCorruption {
             logger.critical("outbox database was corrupt; moved aside and started fresh", metadata: ["detail": "\(recovered)"])
@@ -113,16 +119,40 @@ final class UplinkService: @unchecked Sendable {
         client.start()
     }
 
+    /// Stops the drainer, says goodbye and closes the outbox.
+    ///
+    /// The goodbye (`status` `{"state":"offline"}`) is a message like every other: stored in
+    /// the outbox with its `seq` and `ts`, then published at once, ahead of any backlog (the
+    /// status goes first, as `online` does on connect), and awaited up to `goodbyeTimeout`. Not
+    /// acknowledged by then (or no broker), it stays in the outbox and goes out in seq order
+    /// at the next start, before that run's `online`. The broker's will covers unclean losses.
     func stop() {
         cond.lock()
         running = false
         cond.broadcast()
+        // The drainer leaves its loop at once (it never blocks on the broker); wait for it so
+        // no publish of the backlog is in progress when the goodbye goes out.
+        let drainerDeadline = Date().addingTimeInterval(1)
+        while draining, cond.wait(until: drainerDeadline) {}
         cond.unlock()
-        // Say goodbye explicitly (the will only fires on an unclean loss).
-        if connected {
-            _ = try? client.publish(MQTTMessage(topic: root + "/status", payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true))
-            Thread.sleep(forTimeInterval: 0.1)
+        let goodbye = store(topic: root + "/status", retain: true, priority: .event,
+                            body: ["state": .string("offline"), "version": .string(version), "boot_id": .string(bootID)])
+        cond.lock()
+        if let goodbye, connected {
+            do {
+                let mid = try client.publish(MQTTMessage(topic: goodbye.topic, payload: goodbye.payload, qos: 1, retain: true))
+                inflight[mid] = goodbye.seq
+                let deadline = Date().addingTimeInterval(Self.goodbyeTimeout.seconds)
+                while inflight[mid] != nil, connected, cond.wait(until: deadline) {}
+                if inflight[mid] != nil {
+                    logger.warning("the broker did not acknowledge the offline status in time; it stays in the outbox for the next start",
+                                   metadata: ["seq": "\(goodbye.seq)"])
+                }
+            } catch {
+                logger.warning("cannot publish the offline status; it stays in the outbox for the next start", metadata: ["error": "\(error)"])
+            }
         }
+        cond.unlock()
         client.stop()
         outbox?.close()
     }
@@ -131,13 +161,20 @@ final class UplinkService: @unchecked Sendable {
 
     @discardableResult
     private func enqueue(topic: String, retain: Bool, priority: OutboxPriority, body: [String: ControlValue]) -> Bool {
-        guard let outbox else { return false }
+        store(topic: topic, retain: retain, priority: priority, body: body) != nil
+    }
+
+    /// Stores one message in the outbox (adding `seq` and `ts`); nil when the outbox refused it.
+    private func store(topic: String, retain: Bool, priority: OutboxPriority, body: [String: ControlValue]) -> (seq: UInt64, topic: String, payload: [UInt8])? {
+        guard let outbox else { return nil }
         do {
-            _ = try outbox.append(topic: topic, qos: 1, retain: retain, priority: priority) { seq in
+            var payload: [UInt8] = []
+            let seq = try outbox.append(topic: topic, qos: 1, retain: retain, priority: priority) { seq in
                 var b = body
                 b["seq"] = .number(Double(seq))
                 if b["ts"] == nil { b["ts"] = .string(Timestamp.rfc3339()) }
-                return ControlCoding.encodeJSON(.object(b))
+                payload = ControlCoding.encodeJSON(.object(b))
+                return payload
             }
             cond.lock()
             let refused = failuresInARow
@@ -147,7 +184,7 @@ final class UplinkService: @unchecked Sendable {
             cond.broadcast()
             cond.unlock()
             if refused > 0 { outboxRecovered(refused: refused, reason: reason ?? "") }
-            return true
+            return (seq, topic, payload)
         } catch {
             cond.lock()
             outboxErrors += 1
@@ -162,7 +199,7 @@ final class UplinkService: @unchecked Sendable {
             } else if total % 1000 == 0 {
                 logger.error("outbox still failing; control continues", metadata: ["error": "\(error)", "failures": "\(total)"])
             }
-            return false
+            return nil
         }
     }
 
@@ -255,8 +292,8 @@ final class UplinkService: @unchecked Sendable {
             logger.warning("command refused", metadata: ["code": "\(rejection.code)", "reason": "\(rejection.message)"])
             reply(id: rejection.id, ok: false, code: rejection.code, message: rejection.message)
         case .success(let command):
-            if replay?.hasSeen(command.id) == true {
-                return reply(id: command.id, ok: false, code: "replay", message: "command \(command.id) was already executed")
+            if let replay, replay.hasSeen(command.id) {
+                return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
             }
             if let rejection = CommandCatalog.validate(command, targetKind: targetKind(command.target)) {
                 return reply(id: command.id, ok: false, code: rejection.code, message: rejection.message)
@@ -268,7 +305,7 @@ final class UplinkService: @unchecked Sendable {
             }
             do {
                 guard try replay.recordIfNew(command.id, expires: command.expires) else {
-                    return reply(id: command.id, ok: false, code: "replay", message: "command \(command.id) was already executed")
+                    return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
                 }
             } catch {
                 return reply(id: command.id, ok: false, code: "malformed", message: "cannot record the command id: \(error)")
@@ -276,6 +313,12 @@ final class UplinkService: @unchecked Sendable {
             let agentCommand = AgentCommand(origin: .centre(keyID: command.keyID), id: command.id, target: command.target, action: command.action, args: command.args)
             execute(agentCommand) { [weak self] response in
                 guard let self else { return }
+                // The id stays spent either way; a later replay is told what became of it.
+                do {
+                    try replay.recordOutcome(command.id, outcome: response.ok ? "executed" : "refused: \(response.code ?? "error")", at: Date())
+                } catch {
+                    self.logger.error("cannot record a command's outcome in the replay store", metadata: ["id": "\(command.id)", "error": "\(error)"])
+                }
                 self.audit(command: agentCommand, response: response)
                 self.reply(id: command.id, ok: response.ok, code: response.code, message: response.message)
                 if response.ok {
@@ -307,7 +350,12 @@ final class UplinkService: @unchecked Sendable {
         while true {
             cond.lock()
             while running && (!connected || inflight.count >= maxInflight) { _ = cond.wait(until: Date().addingTimeInterval(1)) }
-            if !running { cond.unlock(); return }
+            if !running {
+                draining = false
+                cond.broadcast()
+                cond.unlock()
+                return
+            }
             let room = maxInflight - inflight.count
             let after = lastQueued
             cond.unlock()

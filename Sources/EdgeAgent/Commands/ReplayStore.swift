@@ -60,7 +60,13 @@ public final class ReplayStore: Sendable {
     private static func open(_ path: String) throws(SQLiteError) -> SQLiteDatabase {
         let db = try SQLiteDatabase(path: path, synchronous: .full)
         do {
-            try db.execute("CREATE TABLE IF NOT EXISTS executed(id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID")
+            try db.execute("CREATE TABLE IF NOT EXISTS executed(id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL, received_ms INTEGER, outcome TEXT, outcome_ms INTEGER) WITHOUT ROWID")
+            // Stores written before outcomes were kept: add the columns (their rows say "outcome not recorded").
+            var columns: [String] = []
+            try db.query("PRAGMA table_info(executed)", cache: false) { row in columns.append(row.text(1)) }
+            if !columns.contains("received_ms") { try db.execute("ALTER TABLE executed ADD COLUMN received_ms INTEGER") }
+            if !columns.contains("outcome") { try db.execute("ALTER TABLE executed ADD COLUMN outcome TEXT") }
+            if !columns.contains("outcome_ms") { try db.execute("ALTER TABLE executed ADD COLUMN outcome_ms INTEGER") }
             _ = try db.scalar("SELECT count(*) FROM executed")
         } catch {
             db.close()
@@ -92,6 +98,52 @@ public final class ReplayStore: Sendable {
         try insert(id, expires: expires, replace: false)
     }
 
+    /// What became of a spent id: when it was received, and `executed` or `refused: <contract
+    /// code>` and when; nil fields when not known (before the outcome, an agent stopped in
+    /// between, or a store written by an older version).
+    public struct Use: Sendable, Equatable {
+        public var receivedAt: Date?
+        public var outcome: String?
+        public var at: Date?
+    }
+
+    /// The recorded use of `id`, or nil when it is not remembered (or the store cannot be read).
+    public func use(of id: String) -> Use? {
+        try? withDatabase { db throws(SQLiteError) -> Use? in
+            var found: Use?
+            try db.query("SELECT received_ms, outcome, outcome_ms FROM executed WHERE id = ?", [.text(id)]) { row in
+                let received: Int64? = row.isNull(0) ? nil : row.int64(0)
+                let outcome: String? = row.isNull(1) ? nil : row.text(1)
+                let at: Int64? = row.isNull(2) ? nil : row.int64(2)
+                found = Use(receivedAt: received.map(Self.date), outcome: outcome, at: at.map(Self.date))
+            }
+            return found
+        }
+    }
+
+    private static func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
+
+    /// Records what became of `id` (recorded before by `recordIfNew`), at `at`.
+    public func recordOutcome(_ id: String, outcome: String, at: Date) throws(OutboxError) {
+        do {
+            _ = try withDatabase { db throws(SQLiteError) in
+                try db.run("UPDATE executed SET outcome = ?, outcome_ms = ? WHERE id = ?", [.text(outcome), .int(outboxMilliseconds(at)), .text(id)])
+            }
+        } catch {
+            throw OutboxError(error, store: Self.store)
+        }
+    }
+
+    /// The refusal message for a spent id: "id c-7 already used (refused: interlock at
+    /// 2026-12-04T10:00:00.000Z)", "(executed at ...)", or "(received at ..., no outcome
+    /// recorded)" while it runs or when the agent stopped before it ended.
+    public func replayMessage(for id: String) -> String {
+        guard let use = use(of: id) else { return "id \(id) already used" }
+        if let outcome = use.outcome, let at = use.at { return "id \(id) already used (\(outcome) at \(RFC3339.format(at)))" }
+        if let received = use.receivedAt { return "id \(id) already used (received at \(RFC3339.format(received)), no outcome recorded)" }
+        return "id \(id) already used"
+    }
+
     /// How many ids are remembered.
     public var count: Int {
         (try? withDatabase { db throws(SQLiteError) in Int(try db.scalar("SELECT count(*) FROM executed") ?? 0) }) ?? 0
@@ -110,12 +162,13 @@ public final class ReplayStore: Sendable {
         let nowMs = min(outboxMilliseconds(clock.wallNow()), outboxMilliseconds(clock.steadyNow()))
         let skew = skewMs
         let keepUntil = outboxMilliseconds(expires) + skew
+        let receivedMs = outboxMilliseconds(clock.wallNow())
         do {
             return try withDatabase { db throws(SQLiteError) in
                 try db.transaction { () throws(SQLiteError) -> Bool in
                     try db.run("DELETE FROM executed WHERE expires_ms < ?", [.int(nowMs)])
                     let verb = replace ? "INSERT OR REPLACE" : "INSERT OR IGNORE"
-                    return try db.run("\(verb) INTO executed(id, expires_ms) VALUES(?, ?)", [.text(id), .int(keepUntil)]) > 0
+                    return try db.run("\(verb) INTO executed(id, expires_ms, received_ms) VALUES(?, ?, ?)", [.text(id), .int(keepUntil), .int(receivedMs)]) > 0
                 }
             }
         } catch {
