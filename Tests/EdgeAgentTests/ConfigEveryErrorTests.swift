@@ -16,6 +16,11 @@ struct ConfigEveryErrorTests {
         return text
     }
 
+    /// 1-based number of the line that is exactly `line`.
+    static func exactLine(_ line: String, in text: String) -> Int? {
+        text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0 == line }.map { $0 + 1 }
+    }
+
     @Test func everyProblemOfTheFileIsReportedInLineOrder() throws {
         let fx = ConfigFixture()
         let text = Self.broken([
@@ -33,7 +38,7 @@ struct ConfigEveryErrorTests {
             ConfigError(file: fx.configPath, line: line("telemetry_intervall"), key: "uplink.telemetry_intervall", message: "unknown key \"telemetry_intervall\" (did you mean \"telemetry_interval\"?)"),
             ConfigError(file: fx.configPath, line: line("unit: 300"), key: "devices.pir-01.unit", message: "300 is out of range (1 to 247)"),
             ConfigError(file: fx.configPath, line: line("hodl:"), key: "lighting.rue-liberte.hodl", message: "unknown key \"hodl\" (did you mean \"hold\"?)"),
-            ConfigError(file: fx.configPath, line: line("boost: 10"), key: "lighting.place-darcy.boost", message: "boost 10 is below base 20 (presence never lowers the light)"),
+            ConfigError(file: fx.configPath, line: Self.exactLine("    boost: 10", in: text), key: "lighting.place-darcy.boost", message: "boost 10 is below base 20 (presence never lowers the light)"),
             ConfigError(file: fx.configPath, line: line("max_hold: 1y"), key: "priority.north.max_hold", message: "bad duration \"1y\" (use a number with a unit: 500ms, 10s, 5m, 7d)"),
         ]
         #expect(errors.errors == expected, "\(errors)")
@@ -61,7 +66,7 @@ struct ConfigEveryErrorTests {
         let errors = try #require(throws: ConfigErrors.self) { try ConfigLoader.check(text: text, path: fx.configPath) }
         #expect(errors.errors.count == 1, "\(errors)")
         #expect(errors.first.key == "lighting.junction")
-        #expect(errors.first.line == ConfigFixture.line(of: "  junction:", in: text))
+        #expect(errors.first.line == Self.exactLine("  junction:", in: text))
         #expect(errors.first.message.hasPrefix("lighting group \"junction\" has the id of device junction; devices, lighting groups and approaches share one namespace"))
     }
 
