@@ -65,6 +65,11 @@ final class UplinkService: @unchecked Sendable {
         mqtt.keepAlive = config.uplink.keepAlive
         mqtt.will = MQTTMessage(topic: root + "/status", payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
         if let tls = config.uplink.tls { mqtt.tls = .init(ca: tls.ca, cert: tls.cert, key: tls.key) }
+        // issue 17: broker fail-over list and reconnect backoff.
+        mqtt.fallbackBrokers = config.uplink.fallbackBrokers
+        mqtt.reconnectDelay = config.uplink.reconnectInitial
+        mqtt.reconnectMaxDelay = config.uplink.reconnectMax
+        mqtt.reconnectJitter = config.uplink.reconnectJitter
         client = try MQTTClient(configuration: mqtt, logger: logger)
     }
 
@@ -72,7 +77,7 @@ final class UplinkService: @unchecked Sendable {
         cond.lock()
         defer { cond.unlock() }
         var o: [String: ControlValue] = [
-            "broker": .string(config.uplink.broker),
+            "broker": .string(client.currentBroker),
             "connected": .bool(connected),
             "inflight": .number(Double(inflight.count)),
         ]
@@ -268,7 +273,7 @@ final class UplinkService: @unchecked Sendable {
         cond.broadcast()
         cond.unlock()
         if up {
-            logger.notice("uplink connected", metadata: ["broker": "\(config.uplink.broker)"])
+            logger.notice("uplink connected", metadata: ["broker": "\(client.currentBroker)"])
             enqueue(topic: root + "/status", retain: true, priority: .event,
                     body: ["state": .string("online"), "version": .string(version), "boot_id": .string(bootID)])
         } else {
