@@ -55,6 +55,12 @@ public final class MQTTClient: Sendable {
     /// QoS 1/2 messages accepted and not yet acknowledged; never more than `maxInflight`.
     public var inflightCount: Int { core.inflightCount }
 
+    /// Replaces the will for the next CONNECT (the current link keeps the one it connected
+    /// with). Meant for a connection-change handler (the network thread, before it reconnects),
+    /// e.g. Sparkplug's NDEATH whose bdSeq changes per connect. Throws `.invalidArgument` for
+    /// a bad topic or QoS.
+    public func setWill(_ will: MQTTMessage) throws(MQTTError) { try core.setWill(will) }
+
     /// Called with `true` on every connect and `false` when an established link is lost or stopped.
     public func onConnectionChange(_ handler: @escaping @Sendable (Bool) -> Void) { core.onConnectionChange(handler) }
 
@@ -375,6 +381,12 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
     }
 
     // MARK: Subscribe and publish
+
+    func setWill(_ will: MQTTMessage) throws(MQTTError) {
+        try validate(will)
+        let status = session.configureWill(will)
+        guard status.isSuccess else { throw error(status, "setting the will", topic: will.topic) }
+    }
 
     func subscribe(_ filter: String, qos: Int) throws(MQTTError) {
         guard (0...2).contains(qos), MosquittoSession.isValidTopicFilter(filter) else {
