@@ -113,7 +113,13 @@ struct SparkplugTests {
         #expect(summary["rebirths"] as? Int == 1)
         let bdSeqs = summary["bdseqs"] as? [Int] ?? []
         #expect(bdSeqs.count == 2 && bdSeqs[0] == bdSeqs[1], "a rebirth keeps the session's bdSeq: \(bdSeqs)")
-        rig.agent?.kill9()
+        // A clean stop says NDEATH itself (with the session's bdSeq), acknowledged before exit.
+        rig.agent?.signal(SIGTERM)
+        #expect(rig.agent?.waitExit(timeout: .seconds(15)) == 0)
+        #expect(Wait.until(timeout: .seconds(5)) { host.count("NDEATH") == 1 })
+        let after = try host.check()
+        #expect(after.status == 0, "spec assertions failed:\n\(after.problems)")
+        #expect(after.summary["will_bdseqs"] as? [Int] == [bdSeqs.first ?? -1])
     }
 
     /// The broker is down a while: what the agent stored meanwhile follows the next NBIRTH as
