@@ -76,6 +76,7 @@ public struct ControlEvent: Sendable, Equatable {
         public static let travelTimeout = AlarmCode(rawValue: "travel_timeout")
         public static let motorFault = AlarmCode(rawValue: "motor_fault")
         public static let positionUnknown = AlarmCode(rawValue: "position_unknown")
+        public static let sensorStale = AlarmCode(rawValue: "sensor_stale")
         // Bus priority.
         public static let controllerDegraded = AlarmCode(rawValue: "controller_degraded")
     }
