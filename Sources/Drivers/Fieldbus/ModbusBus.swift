@@ -4,30 +4,6 @@ import Glibc
 public import Logging
 public import Protocols
 
-/// A Modbus device as its bus sees it: a unit id and the profile that maps its registers.
-public struct ModbusDeviceSpec: Sendable {
-    public var name: String
-    public var unit: UInt8
-    public var profile: DeviceProfile
-    public init(name: String, unit: UInt8, profile: DeviceProfile) {
-        self.name = name
-        self.unit = unit
-        self.profile = profile
-    }
-}
-
-/// The latest poll of one device: decoded values by point name, or why it is offline.
-public struct DeviceReading: Sendable {
-    public var device: String
-    public var online: Bool
-    /// Point name -> engineering value (bits as 0/1; status bits also by bit name).
-    public var values: [String: Double]
-    /// CLOCK_MONOTONIC ns of the poll.
-    public var timestampNanos: Int64
-    /// The last error (timeout, exception, I/O) when the device is offline.
-    public var error: String?
-}
-
 /// Which queue a write goes to: safety writes (motor off, request drop) jump every other request.
 public enum WritePriority: Int, Sendable, Comparable {
     case safety = 0
@@ -240,9 +216,10 @@ public final class ModbusBus: @unchecked Sendable {
             }
         }
         let reading: DeviceReading
-        var values: [String: Double] = [:]
+        var values = PointValues()
+        var invalid: [String] = []
         if failure == nil, client != nil {
-            codec.decode(blocks: buffer, into: &values)
+            invalid = codec.decode(blocks: buffer, into: &values)
         }
         let (handler, wentOffline, cameOnline, online): ((@Sendable (DeviceReading) -> Void)?, Bool, Bool, Bool) = cond.withLock {
             stats.transactions += codec.blocks.count
@@ -278,8 +255,8 @@ public final class ModbusBus: @unchecked Sendable {
         // A failed poll of a device still online (a single miss) delivers nothing: an empty reading
         // would read as "every input off" (a clear vehicle loop, a dark lamp) to the control loop.
         if online && (failure != nil || client == nil) { return }
-        reading = DeviceReading(device: spec.name, online: online, values: values, timestampNanos: started,
-                                error: failure.map { "\($0)" } ?? (client == nil ? "bus \(name) could not be set up" : nil))
+        reading = DeviceReading(device: spec.id, online: online, values: values, timestampNanos: started,
+                                error: failure.map { "\($0)" } ?? (client == nil ? "bus \(name) could not be set up" : nil), invalid: invalid)
         handler?(reading)
     }
 
