@@ -182,6 +182,9 @@ public struct DeviceConfig: Sendable, Equatable {
         case modbus(profile: String, bus: String, unit: UInt8)
         /// A line named in the board file.
         case gpio(line: String)
+        /// A bollard or signal I/O wired to the board's lines, one line per point (role ->
+        /// line name): outputs (coil roles) on output lines, inputs (discrete roles) on inputs.
+        case gpioPoints(kind: DeviceProfile.Kind, lines: [PointRole: String])
     }
     public var name: String
     public var attachment: Attachment
