@@ -131,8 +131,9 @@ final class ControlCore: @unchecked Sendable {
 
         if now >= nextScheduleUpdate {
             let wall = Date()
+            let trusted = ClockTrust.shared.isSynchronised   // an atomic load, no I/O
             for name in groupOrder {
-                if let s = schedules[name] { groups[name]!.setSchedule(level: s.level(at: wall), at: now) }
+                if let s = schedules[name] { groups[name]!.setSchedule(level: s.level(at: wall, clockTrusted: trusted), at: now) }
             }
             nextScheduleUpdate = now + .seconds(1)
         }
