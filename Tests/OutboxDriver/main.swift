@@ -95,6 +95,24 @@ struct Driver: Sendable {
 }
 
 let args = CommandLine.arguments
+// fill: `outbox-driver <folder> <topic> fill <n>` queues n telemetry messages and exits.
+if args.count == 5, args[3] == "fill", let n = Int(args[4]) {
+    var logger = Logger(label: "outbox-driver")
+    logger.logLevel = .critical
+    do {
+        let box = try Outbox(path: args[1] + "/outbox.db", maxMessages: 10_000_000, maxAge: .zero, logger: logger)
+        let body = #","ts":"2026-12-04T10:00:00.000Z","time_quality":"synchronised","values":{"level":30,"power_w":18.2,"status":"ok"}}"#
+        for _ in 0..<n {
+            try box.appendBuffered(topic: args[2], qos: 1, retain: false, priority: .telemetry) { s in Array("{\"seq\":\(s)\(body)".utf8) }
+        }
+        try box.flush()
+        box.close()
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("fill failed: \(error)\n".utf8))
+        exit(1)
+    }
+}
 guard args.count == 4, ["busy", "finish"].contains(args[3]) else {
     FileHandle.standardError.write(Data("usage: outbox-driver <folder> <run> busy|finish\n".utf8))
     exit(2)

@@ -538,6 +538,9 @@ extension UplinkFaultTests {
             environment = [
                 "LD_PRELOAD": library, "FAKETIME_TIMESTAMP_FILE": file,
                 "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                // These clocks are set on purpose: the agent takes them as synchronised (test-only
+                // override; the file exists). UplinkTruthTests clears it to test "unsynchronised".
+                "EDGE_AGENT_TIME_SYNC_FLAG": file,
             ]
             set(offset)
         }
