@@ -144,7 +144,8 @@ final class ControlCore: @unchecked Sendable {
 
         if now >= nextScheduleUpdate {
             let wall = wallClock()
-            for g in groups.indices { groups[g].setSchedule(level: schedules[g].level(at: wall), at: now) }
+            let trusted = ClockTrust.shared.isSynchronised   // an atomic load, no I/O
+            for g in groups.indices { groups[g].setSchedule(level: schedules[g].level(at: wall, clockTrusted: trusted), at: now) }
             nextScheduleUpdate = now + .seconds(1)
         }
         for g in groups.indices { groups[g].tick(at: now) }

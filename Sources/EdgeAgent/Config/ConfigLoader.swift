@@ -191,7 +191,7 @@ struct ConfigParser {
 
     func parseUplink(_ node: YAMLValue) -> AgentConfig.Uplink? {
         guard let u = check({ () throws(ConfigError) in
-            try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys"], required: ["broker"], reporting: diagnostics)
+            try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys", "max_command_lifetime"], required: ["broker"], reporting: diagnostics)
         }) else { return nil }
         let brokerNode = check { () throws(ConfigError) in try u.required("broker") }
         let broker = brokerNode.flatMap { n in check { () throws(ConfigError) in try parseBroker(n) } }
@@ -225,10 +225,18 @@ struct ConfigParser {
             }
             return keepAlive
         } ?? nil
+        let lifetime = check { () throws(ConfigError) -> Duration? in
+            guard let l = u["max_command_lifetime"] else { return nil }
+            let d = try l.duration(max: .seconds(7 * 86400))
+            guard d >= .seconds(1) else { throw l.error("max_command_lifetime must be 1s to 7d") }
+            return d
+        } ?? nil
         var maxMessages = 1_000_000
+        var maxBytes = 256 << 20
         var maxAge = Duration.seconds(7 * 86400)
-        if let o = u["outbox"], let m = check({ () throws(ConfigError) in try o.map(allowed: ["max_messages", "max_age"], reporting: diagnostics) }) {
+        if let o = u["outbox"], let m = check({ () throws(ConfigError) in try o.map(allowed: ["max_messages", "max_bytes", "max_age"], reporting: diagnostics) }) {
             maxMessages = (check { () throws(ConfigError) in try m["max_messages"]?.int(in: 1...1_000_000_000) } ?? nil) ?? maxMessages
+            maxBytes = (check { () throws(ConfigError) in try m["max_bytes"]?.int(in: 65_536...(1 << 40)) } ?? nil) ?? maxBytes
             maxAge = (check { () throws(ConfigError) in try m["max_age"]?.duration() } ?? nil) ?? maxAge
         }
         var keys: [String: [UInt8]] = [:]
@@ -236,7 +244,8 @@ struct ConfigParser {
             if let key = check({ () throws(ConfigError) in try centreKey(kid, value) }) { keys[kid] = key }
         }
         return AgentConfig.Uplink(broker: broker ?? "", prefix: prefix, tls: tls, telemetryInterval: interval ?? .seconds(60),
-                                  outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive ?? .seconds(30))
+                                  outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive ?? .seconds(30),
+                                  outboxMaxBytes: maxBytes, maxCommandLifetime: lifetime ?? .seconds(3600))
     }
 
     /// `mqtt://host:port` or `mqtts://host:port`, no path or user.
