@@ -422,3 +422,66 @@ extension MonotonicInstant {
         #expect(done.withLock { $0 } == [true, true, false], "a point without a line is refused")
     }
 }
+
+/// Random register blocks through decode and the control step (the fuzz target
+/// FuzzFieldData does the same with libFuzzer's inputs): nothing traps, no write carries a
+/// value that is not a number, coils get 0 or 1, a bollard's motor coils are never both on.
+@Suite struct FieldDataPropertyTests {
+    @Test func randomRegisterBlocksNeverCrashOrActuateNonsense() throws {
+        let rig = try CoreRig(devices: """
+          l1: {profile: ref-luminaire, bus: field, unit: 1}
+          p1: {profile: ref-presence, bus: field, unit: 20}
+          b1: {profile: ref-bollard, bus: field, unit: 30}
+          j: {profile: ref-signal-io, bus: field, unit: 40}
+        """, extra: """
+        lighting:
+          g: {lamps: [l1], presence: [p1], base: 30, boost: 100, hold: 1s, rated_w: 60}
+        bollards:
+          b1: {pre_warning: 100ms, travel_timeout: 2s}
+        priority:
+          north: {device: j, approach: 1, max_hold: 5s, min_interval: 0s}
+        """)
+        var rng = ControlTest.SplitMix64(seed: 0xF1E1_D0DA)
+        let devices = ["l1", "p1", "b1", "j"]
+        let codecs = devices.map { PointCodec(profile: rig.config.profiles[rig.config.devices[$0]!.attachment.profileName!]!) }
+        var invalidSeen = 0
+        for i in 0..<5_000 {
+            let k = rng.int(0...3)
+            let codec = codecs[k]
+            let blocks = codec.blocks.map { b in (0..<b.count).map { _ in
+                switch rng.int(0...3) {
+                case 0: UInt16(rng.int(0...1))
+                case 1: UInt16.max
+                case 2: UInt16(rng.int(0...120))
+                default: UInt16(truncatingIfNeeded: rng.next())
+                }
+            } }
+            var values = PointValues()
+            let invalid = codec.decode(blocks: blocks, into: &values)
+            if !invalid.isEmpty { invalidSeen += 1 }
+            let online = rng.chance(0.9)
+            rig.inbox.post(.reading(DeviceReading(device: rig.id(devices[k]), online: online, values: online ? values : PointValues(),
+                                                  timestampNanos: rig.now.nanoseconds - Int64(rng.int(0...400)) * 1_000_000, invalid: online ? invalid : [])))
+            if i % 7 == 0 { _ = rig.command(["raise", "lower", "emergency_lower", "clear_emergency"][rng.int(0...3)], "b1") }
+            if i % 11 == 0 { _ = rig.command("priority_request", "north", ["vehicle": .string("v\(i % 3)")]) }
+            rig.step(.milliseconds(Int64(rng.int(1...80))))
+        }
+        #expect(invalidSeen > 100, "the random blocks must reach the invalid paths")
+        for w in rig.writes {
+            for p in w.points {
+                #expect(p.value.isFinite, "\(w)")
+                if ["motor_up", "motor_down", "warning", "buzzer", "traffic", "request_1"].contains(p.point) { #expect(p.value == 0 || p.value == 1, "\(w)") }
+            }
+            let v = ControlWiringTests.values(w)
+            #expect(!(v["motor_up"] == 1 && v["motor_down"] == 1), "both coils in one write: \(w)")
+        }
+        #expect(rig.writes(to: "b1").contains { ControlWiringTests.values($0)["motor_up"] == 1 }, "the walk must move the bollard at times")
+    }
+}
+
+extension DeviceConfig.Attachment {
+    var profileName: String? {
+        if case .modbus(let p, _, _) = self { return p }
+        return nil
+    }
+}
