@@ -37,7 +37,7 @@ final class FieldIO: @unchecked Sendable {
             switch device.attachment {
             case .modbus(let profile, let bus, let unit):
                 if let p = config.profiles[profile], let b = buses[bus] {
-                    b.addDevice(ModbusDeviceSpec(name: name, unit: unit, profile: p))
+                    b.addDevice(ModbusDeviceSpec(name: name, unit: unit, profile: p, pollPeriod: device.pollPeriod))
                     busOfDevice[name] = bus
                 }
             case .gpio(let line):

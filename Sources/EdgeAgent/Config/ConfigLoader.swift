@@ -84,6 +84,8 @@ struct ConfigParser {
     var boardFailed = false
     var buses: [String: BusConfig] = [:]
     var brokenBuses: Set<String> = []
+    var busNodes: [String: YAMLValue] = [:]
+    var deviceNodes: [String: YAMLValue] = [:]
     var devices: [String: DeviceConfig] = [:]
     var brokenDevices: Set<String> = []
     var deviceOrder: [String] = []
@@ -127,9 +129,11 @@ struct ConfigParser {
             profileDirs = ConfigLoader.profileSearchPath(configPath: file)
         }
         for (name, value) in entries(top["buses"]) {
+            busNodes[name] = value
             if let bus = parseBus(name, value) { buses[name] = bus } else { brokenBuses.insert(name) }
         }
         parseDevices(top["devices"])
+        checkBusLoads()
         let lighting = parseLighting(top["lighting"])
         var bollards: [String: BollardConfig] = [:]
         for (name, value) in entries(top["bollards"]) {
@@ -374,7 +378,7 @@ struct ConfigParser {
         let rtuKeys = ["baud", "parity", "data_bits", "stop_bits"]
         guard let m = check({ () throws(ConfigError) in try node.map(allowed: ["tcp", "rtu", "timeout", "poll"] + rtuKeys, reporting: diagnostics) }) else { return nil }
         let timeout = (check { () throws(ConfigError) in try m["timeout"]?.duration(max: .seconds(60)) } ?? nil) ?? .milliseconds(500)
-        let poll = (check { () throws(ConfigError) in try m["poll"]?.duration(max: .seconds(3600)) } ?? nil) ?? .milliseconds(200)
+        let poll = check { () throws(ConfigError) in try m["poll"].map { n throws(ConfigError) in try Self.pollPeriod(n) } } ?? nil
         let transport = check { () throws(ConfigError) -> BusConfig.Transport in
             switch (m["tcp"], m["rtu"]) {
             case (nil, nil):
@@ -431,6 +435,54 @@ struct ConfigParser {
         return BusConfig(name: name, transport: transport, timeout: timeout, pollInterval: poll)
     }
 
+    /// A `poll:` period (bus or device): 10 ms (the control loop's period) to 1 h.
+    static func pollPeriod(_ node: YAMLValue) throws(ConfigError) -> Duration {
+        let d = try node.duration(max: .seconds(3600))
+        if d < .milliseconds(10) { throw node.error("\(ConfigSyntax.format(d)) is too short (at least 10ms, the control loop's period)") }
+        return d
+    }
+
+    /// The value of `key` in the mapping `node`, if written.
+    static func child(_ node: YAMLValue?, _ key: String) -> YAMLValue? {
+        (try? node?.openMap())?.first { $0.key == key }?.value
+    }
+
+    /// Longest poll period of a bollard or signal I/O unit: their readings must stay younger than
+    /// the controller's sensor-age limit (at most 500 ms) with a poll or two to spare.
+    static let longestSafetyPoll = Duration.milliseconds(200)
+
+    /// Every bus's load from its line (`BusLoad`): refuses a bus whose safety devices (bollards,
+    /// signal I/O, presence) cannot be polled within their periods, and a bollard or signal I/O
+    /// unit polled less often than `longestSafetyPoll`, naming the bus (or device) and the figures.
+    func checkBusLoads() {
+        for (busName, bus) in buses.sorted(by: { $0.key < $1.key }) {
+            guard let busNode = busNodes[busName] else { continue }
+            var members: [BusLoad.Device] = []
+            for name in deviceOrder {
+                guard let d = devices[name], case .modbus(let profileName, let b, _) = d.attachment, b == busName,
+                      let profile = profiles[profileName] else { continue }
+                let period = d.pollPeriod ?? bus.pollInterval ?? PollPeriods.period(for: profile.kind)
+                if (profile.kind == .bollard || profile.kind == .signalIO), period > Self.longestSafetyPoll {
+                    let at = Self.child(d.pollPeriod != nil ? deviceNodes[name] : busNode, "poll")
+                    let node = at ?? deviceNodes[name] ?? busNode
+                    diagnostics.record(node.error("\(name) (\(profile.kind.rawValue)) polled every \(ConfigSyntax.format(period)): "
+                                                  + "a \(profile.kind.rawValue) must be polled at least every \(ConfigSyntax.format(Self.longestSafetyPoll)) "
+                                                  + "(its readings must stay younger than max_sensor_age)"))
+                }
+                members.append(.init(name: name, kind: profile.kind, period: period, profile: profile))
+            }
+            let line: BusLine
+            switch bus.transport {
+            case .tcp: line = BusLine(.tcp)
+            case .rtu(_, let baud, let parity, let dataBits, let stopBits):
+                line = BusLine(.rtu(baud: baud, bitsPerCharacter: 1 + dataBits + (parity == "N" ? 0 : 1) + stopBits))
+            }
+            if let problem = BusLoad(line: line, timeout: bus.timeout, devices: members).problem {
+                diagnostics.record(busNode.keyError(problem))
+            }
+        }
+    }
+
     // MARK: devices
 
     mutating func parseDevices(_ node: YAMLValue?) {
@@ -439,6 +491,7 @@ struct ConfigParser {
         var lineUsers: [String: String] = [:]
         for (name, value) in entries(node) {
             deviceOrder.append(name)
+            deviceNodes[name] = value
             let before = d.errors.count
             if let device = parseDevice(name, value, units: &units, lineUsers: &lineUsers), d.errors.count == before {
                 devices[name] = device
@@ -455,9 +508,9 @@ struct ConfigParser {
         if !ConfigSyntax.isID(name) {
             d.record(value.keyError("bad device name \"\(name)\" (use lowercase letters, digits and \"-\")"))
         }
-        guard let m = d.check({ () throws(ConfigError) in try value.map(allowed: ["profile", "bus", "unit", "gpio"], reporting: d) }) else { return nil }
+        guard let m = d.check({ () throws(ConfigError) in try value.map(allowed: ["profile", "bus", "unit", "gpio", "poll"], reporting: d) }) else { return nil }
         if let g = m["gpio"] {
-            if let extra = ["profile", "bus", "unit"].first(where: { m.contains($0) }) {
+            if let extra = ["profile", "bus", "unit", "poll"].first(where: { m.contains($0) }) {
                 d.record(m.entries.first { $0.key == extra }!.value.keyError("a GPIO device has only gpio: LINE; remove \(extra)"))
                 return nil
             }
@@ -499,9 +552,10 @@ struct ConfigParser {
             }
             return unit
         }
-        guard let p, let bus, let unit else { return nil }
+        let poll = d.check { () throws(ConfigError) in try m["poll"].map { n throws(ConfigError) in try Self.pollPeriod(n) } }
+        guard let p, let bus, let unit, let poll else { return nil }
         units["\(bus)/\(unit)"] = name
-        return DeviceConfig(name: name, attachment: .modbus(profile: p.name, bus: bus, unit: UInt8(unit)))
+        return DeviceConfig(name: name, attachment: .modbus(profile: p.name, bus: bus, unit: UInt8(unit)), pollPeriod: poll)
     }
 
     /// The device named by `node`, or an error with a "did you mean" (a device whose own
