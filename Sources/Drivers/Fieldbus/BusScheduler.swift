@@ -10,14 +10,16 @@
 ///    queued + `controlWriteLatency`), a released poll of another answering device (due +
 ///    period), or a probe of a device that does not answer (unknown, after a miss, offline;
 ///    deadline: release + period). Such a job starts only if, by its estimated cost (a probe: its
-///    timeout), it ends before every answering safety device's latest tolerated start, due +
-///    period / 2: a lighting change or a dead unit delays a bollard's poll by at most half a period.
+///    timeout, or its poll if longer), it ends by every answering safety device's latest tolerated
+///    start, due + period / 2: a lighting change or a dead unit delays a bollard's poll by at most
+///    half a period.
 /// 4. A probe is a job for a device that does not answer: its pending write if any (so a
 ///    motor-off reaches the unit the moment it answers), else a poll. It runs with the probe
 ///    timeout, not before its device's release (after a miss: the next due; offline: the end of
-///    a capped exponential backoff with jitter), and only while the probes of the sliding window
-///    plus this one's timeout stay within `probeShare` of it. A dead unit therefore costs at most
-///    one probe timeout per backoff step and never more than `probeShare` of the bus time.
+///    a capped exponential backoff with jitter), and only while the unanswered probes of the
+///    sliding window plus this one's timeout stay within `probeShare` of it. A dead unit therefore
+///    costs at most one probe timeout per backoff step and never more than `probeShare` of the
+///    bus time (a probe that is answered costs what a poll costs and is not counted).
 /// 5. Health: a device answers from its first good poll (`online`). A failed poll or a write that
 ///    got no answer makes an online device `suspect` (one miss: its retry is a probe) and any
 ///    other `offline`; a good poll brings it back. Offline devices are probed at backoff steps
@@ -35,10 +37,13 @@ public struct BusScheduler: Sendable {
         public var safety: Bool
         /// Estimated duration of one poll, ns (refined from measured polls).
         public var pollCost: Int64
-        public init(period: Int64, safety: Bool, pollCost: Int64) {
+        /// Estimated duration of one write batch, ns (refined from measured writes); nil: `pollCost`.
+        public var writeCost: Int64
+        public init(period: Int64, safety: Bool, pollCost: Int64, writeCost: Int64? = nil) {
             self.period = period
             self.safety = safety
             self.pollCost = pollCost
+            self.writeCost = writeCost ?? pollCost
         }
     }
 
@@ -116,7 +121,7 @@ public struct BusScheduler: Sendable {
     public init(devices: [Device], settings: Settings, start: Int64, seed: UInt64) {
         self.settings = settings
         // Every device is due at once: the rules' order and the probe budget pace the first round.
-        states = devices.map { State(device: $0, due: start, backoff: settings.backoffStart, writeCost: $0.pollCost) }
+        states = devices.map { State(device: $0, due: start, backoff: settings.backoffStart, writeCost: $0.writeCost) }
         rng = SplitMix64(seed: seed)
     }
 
@@ -149,7 +154,7 @@ public struct BusScheduler: Sendable {
         var latestStart = Int64.max
         var wake = Int64.max
         for s in states where s.health == .online && s.device.safety {
-            latestStart = min(latestStart, s.due + s.device.period / 2 - s.device.pollCost)
+            latestStart = min(latestStart, s.due + s.device.period / 2)
             wake = min(wake, s.due)
         }
         let slack = latestStart == .max ? Int64.max : latestStart - now
@@ -170,7 +175,8 @@ public struct BusScheduler: Sendable {
             } else {
                 let release = s.health == .offline ? max(s.notBefore, s.due) : s.due
                 guard release <= now else { wake = min(wake, release); continue }
-                guard settings.probeTimeout <= slack else { continue }
+                // A probe lasts its timeout, or the poll if the unit answers after all.
+                guard max(settings.probeTimeout, s.device.pollCost) <= slack else { continue }
                 guard settings.probeTimeout <= budgetLeft else {
                     // Budget again once the oldest probes leave the window.
                     if let first = probes.first { wake = min(wake, first.1 + settings.window) }
@@ -187,7 +193,8 @@ public struct BusScheduler: Sendable {
     @discardableResult
     public mutating func finished(_ job: Job, probe: Bool, started: Int64, ended: Int64, outcome: Outcome) -> Transition {
         let d = job.device
-        if probe { probes.append((started, ended)) }
+        // The budget counts the time spent on units that did not answer.
+        if probe, outcome == .noAnswer { probes.append((started, ended)) }
         var s = states[d]
         let from = s.health
         let cost = max(0, ended - started)

@@ -170,7 +170,7 @@ public final class ModbusBus: Sendable {
         cond.withLock {
             guard !state.running else { return }
             let devices = state.devices.enumerated().map { i, d in
-                BusScheduler.Device(period: pollPeriod(of: d.spec).nanoseconds, safety: PollPeriods.isSafety(d.spec.profile.kind), pollCost: load.pollCosts[i])
+                BusScheduler.Device(period: pollPeriod(of: d.spec).nanoseconds, safety: PollPeriods.isSafety(d.spec.profile.kind), pollCost: load.pollCosts[i], writeCost: load.writeCosts[i])
             }
             let now = monotonicNanos()
             state.scheduler = BusScheduler(devices: devices, settings: .init(probeTimeout: load.probeTimeout), start: now, seed: UInt64(bitPattern: now))
