@@ -4,33 +4,6 @@ import Glibc
 public import Logging
 public import Protocols
 
-/// A Modbus device as its bus sees it: a unit id, the profile that maps its registers, and
-/// its poll period (nil: the bus's `poll`, else the role's default, `PollPeriods`).
-public struct ModbusDeviceSpec: Sendable {
-    public var name: String
-    public var unit: UInt8
-    public var profile: DeviceProfile
-    public var pollPeriod: Duration?
-    public init(name: String, unit: UInt8, profile: DeviceProfile, pollPeriod: Duration? = nil) {
-        self.name = name
-        self.unit = unit
-        self.profile = profile
-        self.pollPeriod = pollPeriod
-    }
-}
-
-/// The latest poll of one device: decoded values by point name, or why it is offline.
-public struct DeviceReading: Sendable {
-    public var device: String
-    public var online: Bool
-    /// Point name -> engineering value (bits as 0/1; status bits also by bit name).
-    public var values: [String: Double]
-    /// CLOCK_MONOTONIC ns of the poll.
-    public var timestampNanos: Int64
-    /// The last error (timeout, exception, I/O) when the device is offline.
-    public var error: String?
-}
-
 /// Which queue a write goes to: safety writes (motor off, request drop) jump every other request.
 public enum WritePriority: Int, Sendable, Comparable {
     case safety = 0
@@ -106,6 +79,8 @@ public final class ModbusBus: Sendable {
     private struct DeviceState {
         let spec: ModbusDeviceSpec
         let codec: PointCodec
+        /// The device's own period (nil: the bus's, else the role's).
+        let pollPeriod: Duration?
     }
 
     /// A job taken under the lock, run without it.
@@ -126,10 +101,11 @@ public final class ModbusBus: Sendable {
         self.logger = logger
     }
 
-    /// Adds a device; call before `start()`.
-    public func addDevice(_ spec: ModbusDeviceSpec) {
+    /// Adds a device polled every `pollPeriod` (nil: the bus's `pollInterval`, else its role's,
+    /// `PollPeriods`); call before `start()`.
+    public func addDevice(_ spec: ModbusDeviceSpec, pollPeriod: Duration? = nil) {
         cond.withLock {
-            state.devices.append(DeviceState(spec: spec, codec: PointCodec(profile: spec.profile)))
+            state.devices.append(DeviceState(spec: spec, codec: PointCodec(profile: spec.profile), pollPeriod: pollPeriod))
             state.writes = WriteQueue(devices: state.devices.count)
         }
     }
@@ -137,16 +113,16 @@ public final class ModbusBus: Sendable {
     /// Names of the devices on this bus.
     public var deviceNames: [String] { cond.withLock { state.devices.map(\.spec.name) } }
 
-    /// The period each device is polled at.
-    public func pollPeriod(of spec: ModbusDeviceSpec) -> Duration {
-        spec.pollPeriod ?? pollInterval ?? PollPeriods.period(for: spec.profile.kind)
+    /// The period a device is polled at.
+    private func period(_ d: DeviceState) -> Duration {
+        d.pollPeriod ?? pollInterval ?? PollPeriods.period(for: d.spec.profile.kind)
     }
 
     /// The line model of this bus and its devices (probe timeout, first cost estimates).
     public var load: BusLoad {
-        let specs = cond.withLock { state.devices.map(\.spec) }
+        let devices = cond.withLock { state.devices }
         return BusLoad(line: line, timeout: timeout,
-                       devices: specs.map { .init(name: $0.name, kind: $0.profile.kind, period: pollPeriod(of: $0), profile: $0.profile) })
+                       devices: devices.map { .init(name: $0.spec.name, kind: $0.spec.profile.kind, period: period($0), profile: $0.spec.profile) })
     }
 
     private var line: BusLine {
@@ -170,7 +146,7 @@ public final class ModbusBus: Sendable {
         cond.withLock {
             guard !state.running else { return }
             let devices = state.devices.enumerated().map { i, d in
-                BusScheduler.Device(period: pollPeriod(of: d.spec).nanoseconds, safety: PollPeriods.isSafety(d.spec.profile.kind), pollCost: load.pollCosts[i], writeCost: load.writeCosts[i])
+                BusScheduler.Device(period: period(d).nanoseconds, safety: PollPeriods.isSafety(d.spec.profile.kind), pollCost: load.pollCosts[i], writeCost: load.writeCosts[i])
             }
             let now = monotonicNanos()
             state.scheduler = BusScheduler(devices: devices, settings: .init(probeTimeout: load.probeTimeout), start: now, seed: UInt64(bitPattern: now))
@@ -331,11 +307,12 @@ public final class ModbusBus: Sendable {
         // A failed poll of a device still counted online (a single miss) delivers nothing: an empty
         // reading would read as "every input off" (a clear vehicle loop, a dark lamp) to the control loop.
         if online && !ok { return }
-        var values: [String: Double] = [:]
+        var values = PointValues()
+        var invalid: [String] = []
         if ok {
-            codec.decode(blocks: buffer, into: &values)
+            invalid = codec.decode(blocks: buffer, into: &values)
         }
-        let reading = DeviceReading(device: spec.name, online: online, values: values, timestampNanos: started, error: error)
+        let reading = DeviceReading(device: spec.id, online: online, values: values, timestampNanos: started, error: error, invalid: invalid)
         handler?(reading)
     }
 
@@ -411,7 +388,7 @@ public final class ModbusBus: Sendable {
         logTransition(transition, spec, error: failure?.message)
         if transition?.wentOffline == true {
             // The control loop learns of it as from a poll: an offline reading.
-            handler?(DeviceReading(device: spec.name, online: false, values: [:], timestampNanos: started, error: failure?.message))
+            handler?(DeviceReading(device: spec.id, online: false, timestampNanos: started, error: failure?.message))
         }
         for (c, r) in done { c(r) }
     }

@@ -73,12 +73,12 @@ public final class Agent: @unchecked Sendable {
             core.step(now: MonotonicInstant(nanoseconds: now.nanoseconds))
         }
         self.loop = loop
-        let waking = core.wakingDevices
+        let waking = core.waking
         try field.start(onReading: { [loop] r in
             inbox.post(.reading(r))
             // A luminaire's or a meter's poll waits for the next tick (at most one period): waking
             // the loop for each of them cost a whole step per reading.
-            if waking.contains(r.device) { loop.wake() }
+            if r.device >= 0, r.device < waking.count, waking[r.device] { loop.wake() }
         }, onEdge: { [loop] e in
             inbox.post(.edge(e))
             loop.wake()

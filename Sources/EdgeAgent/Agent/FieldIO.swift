@@ -2,10 +2,18 @@ import Drivers
 import Logging
 import Protocols
 
+/// The field as the control step sees it: writes to a device by its id in the compiled config
+/// (`FieldMap`), Modbus points or a GPIO output line, completion on any thread. `FieldIO` is
+/// the real one; tests put a recorder in its place and run the step on a virtual clock.
+protocol FieldPort: Sendable {
+    func write(device: Int, points: [PointWrite], priority: WritePriority,
+               completion: @escaping @Sendable (Result<Void, FieldDeviceError>) -> Void)
+}
+
 /// Everything the agent touches in the field: one `ModbusBus` per configured bus and the
 /// board's GPIO backend, built from the validated config. Inputs arrive through the two
 /// handlers given to `start`; outputs go out through `write`.
-final class FieldIO: @unchecked Sendable {
+final class FieldIO: FieldPort, @unchecked Sendable {
     let buses: [String: ModbusBus]
     let gpio: (any GPIOBackend)?
     private(set) var gpioInputs: [String: any GPIOInput] = [:]     // by device name
@@ -14,6 +22,8 @@ final class FieldIO: @unchecked Sendable {
     let busOfDevice: [String: String]
     /// Board line name -> device name, for GPIO devices.
     let deviceOfLine: [String: String]
+    /// Device id (`FieldMap`) -> name.
+    let names: [String]
     private let config: AgentConfig
     private let logger: Logger
 
@@ -33,11 +43,13 @@ final class FieldIO: @unchecked Sendable {
         }
         var busOfDevice: [String: String] = [:]
         var deviceOfLine: [String: String] = [:]
-        for (name, device) in config.devices.sorted(by: { $0.key < $1.key }) {
-            switch device.attachment {
+        // Ids as `FieldMap` gives them: the index in name order.
+        names = config.devices.keys.sorted()
+        for (id, name) in names.enumerated() {
+            switch config.devices[name]!.attachment {
             case .modbus(let profile, let bus, let unit):
                 if let p = config.profiles[profile], let b = buses[bus] {
-                    b.addDevice(ModbusDeviceSpec(name: name, unit: unit, profile: p, pollPeriod: device.pollPeriod))
+                    b.addDevice(ModbusDeviceSpec(id: id, name: name, unit: unit, profile: p), pollPeriod: config.devices[name]!.pollPeriod)
                     busOfDevice[name] = bus
                 }
             case .gpio(let line):
@@ -80,6 +92,15 @@ final class FieldIO: @unchecked Sendable {
     }
 
     /// Queues a write of profile points to a Modbus device, or sets a GPIO output device.
+    func write(device id: Int, points: [PointWrite], priority: WritePriority,
+               completion: @escaping @Sendable (Result<Void, FieldDeviceError>) -> Void) {
+        guard id >= 0, id < names.count else {
+            return completion(.failure(FieldDeviceError(device: "#\(id)", message: "no such device")))
+        }
+        write(device: names[id], points: points, priority: priority, completion: completion)
+    }
+
+    /// `write(device:)` by name.
     func write(device: String, points: [PointWrite], priority: WritePriority,
                completion: @escaping @Sendable (Result<Void, FieldDeviceError>) -> Void) {
         if let busName = busOfDevice[device], let bus = buses[busName] {

@@ -271,7 +271,11 @@ public struct BollardConfig: Sendable, Equatable {
     public var autoRaiseAfter: Duration?
     /// Reversals before the bollard stays down until a new command (default 3).
     public var maxReversals: Int
-    public init(name: String, preWarning: Duration, travelTimeout: Duration, autoRaiseAfter: Duration?, maxReversals: Int = 3) {
+    /// The oldest poll of its inputs a movement may start or continue on (default 300 ms, at most 500 ms).
+    public var maxSensorAge: Duration
+    public init(name: String, preWarning: Duration, travelTimeout: Duration, autoRaiseAfter: Duration?, maxReversals: Int = 3,
+                maxSensorAge: Duration = BollardController.defaultMaxSensorAge) {
+        self.maxSensorAge = maxSensorAge
         self.name = name
         self.preWarning = preWarning
         self.travelTimeout = travelTimeout

@@ -746,12 +746,29 @@ struct ConfigParser {
             throw node.keyError("\"\(name)\" is not a device\(Suggest.suffix(name, among: deviceOrder)) (bollards are keyed by their device name)")
         }
         guard kind(d) == .bollard else { throw node.keyError("\(name) is \(what(d)), not a bollard") }
-        let m = try node.map(allowed: ["pre_warning", "travel_timeout", "auto_raise_after", "max_reversals"], reporting: diagnostics)
+        let m = try node.map(allowed: ["pre_warning", "travel_timeout", "auto_raise_after", "max_reversals", "max_sensor_age"], reporting: diagnostics)
         let pre = (check { () throws(ConfigError) in try m["pre_warning"]?.duration(max: .seconds(60)) } ?? nil) ?? .seconds(3)
         let travel = (check { () throws(ConfigError) in try m["travel_timeout"]?.duration(max: .seconds(120)) } ?? nil) ?? .seconds(8)
         let auto = check { () throws(ConfigError) in try m["auto_raise_after"]?.duration(max: .seconds(86400)) } ?? nil
         let reversals = (check { () throws(ConfigError) in try m["max_reversals"]?.int(in: 1...20) } ?? nil) ?? 3
-        return BollardConfig(name: name, preWarning: pre, travelTimeout: travel, autoRaiseAfter: auto, maxReversals: reversals)
+        // Polled inputs: the limit must cover two polls (else every movement is cut), and is
+        // at most 500 ms (older than that nothing may move on them).
+        var period: Duration?
+        if case .modbus(_, let bus, _) = d.attachment { period = buses[bus]?.pollInterval }
+        if let period, period * 2 > .milliseconds(500) {
+            diagnostics.record(node.keyError("bollard \(name) is polled every \(ConfigSyntax.format(period)) (bus poll); its inputs must be polled at least every 250ms (max_sensor_age, at most 500ms, covers two polls)"))
+        }
+        let maxAge = check { () throws(ConfigError) -> Duration in
+            guard let a = m["max_sensor_age"] else {
+                return max(BollardController.defaultMaxSensorAge, min((period ?? .zero) * 2, .milliseconds(500)))
+            }
+            let age = try a.duration(max: .milliseconds(500))
+            if let period, age < period * 2 {
+                throw a.error("\(ConfigSyntax.format(age)) is under two polls of \(name)'s bus (poll \(ConfigSyntax.format(period))): every movement would be cut")
+            }
+            return age
+        } ?? BollardController.defaultMaxSensorAge
+        return BollardConfig(name: name, preWarning: pre, travelTimeout: travel, autoRaiseAfter: auto, maxReversals: reversals, maxSensorAge: maxAge)
     }
 
     // MARK: priority

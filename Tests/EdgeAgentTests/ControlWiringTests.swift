@@ -1,0 +1,324 @@
+@testable import EdgeAgent
+import Drivers
+import Foundation
+import Logging
+import Synchronization
+import Testing
+import TestSupport
+
+/// The control step's wiring, in-process on a virtual clock: readings in, writes out through
+/// a recording `FieldPort` that refuses what a real bus would (points the profile lacks),
+/// events collected. No threads, no sockets, no sleeps.
+final class CoreRig: Sendable {
+    /// One write the step sent, in order.
+    struct Write: Sendable, Equatable {
+        var device: String
+        var points: [PointWrite]
+        var priority: WritePriority
+    }
+
+    /// Records writes; refuses points a device's profile lacks, as the bus's encoder does.
+    final class RecordingField: FieldPort {
+        let names: [String]
+        let codecs: [PointCodec?]
+        let writes = Mutex<[Write]>([])
+        init(map: FieldMap) {
+            names = map.names
+            codecs = map.profiles.map { $0.map(PointCodec.init) }
+        }
+        func write(device: Int, points: [PointWrite], priority: WritePriority, completion: @escaping @Sendable (Result<Void, FieldDeviceError>) -> Void) {
+            writes.withLock { $0.append(Write(device: names[device], points: points, priority: priority)) }
+            if let codec = codecs[device] {
+                for p in points {
+                    do { _ = try codec.encode(point: p.point, value: p.value) } catch {
+                        return completion(.failure(FieldDeviceError(device: names[device], message: error.message)))
+                    }
+                }
+            }
+            completion(.success(()))
+        }
+    }
+
+    let dir = ScratchDir("core-rig")
+    let config: AgentConfig
+    let core: ControlCore
+    let inbox = ControlInbox()
+    let field: RecordingField
+    /// Events the step handed to the uplink.
+    final class EventLog: Sendable { let events = Mutex<[AgentEvent]>([]) }
+    let log = EventLog()
+    let clock = Mutex(MonotonicInstant(nanoseconds: 10_000_000_000_000))
+
+    /// `devices`, `extra` sections and extra profile files (name -> YAML) on a TCP bus polled every 50 ms.
+    init(devices: String, extra: String = "", profiles: [String: String] = [:], wall: Date = Date(timeIntervalSince1970: 1_764_806_400)) throws {
+        let profileDir = dir.file("Profiles")
+        try FileManager.default.createDirectory(atPath: profileDir, withIntermediateDirectories: true)
+        for file in try FileManager.default.contentsOfDirectory(atPath: ConfigFixture.profiles) where file.hasSuffix(".yaml") {
+            try FileManager.default.copyItem(atPath: ConfigFixture.profiles + "/" + file, toPath: profileDir + "/" + file)
+        }
+        for (name, text) in profiles { _ = dir.write("Profiles/\(name).yaml", text) }
+        let text = """
+        gateway: {id: rig, location: {lat: 47.32, lon: 5.04}, timezone: Europe/Paris, state_dir: state, control_socket: run/c.sock}
+        uplink: {broker: "mqtt://127.0.0.1:1883", telemetry_interval: 60s}
+        board: \(ConfigFixture.simBoard)
+        profiles_dir: \(profileDir)
+        buses:
+          field: {tcp: "127.0.0.1:1502", timeout: 200ms, poll: 50ms}
+        devices:
+        \(devices)
+        \(extra)
+        """
+        config = try ConfigLoader.load(text: text, path: dir.file("agent.yaml"))
+        let map = FieldMap(config: config)
+        field = RecordingField(map: map)
+        let log = self.log
+        core = ControlCore(config: config, field: field, inbox: inbox, logger: Logger(label: "test.core"), wallClock: { wall }, onEvents: { e in
+            log.events.withLock { $0 += e }
+        })
+    }
+
+    var now: MonotonicInstant { clock.withLock { $0 } }
+    func id(_ name: String) -> Int { core.map.ids[name]! }
+
+    /// A poll of `device` begun at `at` (default now) with these values.
+    func poll(_ device: String, _ values: [PointRole: Double], online: Bool = true, invalid: [String] = [], at: MonotonicInstant? = nil) {
+        var v = PointValues()
+        for (r, x) in values { v[r] = x }
+        inbox.post(.reading(DeviceReading(device: id(device), online: online, values: online ? v : PointValues(),
+                                          timestampNanos: (at ?? now).nanoseconds, error: online ? nil : "timeout", invalid: invalid)))
+    }
+
+    /// Advances the clock by `d` and runs one step.
+    func step(_ d: Duration = .milliseconds(10)) {
+        let t = clock.withLock { $0 = $0 + d; return $0 }
+        core.step(now: t)
+    }
+
+    /// Runs the step every 10 ms for `d`, calling `each` first (a poll, say) every `every`.
+    func run(_ d: Duration, every: Duration = .milliseconds(50), _ each: () -> Void = {}) {
+        var elapsed = Duration.zero
+        var sincePoll = every
+        while elapsed < d {
+            if sincePoll >= every { each(); sincePoll = .zero }
+            step()
+            elapsed += .milliseconds(10)
+            sincePoll += .milliseconds(10)
+        }
+    }
+
+    func command(_ action: String, _ target: String, _ args: [String: ControlValue] = [:]) -> ControlResponse {
+        core.execute(AgentCommand(origin: .local(uid: 0), id: "t", target: target, action: action, args: args), now: now)
+    }
+
+    var writes: [Write] { field.writes.withLock { $0 } }
+    func writes(to device: String) -> [Write] { writes.filter { $0.device == device } }
+    func clearWrites() { field.writes.withLock { $0.removeAll() } }
+
+    var alarms: [(String, String, Bool)] {
+        log.events.withLock { $0 }.compactMap { e in
+            if case .control(let c) = e, case .alarm(let a) = c.kind { return (c.source, a.code.rawValue, a.active) }
+            return nil
+        }
+    }
+
+    var telemetry: [(String, [String: ControlValue])] {
+        log.events.withLock { $0 }.compactMap { e in
+            if case .telemetry(let d, let v) = e { return (d, v) }
+            return nil
+        }
+    }
+}
+
+extension MonotonicInstant {
+    var nanoseconds: Int64 { Int64((self - MonotonicInstant(nanoseconds: 0)).components.seconds) * 1_000_000_000 + (self - MonotonicInstant(nanoseconds: 0)).components.attoseconds / 1_000_000_000 }
+}
+
+@Suite struct ControlWiringTests {
+    static let bollardDown: [PointRole: Double] = [.atTop: 0, .atBottom: 1, .loop: 0, .photocell: 0, .motorFault: 0, .emergency: 0]
+    static let bollardMidway: [PointRole: Double] = [.atTop: 0, .atBottom: 0, .loop: 0, .photocell: 0, .motorFault: 0, .emergency: 0]
+
+    static func values(_ w: CoreRig.Write) -> [String: Double] {
+        Dictionary(w.points.map { ($0.point, $0.value) }, uniquingKeysWith: { _, b in b })
+    }
+
+    /// A vendor bollard whose motor_down coil sits below motor_up, without a buzzer, with a
+    /// traffic light: the reversal writes motor_up off before motor_down on; no buzzer is
+    /// ever written (the bollard moves at all); the traffic light follows the controller.
+    @Test func vendorBollardWritesOffBeforeOnOnlyItsPointsAndTheTrafficLight() throws {
+        let vendor = """
+        name: vendor-bollard
+        kind: bollard
+        points:
+          motor_down:  {table: coil, address: 0}
+          motor_up:    {table: coil, address: 1}
+          warning:     {table: coil, address: 2}
+          traffic:     {table: coil, address: 3}
+          at_top:      {table: discrete, address: 0}
+          at_bottom:   {table: discrete, address: 1}
+          loop:        {table: discrete, address: 2}
+          photocell:   {table: discrete, address: 3}
+          emergency:   {table: discrete, address: 5}
+        """
+        let rig = try CoreRig(devices: "  b1: {profile: vendor-bollard, bus: field, unit: 30}",
+                              extra: "bollards:\n  b1: {pre_warning: 300ms, travel_timeout: 5s}", profiles: ["vendor-bollard": vendor])
+        rig.poll("b1", Self.bollardDown)
+        rig.step()
+        let atRest = try #require(rig.writes(to: "b1").last)
+        #expect(Self.values(atRest)["traffic"] == 1, "confirmed down: green written")
+        #expect(rig.command("raise", "b1").ok)
+        rig.run(.milliseconds(500)) { rig.poll("b1", Self.bollardDown) }
+        #expect(rig.writes.allSatisfy { !$0.points.contains { $0.point == "buzzer" } }, "no buzzer point: never written")
+        #expect(rig.writes(to: "b1").contains { Self.values($0)["motor_up"] == 1 }, "the bollard moves")
+        let rising = try #require(rig.writes(to: "b1").last { Self.values($0)["motor_up"] == 1 })
+        #expect(Self.values(rising)["traffic"] == 0, "red while raising")
+        rig.clearWrites()
+        var occupied = Self.bollardMidway
+        occupied[.loop] = 1
+        rig.poll("b1", occupied)
+        rig.step()
+        let reversal = try #require(rig.writes(to: "b1").first)
+        let order = reversal.points.map(\.point)
+        #expect(Self.values(reversal)["motor_up"] == 0 && Self.values(reversal)["motor_down"] == 1)
+        #expect(order.firstIndex(of: "motor_up")! < order.firstIndex(of: "motor_down")!, "off before on: \(order)")
+        #expect(reversal.priority == .safety)
+    }
+
+    /// A luminaire reporting its status as int16 -1 (0xFFFF) or a value that is not finite
+    /// does not crash the agent: the values are dropped, `invalid_value` is raised and
+    /// cleared, and no lamp alarm is judged on them.
+    @Test func invalidRegisterValuesRaiseAnAlarmAndAreNotJudged() throws {
+        let odd = """
+        name: odd-luminaire
+        kind: luminaire
+        points:
+          setpoint: {table: holding, address: 0}
+          level:    {table: input, address: 0}
+          power_w:  {table: input, address: 1, scale: 1000}
+          status:   {table: input, address: 4, type: int16, bits: {0: lamp_failure, 1: driver_fault}}
+        """
+        let rig = try CoreRig(devices: "  l1: {profile: odd-luminaire, bus: field, unit: 1}",
+                              extra: "lighting:\n  g: {lamps: [l1], base: 30, boost: 100}", profiles: ["odd-luminaire": odd])
+        let codec = PointCodec(profile: rig.config.profiles["odd-luminaire"]!)
+        var values = PointValues()
+        let invalid = codec.decode(blocks: codec.blocks.map { [UInt16](repeating: 0xFFFF, count: $0.count) }, into: &values)
+        #expect(invalid.contains("status: -1 is out of range (0 to 65535)"), "\(invalid)")
+        #expect(values[.status] == nil && values[.lampFailure] == nil, "a bad status word gives no bits either")
+        #expect(values[.level] == nil, "65535 % is out of range too")
+        #expect(values[.powerW] == 65535 * 1000)
+        // A profile the loader would refuse (a scale that overflows): still no trap, no infinity.
+        var wild = rig.config.profiles["odd-luminaire"]!
+        wild.points["power_w"]!.scale = 1e308
+        wild.points["level"]!.scale = .nan
+        let wildCodec = PointCodec(profile: wild)
+        var wildValues = PointValues()
+        let wildInvalid = wildCodec.decode(blocks: wildCodec.blocks.map { [UInt16](repeating: 0xFFFF, count: $0.count) }, into: &wildValues)
+        #expect(wildInvalid.contains { $0.hasPrefix("power_w: inf is not a finite number") }, "\(wildInvalid)")
+        #expect(wildInvalid.contains { $0.hasPrefix("level: nan is not a finite number") }, "\(wildInvalid)")
+        #expect(wildValues.isEmpty)
+        rig.inbox.post(.reading(DeviceReading(device: rig.id("l1"), online: true, values: values, timestampNanos: rig.now.nanoseconds, invalid: invalid)))
+        rig.step()
+        #expect(rig.alarms.map { "\($0.0)/\($0.1)=\($0.2)" } == ["l1/invalid_value=true"])
+        rig.poll("l1", [.level: 30, .setpoint: 30, .status: 0, .lampFailure: 0, .driverFault: 0])
+        rig.step()
+        #expect(rig.alarms.map { "\($0.0)/\($0.1)=\($0.2)" } == ["l1/invalid_value=true", "l1/invalid_value=false"])
+    }
+
+    /// A presence sensor that answers again while it still detects is taken at its word.
+    @Test func aPresenceSensorBackOnlineWhileDetectingBoosts() throws {
+        let rig = try CoreRig(devices: "  l1: {profile: ref-luminaire, bus: field, unit: 1}\n  p1: {profile: ref-presence, bus: field, unit: 20}",
+                              extra: "lighting:\n  g: {lamps: [l1], presence: [p1], base: 30, boost: 100, hold: 1s, fade_up: 0ms, fade_down: 0ms}")
+        rig.poll("l1", [.level: 30, .setpoint: 30])
+        rig.poll("p1", [.presence: 1])
+        rig.step()
+        #expect(rig.core.snapshot(now: rig.now).lighting["g"]?.level == 100)
+        rig.poll("p1", [:], online: false)
+        rig.run(.seconds(3))
+        #expect(rig.core.snapshot(now: rig.now).lighting["g"]?.level == 100, "an offline sensor counts as detecting")
+        // Back online, still detecting, polled as usual: the group must know it detects, not
+        // start its hold from the return and go dark under a person.
+        rig.run(.seconds(3)) { rig.poll("p1", [.presence: 1]) }
+        #expect(rig.core.snapshot(now: rig.now).lighting["g"]?.level == 100, "back online and detecting: still boosted")
+        rig.run(.seconds(3)) { rig.poll("p1", [.presence: 0]) }
+        #expect(rig.core.snapshot(now: rig.now).lighting["g"]?.level == 30, "nobody, hold over: base")
+    }
+
+    /// A driver that reports 0 % while commanded and draws nothing has failed.
+    @Test func lampFailureIsJudgedOnTheCommandedLevel() throws {
+        let rig = try CoreRig(devices: "  l1: {profile: ref-luminaire, bus: field, unit: 1}",
+                              extra: "lighting:\n  g: {lamps: [l1], base: 80, boost: 100, rated_w: 60, warm_up: 1s}")
+        rig.poll("l1", [.level: 0, .setpoint: 0, .powerW: 0, .status: 0, .lampFailure: 0])
+        rig.step()
+        #expect(rig.writes(to: "l1").contains { Self.values($0)["setpoint"] == 80 })
+        rig.run(.seconds(3)) { rig.poll("l1", [.level: 0, .setpoint: 80, .powerW: 0, .status: 0, .lampFailure: 0]) }
+        #expect(rig.alarms.contains { $0 == ("l1", "lamp_failure", true) }, "\(rig.alarms)")
+    }
+
+    /// Request on and off go through one queue, in order.
+    @Test func priorityRequestOnAndOffShareOneQueue() throws {
+        let rig = try CoreRig(devices: "  j: {profile: ref-signal-io, bus: field, unit: 40}",
+                              extra: "priority:\n  north: {device: j, approach: 1, max_hold: 60s, min_interval: 0s}")
+        rig.poll("j", [.ack1: 0, .degraded: 0, .request1: 0])
+        rig.step()
+        #expect(rig.command("priority_request", "north", ["vehicle": .string("bus-1")]).ok)
+        rig.step()
+        rig.step()
+        #expect(rig.command("priority_cancel", "north", ["vehicle": .string("bus-1")]).ok)
+        rig.step()
+        let requests = rig.writes(to: "j").filter { $0.points.contains { $0.point == "request_1" } }
+        #expect(requests.map { Self.values($0)["request_1"] } == [0, 1, 0])
+        #expect(requests.allSatisfy { $0.priority == .safety }, "\(requests.map(\.priority))")
+    }
+
+    /// Maintenance: `io write bollard motor_down 1` during a rise never leaves both coils on
+    /// (motor_up off first, in the same write), and the automation stays off the device until
+    /// maintenance ends; then it is written again.
+    @Test func aMaintenanceWriteDuringARiseCannotEnergiseBothCoils() throws {
+        let rig = try CoreRig(devices: "  b1: {profile: ref-bollard, bus: field, unit: 30}",
+                              extra: "bollards:\n  b1: {pre_warning: 300ms, travel_timeout: 5s}")
+        rig.poll("b1", Self.bollardDown)
+        rig.step()
+        #expect(rig.command("raise", "b1").ok)
+        rig.run(.milliseconds(500)) { rig.poll("b1", Self.bollardDown) }
+        #expect(rig.writes(to: "b1").last.map { Self.values($0)["motor_up"] } == 1)
+        #expect(rig.command("maintenance", "", ["on": .bool(true)]).ok)
+        rig.clearWrites()
+        #expect(rig.command("io_write", "b1", ["point": .string("motor_down"), "value": .number(1)]).ok)
+        let w = try #require(rig.writes(to: "b1").first)
+        let order = w.points.map(\.point)
+        #expect(Self.values(w)["motor_up"] == 0 && Self.values(w)["motor_down"] == 1)
+        #expect(order.firstIndex(of: "motor_up")! < order.firstIndex(of: "motor_down")!, "\(order)")
+        rig.clearWrites()
+        rig.run(.seconds(1)) { rig.poll("b1", Self.bollardMidway) }
+        #expect(rig.writes(to: "b1").isEmpty, "automation paused: \(rig.writes(to: "b1"))")
+        #expect(rig.core.snapshot(now: rig.now).devices["b1"]?.manual == true)
+        #expect(rig.command("io_write", "b1", ["point": .string("motor_up"), "value": .number(1)]).code == "interlock")
+        #expect(rig.command("raise", "b1").code == "interlock")
+        #expect(rig.command("maintenance", "", ["on": .bool(false)]).ok)
+        rig.step()
+        #expect(!rig.writes(to: "b1").isEmpty, "maintenance over: the automation writes again")
+    }
+
+    /// Offline -> alarm and device event; a device that comes back with other outputs than
+    /// written (it rebooted) is written again; telemetry passes its deadband.
+    @Test func offlineRebootAndTelemetryDeadband() throws {
+        let rig = try CoreRig(devices: "  l1: {profile: ref-luminaire, bus: field, unit: 1}",
+                              extra: "lighting:\n  g: {lamps: [l1], base: 30, boost: 100}")
+        rig.poll("l1", [.level: 30, .setpoint: 30, .powerW: 10])
+        rig.step()
+        rig.poll("l1", [:], online: false)
+        rig.step()
+        #expect(rig.core.snapshot(now: rig.now).alarms.contains { $0.device == "l1" && $0.code == "comm_lost" })
+        rig.clearWrites()
+        rig.poll("l1", [.level: 0, .setpoint: 0, .powerW: 0])   // rebooted: setpoint lost
+        rig.step()
+        #expect(rig.writes(to: "l1").contains { Self.values($0)["setpoint"] == 30 }, "written again after the reboot")
+        // Telemetry: a 1 % change within 60 s is held back; a 50 % one goes out (after 1 s).
+        let before = rig.telemetry.count
+        rig.run(.seconds(2)) { rig.poll("l1", [.level: 30, .setpoint: 30, .powerW: 10.1]) }
+        rig.run(.seconds(2)) { rig.poll("l1", [.level: 30, .setpoint: 30, .powerW: 10.05]) }
+        let held = rig.telemetry.count
+        rig.run(.seconds(2)) { rig.poll("l1", [.level: 30, .setpoint: 30, .powerW: 15]) }
+        #expect(held - before <= 1, "within the deadband: \(rig.telemetry.suffix(3))")
+        #expect(rig.telemetry.count > held, "beyond the deadband: sent")
+    }
+}
