@@ -41,9 +41,9 @@ import Testing
         #expect(darcy.hold == .seconds(60) && darcy.fadeUp == .milliseconds(500) && darcy.fadeDown == .seconds(10))
         #expect(darcy.night == nil && darcy.neighbours.isEmpty && darcy.ratedPowerW == nil)
 
-        // max_sensor_age: the default 300 ms, raised to two polls of the bollard's bus (200 ms here).
+        // max_sensor_age: the default 300 ms (two polls of the bollard, 50 ms by role, are less).
         #expect(c.bollards["bollard-1"] == BollardConfig(name: "bollard-1", preWarning: .seconds(3), travelTimeout: .seconds(8), autoRaiseAfter: .seconds(10), maxReversals: 3,
-                                                         maxSensorAge: .milliseconds(400)))
+                                                         maxSensorAge: .milliseconds(300)))
         #expect(c.priority["north"] == ApproachConfig(name: "north", device: "junction", approach: 1, checkin: "bus-in-n", checkout: "bus-out-n",
                                                       maxHold: .seconds(60), minInterval: .seconds(20)))
         #expect(c.control == AgentConfig.ControlSettings(period: .milliseconds(10), realtimePriority: 50))

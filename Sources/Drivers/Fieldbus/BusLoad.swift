@@ -97,7 +97,7 @@ public struct BusLine: Sendable, Equatable {
 ///   (lamps never written, a dead unit never probed again).
 /// The probe timeout is the configured timeout, capped at P / 2 when the bus carries safety
 /// devices (but never below the longest first read of a poll, so an answering unit is heard).
-public struct BusLoad: Sendable, Equatable {
+public struct BusLoad: Sendable {
     public struct Device: Sendable, Equatable {
         public var name: String
         public var kind: DeviceProfile.Kind
@@ -126,11 +126,6 @@ public struct BusLoad: Sendable, Equatable {
     /// Write cost (all writable points, read back) per device, ns.
     public let writeCosts: [Int64]
     private let safetyGroups: [(kind: DeviceProfile.Kind, period: Int64, count: Int)]
-
-    public static func == (a: BusLoad, b: BusLoad) -> Bool {
-        a.line == b.line && a.safetyDemand == b.safetyDemand && a.longestJob == b.longestJob && a.probeTimeout == b.probeTimeout
-            && a.pollCosts == b.pollCosts
-    }
 
     public init(line: BusLine, timeout: Duration, devices: [Device]) {
         self.line = line

@@ -447,13 +447,14 @@ struct ConfigParser {
         (try? node?.openMap())?.first { $0.key == key }?.value
     }
 
-    /// Longest poll period of a bollard or signal I/O unit: their readings must stay younger than
-    /// the controller's sensor-age limit (at most 500 ms) with a poll or two to spare.
-    static let longestSafetyPoll = Duration.milliseconds(200)
+    /// Longest poll period of a signal I/O unit: its acknowledgement must stay younger than the
+    /// controller's sensor-age limit (at most 500 ms) over two polls. (Bollards: `parseBollard`
+    /// checks their period against their own max_sensor_age.)
+    static let longestSafetyPoll = Duration.milliseconds(250)
 
     /// Every bus's load from its line (`BusLoad`): refuses a bus whose safety devices (bollards,
-    /// signal I/O, presence) cannot be polled within their periods, and a bollard or signal I/O
-    /// unit polled less often than `longestSafetyPoll`, naming the bus (or device) and the figures.
+    /// signal I/O, presence) cannot be polled within their periods, and a signal I/O unit polled
+    /// less often than `longestSafetyPoll`, naming the bus (or the `poll:` key) and the figures.
     func checkBusLoads() {
         for (busName, bus) in buses.sorted(by: { $0.key < $1.key }) {
             guard let busNode = busNodes[busName] else { continue }
@@ -462,7 +463,7 @@ struct ConfigParser {
                 guard let d = devices[name], case .modbus(let profileName, let b, _) = d.attachment, b == busName,
                       let profile = profiles[profileName] else { continue }
                 let period = d.pollPeriod ?? bus.pollInterval ?? PollPeriods.period(for: profile.kind)
-                if (profile.kind == .bollard || profile.kind == .signalIO), period > Self.longestSafetyPoll {
+                if profile.kind == .signalIO, period > Self.longestSafetyPoll {
                     let at = Self.child(d.pollPeriod != nil ? deviceNodes[name] : busNode, "poll")
                     let node = at ?? deviceNodes[name] ?? busNode
                     diagnostics.record(node.error("\(name) (\(profile.kind.rawValue)) polled every \(ConfigSyntax.format(period)): "
@@ -754,9 +755,9 @@ struct ConfigParser {
         // Polled inputs: the limit must cover two polls (else every movement is cut), and is
         // at most 500 ms (older than that nothing may move on them).
         var period: Duration?
-        if case .modbus(_, let bus, _) = d.attachment { period = buses[bus]?.pollInterval }
+        if case .modbus(_, let bus, _) = d.attachment { period = d.pollPeriod ?? buses[bus]?.pollInterval ?? PollPeriods.bollard }
         if let period, period * 2 > .milliseconds(500) {
-            diagnostics.record(node.keyError("bollard \(name) is polled every \(ConfigSyntax.format(period)) (bus poll); its inputs must be polled at least every 250ms (max_sensor_age, at most 500ms, covers two polls)"))
+            diagnostics.record(node.keyError("bollard \(name) is polled every \(ConfigSyntax.format(period)) (poll); its inputs must be polled at least every 250ms (max_sensor_age, at most 500ms, covers two polls)"))
         }
         let maxAge = check { () throws(ConfigError) -> Duration in
             guard let a = m["max_sensor_age"] else {
