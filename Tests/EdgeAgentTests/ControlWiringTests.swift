@@ -50,17 +50,20 @@ final class CoreRig: Sendable {
     let clock = Mutex(MonotonicInstant(nanoseconds: 10_000_000_000_000))
 
     /// `devices`, `extra` sections and extra profile files (name -> YAML) on a TCP bus polled every 50 ms.
-    init(devices: String, extra: String = "", profiles: [String: String] = [:], wall: Date = Date(timeIntervalSince1970: 1_764_806_400)) throws {
+    init(devices: String, extra: String = "", profiles: [String: String] = [:], board: String? = nil, wall: Date = Date(timeIntervalSince1970: 1_764_806_400)) throws {
         let profileDir = dir.file("Profiles")
         try FileManager.default.createDirectory(atPath: profileDir, withIntermediateDirectories: true)
         for file in try FileManager.default.contentsOfDirectory(atPath: ConfigFixture.profiles) where file.hasSuffix(".yaml") {
             try FileManager.default.copyItem(atPath: ConfigFixture.profiles + "/" + file, toPath: profileDir + "/" + file)
         }
         for (name, text) in profiles { _ = dir.write("Profiles/\(name).yaml", text) }
+        let dir = self.dir
+        var boardPath = ConfigFixture.simBoard
+        if let board { boardPath = dir.write("board.yaml", board) }
         let text = """
         gateway: {id: rig, location: {lat: 47.32, lon: 5.04}, timezone: Europe/Paris, state_dir: state, control_socket: run/c.sock}
         uplink: {broker: "mqtt://127.0.0.1:1883", telemetry_interval: 60s}
-        board: \(ConfigFixture.simBoard)
+        board: \(boardPath)
         profiles_dir: \(profileDir)
         buses:
           field: {tcp: "127.0.0.1:1502", timeout: 200ms, poll: 50ms}
@@ -104,6 +107,11 @@ final class CoreRig: Sendable {
             elapsed += .milliseconds(10)
             sincePoll += .milliseconds(10)
         }
+    }
+
+    /// An edge of a board line, at now.
+    func edge(_ line: String, _ value: Bool, initial: Bool = false) {
+        inbox.post(.edge(GPIOEdge(line: line, value: value, timestamp: MonotonicNanos(now.nanoseconds), initial: initial)))
     }
 
     func command(_ action: String, _ target: String, _ args: [String: ControlValue] = [:]) -> ControlResponse {
@@ -193,7 +201,7 @@ extension MonotonicInstant {
         points:
           setpoint: {table: holding, address: 0}
           level:    {table: input, address: 0}
-          power_w:  {table: input, address: 1, scale: 1000}
+          power_w:  {table: input, address: 1}
           status:   {table: input, address: 4, type: int16, bits: {0: lamp_failure, 1: driver_fault}}
         """
         let rig = try CoreRig(devices: "  l1: {profile: odd-luminaire, bus: field, unit: 1}",
@@ -204,7 +212,7 @@ extension MonotonicInstant {
         #expect(invalid.contains("status: -1 is out of range (0 to 65535)"), "\(invalid)")
         #expect(values[.status] == nil && values[.lampFailure] == nil, "a bad status word gives no bits either")
         #expect(values[.level] == nil, "65535 % is out of range too")
-        #expect(values[.powerW] == 65535 * 1000)
+        #expect(values[.powerW] == Double(65535))
         // A profile the loader would refuse (a scale that overflows): still no trap, no infinity.
         var wild = rig.config.profiles["odd-luminaire"]!
         wild.points["power_w"]!.scale = 1e308
@@ -320,5 +328,97 @@ extension MonotonicInstant {
         rig.run(.seconds(2)) { rig.poll("l1", [.level: 30, .setpoint: 30, .powerW: 15]) }
         #expect(held - before <= 1, "within the deadband: \(rig.telemetry.suffix(3))")
         #expect(rig.telemetry.count > held, "beyond the deadband: sent")
+    }
+}
+
+/// Bollards and signal I/O wired to GPIO lines, one line per point: the same interlocks.
+@Suite struct GPIOWiredDeviceTests {
+    static let board = """
+    name: wired
+    gpio:
+      backend: simulated
+      lines:
+        b-up:     {chip: c, offset: 0, direction: output}
+        b-down:   {chip: c, offset: 1, direction: output}
+        b-warn:   {chip: c, offset: 2, direction: output}
+        b-top:    {chip: c, offset: 3, direction: input}
+        b-bottom: {chip: c, offset: 4, direction: input}
+        b-loop:   {chip: c, offset: 5, direction: input}
+        b-photo:  {chip: c, offset: 6, direction: input}
+        b-key:    {chip: c, offset: 7, direction: input}
+        j-req:    {chip: c, offset: 8, direction: output}
+        j-ack:    {chip: c, offset: 9, direction: input}
+    """
+    static let devices = """
+      b1: {kind: bollard, gpio: {motor_up: b-up, motor_down: b-down, warning: b-warn, at_top: b-top, at_bottom: b-bottom, loop: b-loop, photocell: b-photo, emergency: b-key}}
+      j: {kind: signal-io, gpio: {request_1: j-req, ack_1: j-ack}}
+    """
+    static let extra = """
+    bollards:
+      b1: {pre_warning: 300ms, travel_timeout: 5s}
+    priority:
+      north: {device: j, approach: 1, min_interval: 0s}
+    """
+
+    @Test func aGPIOBollardRaisesOnlyWithClearInputsAndReversesOffBeforeOn() throws {
+        let rig = try CoreRig(devices: Self.devices, extra: Self.extra, board: Self.board)
+        for (line, v) in [("b-top", false), ("b-bottom", true), ("b-loop", false), ("b-photo", false)] { rig.edge(line, v, initial: true) }
+        rig.step()
+        #expect(rig.command("raise", "b1").code == "device_offline", "not every input known yet")
+        rig.edge("b-key", false, initial: true)
+        rig.step()
+        rig.edge("b-loop", true)
+        rig.step()
+        #expect(rig.command("raise", "b1").code == "interlock", "a vehicle on the loop")
+        rig.edge("b-loop", false)
+        rig.step()
+        #expect(rig.command("raise", "b1").ok)
+        rig.run(.milliseconds(400))
+        let up = try #require(rig.writes(to: "b1").last)
+        #expect(ControlWiringTests.values(up)["motor_up"] == 1)
+        #expect(!up.points.contains { $0.point == "buzzer" || $0.point == "traffic" }, "points without a line are not written")
+        rig.edge("b-bottom", false)
+        rig.step()
+        rig.clearWrites()
+        rig.edge("b-photo", true)
+        rig.step()
+        let reversal = try #require(rig.writes(to: "b1").first)
+        #expect(reversal.points.map(\.point).prefix(2) == ["motor_up", "motor_down"])
+        #expect(ControlWiringTests.values(reversal)["motor_up"] == 0 && ControlWiringTests.values(reversal)["motor_down"] == 1)
+    }
+
+    @Test func aGPIOSignalIOCarriesThePriorityRequestAndItsAcknowledgement() throws {
+        let rig = try CoreRig(devices: Self.devices, extra: Self.extra, board: Self.board)
+        rig.edge("j-ack", false, initial: true)
+        rig.step()
+        #expect(rig.command("priority_request", "north", ["vehicle": .string("bus-9")]).ok)
+        rig.step()
+        #expect(rig.writes(to: "j").last.map { ControlWiringTests.values($0)["request_1"] } == 1)
+        rig.edge("j-ack", true)
+        rig.step()
+        let events = rig.log.events.withLock { $0 }
+        #expect(events.contains { if case .control(let c) = $0 { return c.type == "priority.granted" } else { return false } })
+    }
+
+    /// FieldIO drives the lines in the order given (off before on) on the board's backend.
+    @Test func fieldIOWritesAGPIOBollardsLinesInOrder() throws {
+        let rig = try CoreRig(devices: Self.devices, extra: Self.extra, board: Self.board)
+        let field = FieldIO(config: rig.config, logger: Logger(label: "test"))
+        try field.start(onReading: { _ in }, onEdge: { _ in })
+        defer { field.stop() }
+        let sim = try #require(field.gpio as? SimulatedGPIOBackend)
+        let done = Mutex<[Bool]>([])
+        field.write(device: "b1", points: [PointWrite("motor_up", 1), PointWrite("warning", 1)], priority: .safety) { r in
+            done.withLock { if case .success = r { $0.append(true) } else { $0.append(false) } }
+        }
+        #expect(sim.level(of: "b-up") == true && sim.level(of: "b-warn") == true && sim.level(of: "b-down") == false)
+        field.write(device: "b1", points: [PointWrite("motor_up", 0), PointWrite("motor_down", 1)], priority: .safety) { r in
+            done.withLock { if case .success = r { $0.append(true) } else { $0.append(false) } }
+        }
+        #expect(sim.level(of: "b-up") == false && sim.level(of: "b-down") == true)
+        field.write(device: "b1", points: [PointWrite("buzzer", 1)], priority: .safety) { r in
+            done.withLock { if case .success = r { $0.append(true) } else { $0.append(false) } }
+        }
+        #expect(done.withLock { $0 } == [true, true, false], "a point without a line is refused")
     }
 }

@@ -47,8 +47,10 @@ public enum PointRole: Int, CaseIterable, Sendable, Hashable {
         case .motorFault: "motor_fault"
         case .emergency: "emergency"
         case .degraded: "degraded"
-        default:
-            if let n = requestApproach { "request_\(n)" } else { "ack_\(ackApproach!)" }
+        case .request1, .request2, .request3, .request4, .request5, .request6, .request7, .request8:
+            "request_\(rawValue - PointRole.request1.rawValue + 1)"
+        case .ack1, .ack2, .ack3, .ack4, .ack5, .ack6, .ack7, .ack8:
+            "ack_\(rawValue - PointRole.ack1.rawValue + 1)"
         }
     }
 

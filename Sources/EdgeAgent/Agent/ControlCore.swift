@@ -59,6 +59,8 @@ final class ControlCore: @unchecked Sendable {
     /// Signal I/O polled too long ago: its approaches are told offline.
     private var signalStale: [Bool]
     private var lampOverrides: [LampOverride?]
+    /// Input lines of devices wired point by point (GPIO bollards, signal I/O), as last edged.
+    private var wiredInputs: [PointValues]
     private var outputs: OutputTracker
     private var telemetry: TelemetryFilter
     private var telemetryTouched: [Int] = []
@@ -110,6 +112,7 @@ final class ControlCore: @unchecked Sendable {
         bollardSensors = Array(repeating: nil, count: map.bollardDevice.count)
         signalStale = Array(repeating: false, count: n)
         lampOverrides = Array(repeating: nil, count: n)
+        wiredInputs = Array(repeating: PointValues(), count: n)
         motionCutRetry = Array(repeating: nil, count: n)
         outputs = OutputTracker(count: n)
         telemetry = TelemetryFilter(count: n, interval: config.uplink.telemetryInterval)
@@ -141,12 +144,14 @@ final class ControlCore: @unchecked Sendable {
 
         if now >= nextScheduleUpdate {
             let wall = wallClock()
-            for g in groups.indices { groups[g].setSchedule(level: schedules[g].level(at: wall), at: now) }
+            let trusted = ClockTrust.shared.isSynchronised   // an atomic load, no I/O
+            for g in groups.indices { groups[g].setSchedule(level: schedules[g].level(at: wall, clockTrusted: trusted), at: now) }
             nextScheduleUpdate = now + .seconds(1)
         }
         for g in groups.indices { groups[g].tick(at: now) }
         for id in lampOverrides.indices where lampOverrides[id].map({ $0.until <= now }) ?? false { lampOverrides[id] = nil }
         for id in monitors.indices where monitors[id] != nil { monitors[id]!.tick(at: now) }
+        feedWiredBollards(now: now)
         for b in bollards.indices { bollards[b].tick(at: now) }
         checkSignalAge(now: now)
         for a in approaches.indices { approaches[a].tick(at: now) }
@@ -296,6 +301,7 @@ final class ControlCore: @unchecked Sendable {
     }
 
     private func applyEdge(_ e: GPIOEdge, now: MonotonicInstant) {
+        if let point = map.pointOfLine[e.line] { return applyWiredEdge(e, device: point.device, role: point.role) }
         guard let id = map.idOfLine[e.line] else { return }
         let name = map.names[id]
         let at = MonotonicInstant(nanoseconds: e.timestamp.nanoseconds)
@@ -312,6 +318,44 @@ final class ControlCore: @unchecked Sendable {
         guard !e.initial else { return }
         if e.value, let a = map.approachOfCheckin[id] { approaches[a].handle(.checkinEdge, at: at) }
         if e.value, let a = map.approachOfCheckout[id] { approaches[a].handle(.checkoutEdge, at: at) }
+    }
+
+    /// An edge of a device wired point by point. A GPIO bollard is online once every input
+    /// it needs has reported its level; from then its whole set of inputs goes to the
+    /// controller at every step (the lines are live, see `feedWiredBollards`), and each edge at
+    /// once. A GPIO signal I/O's acknowledgements and degraded input go to its approaches.
+    private func applyWiredEdge(_ e: GPIOEdge, device id: Int, role: PointRole) {
+        let at = MonotonicInstant(nanoseconds: e.timestamp.nanoseconds)
+        wiredInputs[id][role] = e.value ? 1 : 0
+        if let b = map.bollardOfDevice[id] {
+            guard let s = Self.sensors(wiredInputs[id]) else { return }
+            if online[id] != true {
+                online[id] = true
+                pendingEvents.append(.device(device: map.names[id], online: true, error: nil))
+            }
+            bollardSensors[b] = s
+            bollards[b].handle(.sensors(s), at: at)
+        }
+        for a in map.approachesOfDevice[id] {
+            if online[id] != true {
+                online[id] = true
+                pendingEvents.append(.device(device: map.names[id], online: true, error: nil))
+            }
+            let n = map.approachNumber[a]
+            if role == .ack(n) { approaches[a].handle(.acknowledged(e.value), at: at) }
+            if role == .degraded { approaches[a].handle(.degraded(e.value), at: at) }
+        }
+    }
+
+    /// GPIO bollards' inputs are live lines: their whole set goes to the controller at every
+    /// step, as a poll begun now (what the start-of-motion and sensor-age rules need).
+    private func feedWiredBollards(now: MonotonicInstant) {
+        for (b, id) in map.bollardDevice.enumerated() where map.pointLines[id] != nil && online[id] == true {
+            if let s = Self.sensors(wiredInputs[id]) {
+                bollardSensors[b] = s
+                bollards[b].handle(.sensors(s), at: now)
+            }
+        }
     }
 
     // MARK: - Outputs
@@ -624,6 +668,14 @@ final class ControlCore: @unchecked Sendable {
             case .gpio(let line):
                 d.line = line
                 d.value = presence[id]
+            case .gpioPoints(let kind, let lines):
+                d.kind = kind.rawValue
+                d.line = lines.map { "\($0.key.pointName)=\($0.value)" }.sorted().joined(separator: ",")
+                if !wiredInputs[id].isEmpty {
+                    var values: [String: Double] = [:]
+                    for (role, x) in wiredInputs[id].present { values[role.pointName] = x }
+                    d.values = values
+                }
             }
             if let r = readings[id] {
                 var values: [String: Double] = [:]

@@ -18,6 +18,10 @@ final class FieldIO: FieldPort, @unchecked Sendable {
     let gpio: (any GPIOBackend)?
     private(set) var gpioInputs: [String: any GPIOInput] = [:]     // by device name
     private(set) var gpioOutputs: [String: any GPIOOutput] = [:]   // by device name
+    /// Output lines of devices wired point by point (GPIO bollards, signal I/O), by device and point.
+    private(set) var pointOutputs: [String: [String: any GPIOOutput]] = [:]
+    /// Lines of devices wired point by point: line -> (device, point).
+    let pointOfLine: [String: (device: String, role: PointRole)]
     /// Device name -> bus name, for Modbus devices.
     let busOfDevice: [String: String]
     /// Board line name -> device name, for GPIO devices.
@@ -43,6 +47,7 @@ final class FieldIO: FieldPort, @unchecked Sendable {
         }
         var busOfDevice: [String: String] = [:]
         var deviceOfLine: [String: String] = [:]
+        var pointOfLine: [String: (device: String, role: PointRole)] = [:]
         // Ids as `FieldMap` gives them: the index in name order.
         names = config.devices.keys.sorted()
         for (id, name) in names.enumerated() {
@@ -54,14 +59,17 @@ final class FieldIO: FieldPort, @unchecked Sendable {
                 }
             case .gpio(let line):
                 deviceOfLine[line] = name
+            case .gpioPoints(_, let lines):
+                for (role, line) in lines { pointOfLine[line] = (name, role) }
             }
         }
+        self.pointOfLine = pointOfLine
         self.buses = buses
         self.busOfDevice = busOfDevice
         self.deviceOfLine = deviceOfLine
         switch config.board.gpioBackend {
         case .libgpiod:
-            gpio = deviceOfLine.isEmpty ? nil : LibGPIODBackend(consumer: "edge-agent", logger: logger)
+            gpio = deviceOfLine.isEmpty && pointOfLine.isEmpty ? nil : LibGPIODBackend(consumer: "edge-agent", logger: logger)
         case .simulated:
             if let socket = config.board.simulatorSocket {
                 gpio = SimulatorLinkGPIOBackend(socketPath: socket, logger: logger)
@@ -81,6 +89,18 @@ final class FieldIO: FieldPort, @unchecked Sendable {
                     gpioInputs[device] = try gpio.openInput(name: line, chip: lc.chip, offset: lc.offset, activeLow: lc.activeLow, debounce: lc.debounce)
                 case .output:
                     gpioOutputs[device] = try gpio.openOutput(name: line, chip: lc.chip, offset: lc.offset, activeLow: lc.activeLow, initial: false)
+                }
+            }
+            // Devices wired point by point: outputs start off (the safe state), inputs report
+            // their first level as an initial edge.
+            for (line, point) in pointOfLine.sorted(by: { $0.key < $1.key }) {
+                guard let lc = config.board.lines[line] else { continue }
+                switch lc.direction {
+                case .input:
+                    _ = try gpio.openInput(name: line, chip: lc.chip, offset: lc.offset, activeLow: lc.activeLow, debounce: lc.debounce)
+                case .output:
+                    pointOutputs[point.device, default: [:]][point.role.pointName] =
+                        try gpio.openOutput(name: line, chip: lc.chip, offset: lc.offset, activeLow: lc.activeLow, initial: false)
                 }
             }
             try gpio.startEvents(onEdge)
@@ -105,6 +125,18 @@ final class FieldIO: FieldPort, @unchecked Sendable {
                completion: @escaping @Sendable (Result<Void, FieldDeviceError>) -> Void) {
         if let busName = busOfDevice[device], let bus = buses[busName] {
             bus.write(device: device, points: points, priority: priority, completion: completion)
+        } else if let outputs = pointOutputs[device] {
+            // In the order given (off before on); the first failure stops the write, leaving
+            // only what was already set (safe values first) changed.
+            for p in points {
+                guard let out = outputs[p.point] else {
+                    return completion(.failure(FieldDeviceError(device: device, message: "no GPIO line for point \(p.point)")))
+                }
+                do { try out.write(p.value != 0) } catch {
+                    return completion(.failure(FieldDeviceError(device: device, message: "\(p.point): \(error)", isCommunicationLoss: true)))
+                }
+            }
+            completion(.success(()))
         } else if let out = gpioOutputs[device], let value = points.first?.value {
             do {
                 try out.write(value != 0)

@@ -23,6 +23,10 @@ struct FieldMap: Sendable {
     /// Board line of a GPIO device, and the device of each line.
     let lines: [String?]
     let idOfLine: [String: Int]
+    /// Lines of a device wired point by point (a GPIO bollard or signal I/O), and the device
+    /// and point of each such line.
+    let pointLines: [[PointRole: String]?]
+    let pointOfLine: [String: (device: Int, role: PointRole)]
 
     // Lighting: groups by ordinal.
     let groupNames: [String]
@@ -54,8 +58,20 @@ struct FieldMap: Sendable {
         var profiles: [DeviceProfile?] = []
         var lines: [String?] = []
         var idOfLine: [String: Int] = [:]
+        var pointLines: [[PointRole: String]?] = []
+        var pointOfLine: [String: (device: Int, role: PointRole)] = [:]
         for (id, name) in names.enumerated() {
+            if case .gpioPoints(let kind, let roleLines) = config.devices[name]!.attachment {
+                profiles.append(nil)
+                lines.append(nil)
+                pointLines.append(roleLines)
+                for (role, line) in roleLines { pointOfLine[line] = (id, role) }
+                kinds.append(kind == .bollard ? .bollard : .signalIO)
+                continue
+            }
+            pointLines.append(nil)
             switch config.devices[name]!.attachment {
+            case .gpioPoints: break
             case .modbus(let profile, _, _):
                 let p = config.profiles[profile]
                 profiles.append(p)
@@ -77,6 +93,8 @@ struct FieldMap: Sendable {
         self.profiles = profiles
         self.lines = lines
         self.idOfLine = idOfLine
+        self.pointLines = pointLines
+        self.pointOfLine = pointOfLine
 
         let groupNames = config.lighting.keys.sorted()
         var groupOrdinal: [String: Int] = [:]
@@ -137,7 +155,7 @@ struct FieldMap: Sendable {
     /// Whether the device's profile has the point (optional points are written only where
     /// they exist). GPIO devices have none.
     func has(_ id: Int, _ role: PointRole) -> Bool {
-        profiles[id]?.points[role.pointName] != nil
+        profiles[id]?.points[role.pointName] != nil || pointLines[id]?[role] != nil
     }
 
     /// Devices whose polls must be acted on at once (bollards, presence sensors, signal I/O of

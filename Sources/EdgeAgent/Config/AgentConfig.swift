@@ -69,9 +69,16 @@ public struct AgentConfig: Sendable, Equatable {
         public var centreKeys: [String: [UInt8]]
         /// MQTT keep-alive: how soon a dead or silent broker link is noticed (5 s...65535 s).
         public var keepAlive: Duration
+        /// The outbox's size bound, topics and payloads summed (`outbox.max_bytes`, default 256 MiB).
+        public var outboxMaxBytes: Int
+        /// The longest lifetime (`expires - issued`) a centre command may have (default 1 h).
+        public var maxCommandLifetime: Duration
         public init(broker: String, prefix: String, tls: TLS?, telemetryInterval: Duration, outboxMaxMessages: Int, outboxMaxAge: Duration,
-                    centreKeys: [String: [UInt8]], keepAlive: Duration = .seconds(30)) {
+                    centreKeys: [String: [UInt8]], keepAlive: Duration = .seconds(30), outboxMaxBytes: Int = 256 << 20,
+                    maxCommandLifetime: Duration = .seconds(3600)) {
             self.keepAlive = keepAlive
+            self.outboxMaxBytes = outboxMaxBytes
+            self.maxCommandLifetime = maxCommandLifetime
             self.broker = broker
             self.prefix = prefix
             self.tls = tls
@@ -184,6 +191,9 @@ public struct DeviceConfig: Sendable, Equatable {
         case modbus(profile: String, bus: String, unit: UInt8)
         /// A line named in the board file.
         case gpio(line: String)
+        /// A bollard or signal I/O wired to the board's lines, one line per point (role ->
+        /// line name): outputs (coil roles) on output lines, inputs (discrete roles) on inputs.
+        case gpioPoints(kind: DeviceProfile.Kind, lines: [PointRole: String])
     }
     public var name: String
     public var attachment: Attachment

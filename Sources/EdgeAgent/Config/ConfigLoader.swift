@@ -195,7 +195,7 @@ struct ConfigParser {
 
     func parseUplink(_ node: YAMLValue) -> AgentConfig.Uplink? {
         guard let u = check({ () throws(ConfigError) in
-            try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys"], required: ["broker"], reporting: diagnostics)
+            try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys", "max_command_lifetime"], required: ["broker"], reporting: diagnostics)
         }) else { return nil }
         let brokerNode = check { () throws(ConfigError) in try u.required("broker") }
         let broker = brokerNode.flatMap { n in check { () throws(ConfigError) in try parseBroker(n) } }
@@ -229,10 +229,18 @@ struct ConfigParser {
             }
             return keepAlive
         } ?? nil
+        let lifetime = check { () throws(ConfigError) -> Duration? in
+            guard let l = u["max_command_lifetime"] else { return nil }
+            let d = try l.duration(max: .seconds(7 * 86400))
+            guard d >= .seconds(1) else { throw l.error("max_command_lifetime must be 1s to 7d") }
+            return d
+        } ?? nil
         var maxMessages = 1_000_000
+        var maxBytes = 256 << 20
         var maxAge = Duration.seconds(7 * 86400)
-        if let o = u["outbox"], let m = check({ () throws(ConfigError) in try o.map(allowed: ["max_messages", "max_age"], reporting: diagnostics) }) {
+        if let o = u["outbox"], let m = check({ () throws(ConfigError) in try o.map(allowed: ["max_messages", "max_bytes", "max_age"], reporting: diagnostics) }) {
             maxMessages = (check { () throws(ConfigError) in try m["max_messages"]?.int(in: 1...1_000_000_000) } ?? nil) ?? maxMessages
+            maxBytes = (check { () throws(ConfigError) in try m["max_bytes"]?.int(in: 65_536...(1 << 40)) } ?? nil) ?? maxBytes
             maxAge = (check { () throws(ConfigError) in try m["max_age"]?.duration() } ?? nil) ?? maxAge
         }
         var keys: [String: [UInt8]] = [:]
@@ -240,7 +248,8 @@ struct ConfigParser {
             if let key = check({ () throws(ConfigError) in try centreKey(kid, value) }) { keys[kid] = key }
         }
         return AgentConfig.Uplink(broker: broker ?? "", prefix: prefix, tls: tls, telemetryInterval: interval ?? .seconds(60),
-                                  outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive ?? .seconds(30))
+                                  outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive ?? .seconds(30),
+                                  outboxMaxBytes: maxBytes, maxCommandLifetime: lifetime ?? .seconds(3600))
     }
 
     /// `mqtt://host:port` or `mqtts://host:port`, no path or user.
@@ -509,7 +518,14 @@ struct ConfigParser {
         if !ConfigSyntax.isID(name) {
             d.record(value.keyError("bad device name \"\(name)\" (use lowercase letters, digits and \"-\")"))
         }
-        guard let m = d.check({ () throws(ConfigError) in try value.map(allowed: ["profile", "bus", "unit", "gpio", "poll"], reporting: d) }) else { return nil }
+        guard let m = d.check({ () throws(ConfigError) in try value.map(allowed: ["profile", "bus", "unit", "gpio", "kind", "poll"], reporting: d) }) else { return nil }
+        if let g = m["gpio"], case .mapping = g.node {
+            return parseGPIOPoints(name, m, g, lineUsers: &lineUsers)
+        }
+        if let k = m["kind"] {
+            d.record(k.keyError("kind applies to a device wired point by point (gpio: {POINT: LINE, ...}); a profile says what a Modbus device is"))
+            return nil
+        }
         if let g = m["gpio"] {
             if let extra = ["profile", "bus", "unit", "poll"].first(where: { m.contains($0) }) {
                 d.record(m.entries.first { $0.key == extra }!.value.keyError("a GPIO device has only gpio: LINE; remove \(extra)"))
@@ -559,6 +575,56 @@ struct ConfigParser {
         return DeviceConfig(name: name, attachment: .modbus(profile: p.name, bus: bus, unit: UInt8(unit)), pollPeriod: poll)
     }
 
+    /// A bollard or signal I/O wired to board lines, one per point:
+    /// `{kind: bollard, gpio: {motor_up: LINE, ..., loop: LINE, ...}}`. Every point is a role
+    /// of the kind (did you mean), the kind's required roles are there, outputs (coil roles) sit
+    /// on output lines and inputs (discrete roles) on input lines, and no line serves twice.
+    func parseGPIOPoints(_ name: String, _ m: YAMLMap, _ g: YAMLValue, lineUsers: inout [String: String]) -> DeviceConfig? {
+        let d = diagnostics
+        let before = d.errors.count
+        if let extra = ["profile", "bus", "unit", "poll"].first(where: { m.contains($0) }) {
+            d.record(m.entries.first { $0.key == extra }!.value.keyError("a device wired to GPIO lines has no \(extra)"))
+        }
+        guard let kindNode = d.check({ () throws(ConfigError) in try m.required("kind") }),
+              let kindText = d.check({ () throws(ConfigError) in try kindNode.string() }) else { return nil }
+        guard let kind = DeviceProfile.Kind(rawValue: kindText), kind == .bollard || kind == .signalIO else {
+            d.record(kindNode.error("kind \"\(kindText)\" cannot be wired point by point\(Suggest.suffix(kindText, among: ["bollard", "signal-io"])) (use bollard or signal-io)"))
+            return nil
+        }
+        let specs = PointRole.specs(for: kind)
+        var lines: [PointRole: String] = [:]
+        var mentioned: Set<PointRole> = []
+        for (point, lineNode) in entries(g) {
+            if let role = PointRole(pointName: point) { mentioned.insert(role) }
+            guard let spec = specs.first(where: { $0.role.pointName == point }) else {
+                d.record(lineNode.keyError("\(point) is not a point of a \(kind.rawValue)\(Suggest.suffix(point, among: specs.map(\.role.pointName))) (points: \(specs.map(\.role.pointName).joined(separator: ", ")))"))
+                continue
+            }
+            let board = board, boardFailed = boardFailed
+            let users = lineUsers
+            guard let line = d.check({ () throws(ConfigError) -> String in
+                let line = try lineNode.string()
+                guard let lc = board.lines[line] else {
+                    if boardFailed { throw .alreadyReported }
+                    let known = board.lines.keys.sorted()
+                    throw lineNode.error("line \"\(line)\" is not in board \(board.name)\(Suggest.suffix(line, among: known)) (\(boardPath))")
+                }
+                if let other = users[line] { throw lineNode.error("line \(line) is already used by \(other)") }
+                let output = spec.tables.contains(.coil)
+                if output, lc.direction != .output { throw lineNode.error("\(point) is an output: line \(line) must be an output line of board \(board.name), not an input") }
+                if !output, lc.direction != .input { throw lineNode.error("\(point) is an input: line \(line) must be an input line of board \(board.name), not an output") }
+                return line
+            }) else { continue }
+            lineUsers[line] = "\(name).\(point)"
+            lines[spec.role] = line
+        }
+        for spec in specs where spec.required && !mentioned.contains(spec.role) {
+            d.record(g.keyError("a \(kind.rawValue) wired to GPIO needs point \(spec.role.pointName) (a board line)"))
+        }
+        guard d.errors.count == before else { return nil }
+        return DeviceConfig(name: name, attachment: .gpioPoints(kind: kind, lines: lines))
+    }
+
     /// The device named by `node`, or an error with a "did you mean" (a device whose own
     /// entry is at fault was reported there).
     func device(_ node: YAMLValue) throws(ConfigError) -> DeviceConfig {
@@ -571,8 +637,11 @@ struct ConfigParser {
     }
 
     func kind(_ d: DeviceConfig) -> DeviceProfile.Kind? {
-        if case .modbus(let profile, _, _) = d.attachment { return profiles[profile]?.kind }
-        return nil
+        switch d.attachment {
+        case .modbus(let profile, _, _): return profiles[profile]?.kind
+        case .gpioPoints(let kind, _): return kind
+        case .gpio: return nil
+        }
     }
 
     /// "a luminaire (profile ref-luminaire)" / "a GPIO device (line presence-a)".
@@ -580,6 +649,7 @@ struct ConfigParser {
         switch d.attachment {
         case .modbus(let profile, _, _): return "a \(kind(d)?.rawValue ?? "?") device (profile \(profile))"
         case .gpio(let line): return "a GPIO device (line \(line))"
+        case .gpioPoints(let kind, _): return "a \(kind.rawValue) wired to GPIO lines"
         }
     }
 
@@ -804,6 +874,9 @@ struct ConfigParser {
             guard let d = signalIO else { return n }
             if case .modbus(let profileName, _, _) = d.attachment, profiles[profileName]?.points["request_\(n)"] == nil {
                 throw nNode.error("profile \(profileName) of \(d.name) has no point request_\(n)")
+            }
+            if case .gpioPoints(_, let lines) = d.attachment, lines[.request(n)] == nil {
+                throw nNode.error("\(d.name) has no line for request_\(n) (gpio: {request_\(n): LINE})")
             }
             if let other = taken["\(d.name)/\(n)"] { throw nNode.error("approach \(n) of \(d.name) is already \(other)") }
             return n
