@@ -394,7 +394,8 @@ final class ControlCore: @unchecked Sendable {
         for (a, approach) in approaches.enumerated() {
             let id = map.approachDevice[a]
             guard online[id] == true, !manual[id] else { continue }
-            let write = [PointWrite(PointRole.request(map.approachNumber[a]).pointName, approach.outputs.request ? 1 : 0)]
+            let on = approach.outputs.request
+            let write = [PointWrite(PointRole.request(map.approachNumber[a]).pointName, on ? 1 : 0, safe: !on)]
             // On and off in one queue: off never overtakes an on queued before it.
             if outputs.needsWrite(id, write) { send(id, write, .safety) }
         }
@@ -412,6 +413,8 @@ final class ControlCore: @unchecked Sendable {
             }
             switch result {
             case .success: inbox.post(.writeDone(device: device))
+            // Replaced by a later write of the same points before it went out: that one reports.
+            case .failure(let e) where e.isSuperseded: break
             case .failure(let e): inbox.post(.writeFailed(device: device, error: e))
             }
         }
@@ -442,7 +445,7 @@ final class ControlCore: @unchecked Sendable {
                         priority: .safety) { _ in }
         }
         for (a, id) in map.approachDevice.enumerated() {
-            field.write(device: id, points: [PointWrite(PointRole.request(map.approachNumber[a]).pointName, 0)], priority: .safety) { _ in }
+            field.write(device: id, points: [PointWrite(PointRole.request(map.approachNumber[a]).pointName, 0, safe: true)], priority: .safety) { _ in }
         }
     }
 

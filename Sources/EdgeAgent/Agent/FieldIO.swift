@@ -54,7 +54,7 @@ final class FieldIO: FieldPort, @unchecked Sendable {
             switch config.devices[name]!.attachment {
             case .modbus(let profile, let bus, let unit):
                 if let p = config.profiles[profile], let b = buses[bus] {
-                    b.addDevice(ModbusDeviceSpec(id: id, name: name, unit: unit, profile: p))
+                    b.addDevice(ModbusDeviceSpec(id: id, name: name, unit: unit, profile: p), pollPeriod: config.devices[name]!.pollPeriod)
                     busOfDevice[name] = bus
                 }
             case .gpio(let line):

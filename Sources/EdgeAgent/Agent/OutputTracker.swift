@@ -71,5 +71,5 @@ func orderedOutputs(_ outputs: [(PointRole, Double)], has: (PointRole) -> Bool) 
     let present = outputs.filter { has($0.0) }
     let safe = present.filter { $0.0.safeValue == $0.1 }
     let rest = present.filter { $0.0.safeValue != $0.1 }
-    return (safe + rest).map { PointWrite($0.0.pointName, $0.1) }
+    return safe.map { PointWrite($0.0.pointName, $0.1, safe: true) } + rest.map { PointWrite($0.0.pointName, $0.1) }
 }

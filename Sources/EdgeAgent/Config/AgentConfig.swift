@@ -173,9 +173,11 @@ public struct BusConfig: Sendable, Equatable {
     public var transport: Transport
     /// Response timeout per request.
     public var timeout: Duration
-    /// How often every device on the bus is polled (default 200ms).
-    public var pollInterval: Duration
-    public init(name: String, transport: Transport, timeout: Duration, pollInterval: Duration = .milliseconds(200)) {
+    /// The bus's `poll:`: the period of every device of the bus without a `poll:` of its own;
+    /// nil (not set) = each device's role decides (`PollPeriods`: bollards and signal I/O 50 ms,
+    /// presence 100 ms, luminaires 2 s).
+    public var pollInterval: Duration?
+    public init(name: String, transport: Transport, timeout: Duration, pollInterval: Duration? = nil) {
         self.name = name
         self.transport = transport
         self.timeout = timeout
@@ -195,9 +197,12 @@ public struct DeviceConfig: Sendable, Equatable {
     }
     public var name: String
     public var attachment: Attachment
-    public init(name: String, attachment: Attachment) {
+    /// The device's `poll:` (Modbus only): its poll period, over the bus's and the role's.
+    public var pollPeriod: Duration?
+    public init(name: String, attachment: Attachment, pollPeriod: Duration? = nil) {
         self.name = name
         self.attachment = attachment
+        self.pollPeriod = pollPeriod
     }
 }
 

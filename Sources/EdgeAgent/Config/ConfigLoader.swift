@@ -84,6 +84,8 @@ struct ConfigParser {
     var boardFailed = false
     var buses: [String: BusConfig] = [:]
     var brokenBuses: Set<String> = []
+    var busNodes: [String: YAMLValue] = [:]
+    var deviceNodes: [String: YAMLValue] = [:]
     var devices: [String: DeviceConfig] = [:]
     var brokenDevices: Set<String> = []
     var deviceOrder: [String] = []
@@ -127,9 +129,11 @@ struct ConfigParser {
             profileDirs = ConfigLoader.profileSearchPath(configPath: file)
         }
         for (name, value) in entries(top["buses"]) {
+            busNodes[name] = value
             if let bus = parseBus(name, value) { buses[name] = bus } else { brokenBuses.insert(name) }
         }
         parseDevices(top["devices"])
+        checkBusLoads()
         let lighting = parseLighting(top["lighting"])
         var bollards: [String: BollardConfig] = [:]
         for (name, value) in entries(top["bollards"]) {
@@ -383,7 +387,7 @@ struct ConfigParser {
         let rtuKeys = ["baud", "parity", "data_bits", "stop_bits"]
         guard let m = check({ () throws(ConfigError) in try node.map(allowed: ["tcp", "rtu", "timeout", "poll"] + rtuKeys, reporting: diagnostics) }) else { return nil }
         let timeout = (check { () throws(ConfigError) in try m["timeout"]?.duration(max: .seconds(60)) } ?? nil) ?? .milliseconds(500)
-        let poll = (check { () throws(ConfigError) in try m["poll"]?.duration(max: .seconds(3600)) } ?? nil) ?? .milliseconds(200)
+        let poll = check { () throws(ConfigError) in try m["poll"].map { n throws(ConfigError) in try Self.pollPeriod(n) } } ?? nil
         let transport = check { () throws(ConfigError) -> BusConfig.Transport in
             switch (m["tcp"], m["rtu"]) {
             case (nil, nil):
@@ -440,6 +444,55 @@ struct ConfigParser {
         return BusConfig(name: name, transport: transport, timeout: timeout, pollInterval: poll)
     }
 
+    /// A `poll:` period (bus or device): 10 ms (the control loop's period) to 1 h.
+    static func pollPeriod(_ node: YAMLValue) throws(ConfigError) -> Duration {
+        let d = try node.duration(max: .seconds(3600))
+        if d < .milliseconds(10) { throw node.error("\(ConfigSyntax.format(d)) is too short (at least 10ms, the control loop's period)") }
+        return d
+    }
+
+    /// The value of `key` in the mapping `node`, if written.
+    static func child(_ node: YAMLValue?, _ key: String) -> YAMLValue? {
+        (try? node?.openMap())?.first { $0.key == key }?.value
+    }
+
+    /// Longest poll period of a signal I/O unit: its acknowledgement must stay younger than the
+    /// controller's sensor-age limit (at most 500 ms) over two polls. (Bollards: `parseBollard`
+    /// checks their period against their own max_sensor_age.)
+    static let longestSafetyPoll = Duration.milliseconds(250)
+
+    /// Every bus's load from its line (`BusLoad`): refuses a bus whose safety devices (bollards,
+    /// signal I/O, presence) cannot be polled within their periods, and a signal I/O unit polled
+    /// less often than `longestSafetyPoll`, naming the bus (or the `poll:` key) and the figures.
+    func checkBusLoads() {
+        for (busName, bus) in buses.sorted(by: { $0.key < $1.key }) {
+            guard let busNode = busNodes[busName] else { continue }
+            var members: [BusLoad.Device] = []
+            for name in deviceOrder {
+                guard let d = devices[name], case .modbus(let profileName, let b, _) = d.attachment, b == busName,
+                      let profile = profiles[profileName] else { continue }
+                let period = d.pollPeriod ?? bus.pollInterval ?? PollPeriods.period(for: profile.kind)
+                if profile.kind == .signalIO, period > Self.longestSafetyPoll {
+                    let at = Self.child(d.pollPeriod != nil ? deviceNodes[name] : busNode, "poll")
+                    let node = at ?? deviceNodes[name] ?? busNode
+                    diagnostics.record(node.error("\(name) (\(profile.kind.rawValue)) polled every \(ConfigSyntax.format(period)): "
+                                                  + "a \(profile.kind.rawValue) must be polled at least every \(ConfigSyntax.format(Self.longestSafetyPoll)) "
+                                                  + "(its readings must stay younger than max_sensor_age)"))
+                }
+                members.append(.init(name: name, kind: profile.kind, period: period, profile: profile))
+            }
+            let line: BusLine
+            switch bus.transport {
+            case .tcp: line = BusLine(.tcp)
+            case .rtu(_, let baud, let parity, let dataBits, let stopBits):
+                line = BusLine(.rtu(baud: baud, bitsPerCharacter: 1 + dataBits + (parity == "N" ? 0 : 1) + stopBits))
+            }
+            if let problem = BusLoad(line: line, timeout: bus.timeout, devices: members).problem {
+                diagnostics.record(busNode.keyError(problem))
+            }
+        }
+    }
+
     // MARK: devices
 
     mutating func parseDevices(_ node: YAMLValue?) {
@@ -448,6 +501,7 @@ struct ConfigParser {
         var lineUsers: [String: String] = [:]
         for (name, value) in entries(node) {
             deviceOrder.append(name)
+            deviceNodes[name] = value
             let before = d.errors.count
             if let device = parseDevice(name, value, units: &units, lineUsers: &lineUsers), d.errors.count == before {
                 devices[name] = device
@@ -464,7 +518,7 @@ struct ConfigParser {
         if !ConfigSyntax.isID(name) {
             d.record(value.keyError("bad device name \"\(name)\" (use lowercase letters, digits and \"-\")"))
         }
-        guard let m = d.check({ () throws(ConfigError) in try value.map(allowed: ["profile", "bus", "unit", "gpio", "kind"], reporting: d) }) else { return nil }
+        guard let m = d.check({ () throws(ConfigError) in try value.map(allowed: ["profile", "bus", "unit", "gpio", "kind", "poll"], reporting: d) }) else { return nil }
         if let g = m["gpio"], case .mapping = g.node {
             return parseGPIOPoints(name, m, g, lineUsers: &lineUsers)
         }
@@ -473,7 +527,7 @@ struct ConfigParser {
             return nil
         }
         if let g = m["gpio"] {
-            if let extra = ["profile", "bus", "unit"].first(where: { m.contains($0) }) {
+            if let extra = ["profile", "bus", "unit", "poll"].first(where: { m.contains($0) }) {
                 d.record(m.entries.first { $0.key == extra }!.value.keyError("a GPIO device has only gpio: LINE; remove \(extra)"))
                 return nil
             }
@@ -515,9 +569,10 @@ struct ConfigParser {
             }
             return unit
         }
-        guard let p, let bus, let unit else { return nil }
+        let poll = d.check { () throws(ConfigError) in try m["poll"].map { n throws(ConfigError) in try Self.pollPeriod(n) } }
+        guard let p, let bus, let unit, let poll else { return nil }
         units["\(bus)/\(unit)"] = name
-        return DeviceConfig(name: name, attachment: .modbus(profile: p.name, bus: bus, unit: UInt8(unit)))
+        return DeviceConfig(name: name, attachment: .modbus(profile: p.name, bus: bus, unit: UInt8(unit)), pollPeriod: poll)
     }
 
     /// A bollard or signal I/O wired to board lines, one per point:
@@ -527,7 +582,7 @@ struct ConfigParser {
     func parseGPIOPoints(_ name: String, _ m: YAMLMap, _ g: YAMLValue, lineUsers: inout [String: String]) -> DeviceConfig? {
         let d = diagnostics
         let before = d.errors.count
-        if let extra = ["profile", "bus", "unit"].first(where: { m.contains($0) }) {
+        if let extra = ["profile", "bus", "unit", "poll"].first(where: { m.contains($0) }) {
             d.record(m.entries.first { $0.key == extra }!.value.keyError("a device wired to GPIO lines has no \(extra)"))
         }
         guard let kindNode = d.check({ () throws(ConfigError) in try m.required("kind") }),
@@ -770,9 +825,9 @@ struct ConfigParser {
         // Polled inputs: the limit must cover two polls (else every movement is cut), and is
         // at most 500 ms (older than that nothing may move on them).
         var period: Duration?
-        if case .modbus(_, let bus, _) = d.attachment { period = buses[bus]?.pollInterval }
+        if case .modbus(_, let bus, _) = d.attachment { period = d.pollPeriod ?? buses[bus]?.pollInterval ?? PollPeriods.bollard }
         if let period, period * 2 > .milliseconds(500) {
-            diagnostics.record(node.keyError("bollard \(name) is polled every \(ConfigSyntax.format(period)) (bus poll); its inputs must be polled at least every 250ms (max_sensor_age, at most 500ms, covers two polls)"))
+            diagnostics.record(node.keyError("bollard \(name) is polled every \(ConfigSyntax.format(period)) (poll); its inputs must be polled at least every 250ms (max_sensor_age, at most 500ms, covers two polls)"))
         }
         let maxAge = check { () throws(ConfigError) -> Duration in
             guard let a = m["max_sensor_age"] else {
