@@ -81,6 +81,27 @@ struct ConfigEveryErrorTests {
         }
     }
 
+    /// A bollard wired to GPIO lines: every point a role (did you mean), the required ones
+    /// there, outputs on output lines, inputs on inputs.
+    @Test func aGPIOWiredBollardIsCheckedPointByPoint() throws {
+        let fx = ConfigFixture()
+        let board = fx.dir.write("wired.yaml", GPIOWiredDeviceTests.board + "\n    presence-a: {chip: c, offset: 20, direction: input}\n    bus-detect-north: {chip: c, offset: 21, direction: input}\n    stopline-north: {chip: c, offset: 22, direction: input}\n")
+        let good = ConfigFixture.base.replacingOccurrences(of: "board: \(ConfigFixture.simBoard)", with: "board: \(board)")
+            .replacingOccurrences(of: "  bollard-1: {profile: ref-bollard,   bus: field, unit: 30}", with: "  bollard-1: {kind: bollard, gpio: {motor_up: b-up, motor_down: b-down, warning: b-warn, at_top: b-top, at_bottom: b-bottom, loop: b-loop, photocell: b-photo, emergency: b-key}}")
+        let config = try ConfigLoader.check(text: good, path: fx.configPath)
+        #expect(config.devices["bollard-1"]?.attachment == .gpioPoints(kind: .bollard, lines: [
+            .motorUp: "b-up", .motorDown: "b-down", .warning: "b-warn", .atTop: "b-top", .atBottom: "b-bottom", .loop: "b-loop", .photocell: "b-photo", .emergency: "b-key"]))
+        let bad = good.replacingOccurrences(of: "motor_up: b-up, motor_down: b-down", with: "motor_upp: b-up, motor_down: b-top")
+            .replacingOccurrences(of: ", emergency: b-key}", with: "}")
+        let errors = try #require(throws: ConfigErrors.self) { try ConfigLoader.check(text: bad, path: fx.configPath) }
+        let messages = errors.errors.map(\.message)
+        #expect(messages.contains { $0.hasPrefix("motor_upp is not a point of a bollard (did you mean \"motor_up\"?)") }, "\(errors)")
+        #expect(messages.contains("motor_down is an output: line b-top must be an output line of board wired, not an input"), "\(errors)")
+        #expect(messages.contains("line b-top is already used by bollard-1.motor_down") || messages.contains { $0.contains("b-top") }, "\(errors)")
+        #expect(messages.contains("a bollard wired to GPIO needs point motor_up (a board line)"), "\(errors)")
+        #expect(messages.contains("a bollard wired to GPIO needs point emergency (a board line)"), "\(errors)")
+    }
+
     @Test func aGarbageFileIsCappedNotEndless() throws {
         let fx = ConfigFixture()
         var text = ConfigFixture.base + "devices2:\n"

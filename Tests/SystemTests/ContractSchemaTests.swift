@@ -81,15 +81,16 @@ struct ContractSchemaTests {
     /// have, a missing field, or a topic outside the channels is refused.
     @Test func theValidatorRefusesDrift() throws {
         let dir = ScratchDir("asyncapi")
-        let ok = #"edge/v1/gw-1/telemetry/lamp-01 {"seq":2,"ts":"2026-12-01T10:00:00.000Z","values":{"level":30}}"#
+        let ok = #"edge/v1/gw-1/telemetry/lamp-01 {"seq":2,"ts":"2026-12-01T10:00:00.000Z","time_quality":"synchronised","values":{"level":30}}"#
         let good = dir.write("good.txt", ok + "\n")
         #expect(try Self.check(good, require: ["telemetry"]).status == 0)
         for drifted in [
-            #"edge/v1/gw-1/telemetry/lamp-01 {"seq":2,"ts":"2026-12-01T10:00:00.000Z","values":{"level":30},"quality":"good"}"#,
-            #"edge/v1/gw-1/event/pir-01 {"seq":3,"ts":"2026-12-01T10:00:00.000Z","data":{}}"#,
-            #"edge/v1/gw-1/alarm/lamp-01/comm_lost {"seq":4,"ts":"2026-12-01 10:00:00","active":true,"severity":"major","message":""}"#,
-            #"edge/v1/gw-1/reply {"seq":5,"ts":"2026-12-01T10:00:00.000Z","id":"c","ok":false}"#,
-            #"edge/v1/gw-1/metrics/lamp-01 {"seq":6,"ts":"2026-12-01T10:00:00.000Z"}"#,
+            #"edge/v1/gw-1/telemetry/lamp-01 {"seq":2,"ts":"2026-12-01T10:00:00.000Z","time_quality":"synchronised","values":{"level":30},"quality":"good"}"#,
+            #"edge/v1/gw-1/event/pir-01 {"seq":3,"ts":"2026-12-01T10:00:00.000Z","time_quality":"synchronised","data":{}}"#,
+            #"edge/v1/gw-1/alarm/lamp-01/comm_lost {"seq":4,"ts":"2026-12-01 10:00:00","time_quality":"synchronised","active":true,"severity":"major","message":""}"#,
+            #"edge/v1/gw-1/reply {"seq":5,"ts":"2026-12-01T10:00:00.000Z","time_quality":"synchronised","id":"c","ok":false}"#,
+            #"edge/v1/gw-1/telemetry/lamp-01 {"seq":2,"ts":"2026-12-01T10:00:00.000Z","time_quality":"sort of","values":{}}"#,
+            #"edge/v1/gw-1/metrics/lamp-01 {"seq":6,"ts":"2026-12-01T10:00:00.000Z","time_quality":"synchronised"}"#,
         ] {
             let file = dir.write("drift.txt", drifted + "\n")
             let (status, out) = try Self.check(file)

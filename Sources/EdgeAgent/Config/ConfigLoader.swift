@@ -84,6 +84,8 @@ struct ConfigParser {
     var boardFailed = false
     var buses: [String: BusConfig] = [:]
     var brokenBuses: Set<String> = []
+    var busNodes: [String: YAMLValue] = [:]
+    var deviceNodes: [String: YAMLValue] = [:]
     var devices: [String: DeviceConfig] = [:]
     var brokenDevices: Set<String> = []
     var deviceOrder: [String] = []
@@ -127,9 +129,11 @@ struct ConfigParser {
             profileDirs = ConfigLoader.profileSearchPath(configPath: file)
         }
         for (name, value) in entries(top["buses"]) {
+            busNodes[name] = value
             if let bus = parseBus(name, value) { buses[name] = bus } else { brokenBuses.insert(name) }
         }
         parseDevices(top["devices"])
+        checkBusLoads()
         let lighting = parseLighting(top["lighting"])
         var bollards: [String: BollardConfig] = [:]
         for (name, value) in entries(top["bollards"]) {
@@ -191,7 +195,7 @@ struct ConfigParser {
 
     func parseUplink(_ node: YAMLValue) -> AgentConfig.Uplink? {
         guard let u = check({ () throws(ConfigError) in
-            try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys",
+            try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys", "max_command_lifetime",
                                    "dialect", "sparkplug", "reconnect"], required: ["broker"], reporting: diagnostics)
         }) else { return nil }
         let brokerNode = check { () throws(ConfigError) in try u.required("broker") }
@@ -276,10 +280,18 @@ struct ConfigParser {
             }
             return keepAlive
         } ?? nil
+        let lifetime = check { () throws(ConfigError) -> Duration? in
+            guard let l = u["max_command_lifetime"] else { return nil }
+            let d = try l.duration(max: .seconds(7 * 86400))
+            guard d >= .seconds(1) else { throw l.error("max_command_lifetime must be 1s to 7d") }
+            return d
+        } ?? nil
         var maxMessages = 1_000_000
+        var maxBytes = 256 << 20
         var maxAge = Duration.seconds(7 * 86400)
-        if let o = u["outbox"], let m = check({ () throws(ConfigError) in try o.map(allowed: ["max_messages", "max_age"], reporting: diagnostics) }) {
+        if let o = u["outbox"], let m = check({ () throws(ConfigError) in try o.map(allowed: ["max_messages", "max_bytes", "max_age"], reporting: diagnostics) }) {
             maxMessages = (check { () throws(ConfigError) in try m["max_messages"]?.int(in: 1...1_000_000_000) } ?? nil) ?? maxMessages
+            maxBytes = (check { () throws(ConfigError) in try m["max_bytes"]?.int(in: 65_536...(1 << 40)) } ?? nil) ?? maxBytes
             maxAge = (check { () throws(ConfigError) in try m["max_age"]?.duration() } ?? nil) ?? maxAge
         }
         var keys: [String: [UInt8]] = [:]
@@ -287,7 +299,8 @@ struct ConfigParser {
             if let key = check({ () throws(ConfigError) in try centreKey(kid, value) }) { keys[kid] = key }
         }
         var uplink = AgentConfig.Uplink(broker: broker ?? "", prefix: prefix, tls: tls, telemetryInterval: interval ?? .seconds(60),
-                                        outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive ?? .seconds(30))
+                                        outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive ?? .seconds(30),
+                                        outboxMaxBytes: maxBytes, maxCommandLifetime: lifetime ?? .seconds(3600))
         uplink.fallbackBrokers = Array(brokerList.dropFirst())
         uplink.dialect = dialect
         uplink.sparkplug = sparkplug
@@ -432,7 +445,7 @@ struct ConfigParser {
         let rtuKeys = ["baud", "parity", "data_bits", "stop_bits"]
         guard let m = check({ () throws(ConfigError) in try node.map(allowed: ["tcp", "rtu", "timeout", "poll"] + rtuKeys, reporting: diagnostics) }) else { return nil }
         let timeout = (check { () throws(ConfigError) in try m["timeout"]?.duration(max: .seconds(60)) } ?? nil) ?? .milliseconds(500)
-        let poll = (check { () throws(ConfigError) in try m["poll"]?.duration(max: .seconds(3600)) } ?? nil) ?? .milliseconds(200)
+        let poll = check { () throws(ConfigError) in try m["poll"].map { n throws(ConfigError) in try Self.pollPeriod(n) } } ?? nil
         let transport = check { () throws(ConfigError) -> BusConfig.Transport in
             switch (m["tcp"], m["rtu"]) {
             case (nil, nil):
@@ -489,6 +502,55 @@ struct ConfigParser {
         return BusConfig(name: name, transport: transport, timeout: timeout, pollInterval: poll)
     }
 
+    /// A `poll:` period (bus or device): 10 ms (the control loop's period) to 1 h.
+    static func pollPeriod(_ node: YAMLValue) throws(ConfigError) -> Duration {
+        let d = try node.duration(max: .seconds(3600))
+        if d < .milliseconds(10) { throw node.error("\(ConfigSyntax.format(d)) is too short (at least 10ms, the control loop's period)") }
+        return d
+    }
+
+    /// The value of `key` in the mapping `node`, if written.
+    static func child(_ node: YAMLValue?, _ key: String) -> YAMLValue? {
+        (try? node?.openMap())?.first { $0.key == key }?.value
+    }
+
+    /// Longest poll period of a signal I/O unit: its acknowledgement must stay younger than the
+    /// controller's sensor-age limit (at most 500 ms) over two polls. (Bollards: `parseBollard`
+    /// checks their period against their own max_sensor_age.)
+    static let longestSafetyPoll = Duration.milliseconds(250)
+
+    /// Every bus's load from its line (`BusLoad`): refuses a bus whose safety devices (bollards,
+    /// signal I/O, presence) cannot be polled within their periods, and a signal I/O unit polled
+    /// less often than `longestSafetyPoll`, naming the bus (or the `poll:` key) and the figures.
+    func checkBusLoads() {
+        for (busName, bus) in buses.sorted(by: { $0.key < $1.key }) {
+            guard let busNode = busNodes[busName] else { continue }
+            var members: [BusLoad.Device] = []
+            for name in deviceOrder {
+                guard let d = devices[name], case .modbus(let profileName, let b, _) = d.attachment, b == busName,
+                      let profile = profiles[profileName] else { continue }
+                let period = d.pollPeriod ?? bus.pollInterval ?? PollPeriods.period(for: profile.kind)
+                if profile.kind == .signalIO, period > Self.longestSafetyPoll {
+                    let at = Self.child(d.pollPeriod != nil ? deviceNodes[name] : busNode, "poll")
+                    let node = at ?? deviceNodes[name] ?? busNode
+                    diagnostics.record(node.error("\(name) (\(profile.kind.rawValue)) polled every \(ConfigSyntax.format(period)): "
+                                                  + "a \(profile.kind.rawValue) must be polled at least every \(ConfigSyntax.format(Self.longestSafetyPoll)) "
+                                                  + "(its readings must stay younger than max_sensor_age)"))
+                }
+                members.append(.init(name: name, kind: profile.kind, period: period, profile: profile))
+            }
+            let line: BusLine
+            switch bus.transport {
+            case .tcp: line = BusLine(.tcp)
+            case .rtu(_, let baud, let parity, let dataBits, let stopBits):
+                line = BusLine(.rtu(baud: baud, bitsPerCharacter: 1 + dataBits + (parity == "N" ? 0 : 1) + stopBits))
+            }
+            if let problem = BusLoad(line: line, timeout: bus.timeout, devices: members).problem {
+                diagnostics.record(busNode.keyError(problem))
+            }
+        }
+    }
+
     // MARK: devices
 
     mutating func parseDevices(_ node: YAMLValue?) {
@@ -497,6 +559,7 @@ struct ConfigParser {
         var lineUsers: [String: String] = [:]
         for (name, value) in entries(node) {
             deviceOrder.append(name)
+            deviceNodes[name] = value
             let before = d.errors.count
             if let device = parseDevice(name, value, units: &units, lineUsers: &lineUsers), d.errors.count == before {
                 devices[name] = device
@@ -513,9 +576,16 @@ struct ConfigParser {
         if !ConfigSyntax.isID(name) {
             d.record(value.keyError("bad device name \"\(name)\" (use lowercase letters, digits and \"-\")"))
         }
-        guard let m = d.check({ () throws(ConfigError) in try value.map(allowed: ["profile", "bus", "unit", "gpio"], reporting: d) }) else { return nil }
+        guard let m = d.check({ () throws(ConfigError) in try value.map(allowed: ["profile", "bus", "unit", "gpio", "kind", "poll"], reporting: d) }) else { return nil }
+        if let g = m["gpio"], case .mapping = g.node {
+            return parseGPIOPoints(name, m, g, lineUsers: &lineUsers)
+        }
+        if let k = m["kind"] {
+            d.record(k.keyError("kind applies to a device wired point by point (gpio: {POINT: LINE, ...}); a profile says what a Modbus device is"))
+            return nil
+        }
         if let g = m["gpio"] {
-            if let extra = ["profile", "bus", "unit"].first(where: { m.contains($0) }) {
+            if let extra = ["profile", "bus", "unit", "poll"].first(where: { m.contains($0) }) {
                 d.record(m.entries.first { $0.key == extra }!.value.keyError("a GPIO device has only gpio: LINE; remove \(extra)"))
                 return nil
             }
@@ -557,9 +627,60 @@ struct ConfigParser {
             }
             return unit
         }
-        guard let p, let bus, let unit else { return nil }
+        let poll = d.check { () throws(ConfigError) in try m["poll"].map { n throws(ConfigError) in try Self.pollPeriod(n) } }
+        guard let p, let bus, let unit, let poll else { return nil }
         units["\(bus)/\(unit)"] = name
-        return DeviceConfig(name: name, attachment: .modbus(profile: p.name, bus: bus, unit: UInt8(unit)))
+        return DeviceConfig(name: name, attachment: .modbus(profile: p.name, bus: bus, unit: UInt8(unit)), pollPeriod: poll)
+    }
+
+    /// A bollard or signal I/O wired to board lines, one per point:
+    /// `{kind: bollard, gpio: {motor_up: LINE, ..., loop: LINE, ...}}`. Every point is a role
+    /// of the kind (did you mean), the kind's required roles are there, outputs (coil roles) sit
+    /// on output lines and inputs (discrete roles) on input lines, and no line serves twice.
+    func parseGPIOPoints(_ name: String, _ m: YAMLMap, _ g: YAMLValue, lineUsers: inout [String: String]) -> DeviceConfig? {
+        let d = diagnostics
+        let before = d.errors.count
+        if let extra = ["profile", "bus", "unit", "poll"].first(where: { m.contains($0) }) {
+            d.record(m.entries.first { $0.key == extra }!.value.keyError("a device wired to GPIO lines has no \(extra)"))
+        }
+        guard let kindNode = d.check({ () throws(ConfigError) in try m.required("kind") }),
+              let kindText = d.check({ () throws(ConfigError) in try kindNode.string() }) else { return nil }
+        guard let kind = DeviceProfile.Kind(rawValue: kindText), kind == .bollard || kind == .signalIO else {
+            d.record(kindNode.error("kind \"\(kindText)\" cannot be wired point by point\(Suggest.suffix(kindText, among: ["bollard", "signal-io"])) (use bollard or signal-io)"))
+            return nil
+        }
+        let specs = PointRole.specs(for: kind)
+        var lines: [PointRole: String] = [:]
+        var mentioned: Set<PointRole> = []
+        for (point, lineNode) in entries(g) {
+            if let role = PointRole(pointName: point) { mentioned.insert(role) }
+            guard let spec = specs.first(where: { $0.role.pointName == point }) else {
+                d.record(lineNode.keyError("\(point) is not a point of a \(kind.rawValue)\(Suggest.suffix(point, among: specs.map(\.role.pointName))) (points: \(specs.map(\.role.pointName).joined(separator: ", ")))"))
+                continue
+            }
+            let board = board, boardFailed = boardFailed
+            let users = lineUsers
+            guard let line = d.check({ () throws(ConfigError) -> String in
+                let line = try lineNode.string()
+                guard let lc = board.lines[line] else {
+                    if boardFailed { throw .alreadyReported }
+                    let known = board.lines.keys.sorted()
+                    throw lineNode.error("line \"\(line)\" is not in board \(board.name)\(Suggest.suffix(line, among: known)) (\(boardPath))")
+                }
+                if let other = users[line] { throw lineNode.error("line \(line) is already used by \(other)") }
+                let output = spec.tables.contains(.coil)
+                if output, lc.direction != .output { throw lineNode.error("\(point) is an output: line \(line) must be an output line of board \(board.name), not an input") }
+                if !output, lc.direction != .input { throw lineNode.error("\(point) is an input: line \(line) must be an input line of board \(board.name), not an output") }
+                return line
+            }) else { continue }
+            lineUsers[line] = "\(name).\(point)"
+            lines[spec.role] = line
+        }
+        for spec in specs where spec.required && !mentioned.contains(spec.role) {
+            d.record(g.keyError("a \(kind.rawValue) wired to GPIO needs point \(spec.role.pointName) (a board line)"))
+        }
+        guard d.errors.count == before else { return nil }
+        return DeviceConfig(name: name, attachment: .gpioPoints(kind: kind, lines: lines))
     }
 
     /// The device named by `node`, or an error with a "did you mean" (a device whose own
@@ -574,8 +695,11 @@ struct ConfigParser {
     }
 
     func kind(_ d: DeviceConfig) -> DeviceProfile.Kind? {
-        if case .modbus(let profile, _, _) = d.attachment { return profiles[profile]?.kind }
-        return nil
+        switch d.attachment {
+        case .modbus(let profile, _, _): return profiles[profile]?.kind
+        case .gpioPoints(let kind, _): return kind
+        case .gpio: return nil
+        }
     }
 
     /// "a luminaire (profile ref-luminaire)" / "a GPIO device (line presence-a)".
@@ -583,6 +707,7 @@ struct ConfigParser {
         switch d.attachment {
         case .modbus(let profile, _, _): return "a \(kind(d)?.rawValue ?? "?") device (profile \(profile))"
         case .gpio(let line): return "a GPIO device (line \(line))"
+        case .gpioPoints(let kind, _): return "a \(kind.rawValue) wired to GPIO lines"
         }
     }
 
@@ -750,12 +875,29 @@ struct ConfigParser {
             throw node.keyError("\"\(name)\" is not a device\(Suggest.suffix(name, among: deviceOrder)) (bollards are keyed by their device name)")
         }
         guard kind(d) == .bollard else { throw node.keyError("\(name) is \(what(d)), not a bollard") }
-        let m = try node.map(allowed: ["pre_warning", "travel_timeout", "auto_raise_after", "max_reversals"], reporting: diagnostics)
+        let m = try node.map(allowed: ["pre_warning", "travel_timeout", "auto_raise_after", "max_reversals", "max_sensor_age"], reporting: diagnostics)
         let pre = (check { () throws(ConfigError) in try m["pre_warning"]?.duration(max: .seconds(60)) } ?? nil) ?? .seconds(3)
         let travel = (check { () throws(ConfigError) in try m["travel_timeout"]?.duration(max: .seconds(120)) } ?? nil) ?? .seconds(8)
         let auto = check { () throws(ConfigError) in try m["auto_raise_after"]?.duration(max: .seconds(86400)) } ?? nil
         let reversals = (check { () throws(ConfigError) in try m["max_reversals"]?.int(in: 1...20) } ?? nil) ?? 3
-        return BollardConfig(name: name, preWarning: pre, travelTimeout: travel, autoRaiseAfter: auto, maxReversals: reversals)
+        // Polled inputs: the limit must cover two polls (else every movement is cut), and is
+        // at most 500 ms (older than that nothing may move on them).
+        var period: Duration?
+        if case .modbus(_, let bus, _) = d.attachment { period = d.pollPeriod ?? buses[bus]?.pollInterval ?? PollPeriods.bollard }
+        if let period, period * 2 > .milliseconds(500) {
+            diagnostics.record(node.keyError("bollard \(name) is polled every \(ConfigSyntax.format(period)) (poll); its inputs must be polled at least every 250ms (max_sensor_age, at most 500ms, covers two polls)"))
+        }
+        let maxAge = check { () throws(ConfigError) -> Duration in
+            guard let a = m["max_sensor_age"] else {
+                return max(BollardController.defaultMaxSensorAge, min((period ?? .zero) * 2, .milliseconds(500)))
+            }
+            let age = try a.duration(max: .milliseconds(500))
+            if let period, age < period * 2 {
+                throw a.error("\(ConfigSyntax.format(age)) is under two polls of \(name)'s bus (poll \(ConfigSyntax.format(period))): every movement would be cut")
+            }
+            return age
+        } ?? BollardController.defaultMaxSensorAge
+        return BollardConfig(name: name, preWarning: pre, travelTimeout: travel, autoRaiseAfter: auto, maxReversals: reversals, maxSensorAge: maxAge)
     }
 
     // MARK: priority
@@ -790,6 +932,9 @@ struct ConfigParser {
             guard let d = signalIO else { return n }
             if case .modbus(let profileName, _, _) = d.attachment, profiles[profileName]?.points["request_\(n)"] == nil {
                 throw nNode.error("profile \(profileName) of \(d.name) has no point request_\(n)")
+            }
+            if case .gpioPoints(_, let lines) = d.attachment, lines[.request(n)] == nil {
+                throw nNode.error("\(d.name) has no line for request_\(n) (gpio: {request_\(n): LINE})")
             }
             if let other = taken["\(d.name)/\(n)"] { throw nNode.error("approach \(n) of \(d.name) is already \(other)") }
             return n
