@@ -180,7 +180,15 @@ public final class AMQTTBroker: InteropBroker, @unchecked Sendable {
     private var child: ChildProcess?
 
     public init() throws {
-        guard let exe = which("amqtt") else { throw BrokerStartError("amqtt not installed (pip install amqtt)") }
+        // The `amqtt` script, or its module when the script is not on PATH (pip --user, pyenv without rehash).
+        let command: (String, [String])
+        if let exe = which("amqtt") {
+            command = (exe, [])
+        } else if let python = which("python3") {
+            command = (python, ["-c", "from amqtt.scripts.broker_script import main; main()"])
+        } else {
+            throw BrokerStartError("amqtt not installed (pip install amqtt)")
+        }
         let config = scratch.write("amqtt.yaml", """
         listeners:
           default:
@@ -191,7 +199,7 @@ public final class AMQTTBroker: InteropBroker, @unchecked Sendable {
             allow_anonymous: true
 
         """)
-        child = try ChildProcess(exe, ["-c", config])
+        child = try ChildProcess(command.0, command.1 + ["-c", config])
         guard Loopback.waitListening(port: port, timeout: .seconds(30)) else {
             let out = child.map { $0.stdout + $0.stderr } ?? ""
             shutdown()
