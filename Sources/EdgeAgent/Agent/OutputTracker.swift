@@ -65,11 +65,15 @@ struct OutputTracker {
 
 /// The outputs of one write, ordered off before on: every point going to its safe value
 /// first, whatever the register order, so a write that fails half-way leaves only safe values
-/// on. Points the device's profile lacks (an optional buzzer, fade or traffic light) are left
-/// out.
+/// on; then points with no safe direction (warning lights, a setpoint); then the points leaving
+/// their safe value, motor coils last (the warning lights and buzzer are on before a motor
+/// starts, and nothing of the same write lands after the motor is energised). Points the
+/// device's profile lacks (an optional buzzer, fade or traffic light) are left out.
 func orderedOutputs(_ outputs: [(PointRole, Double)], has: (PointRole) -> Bool) -> [PointWrite] {
     let present = outputs.filter { has($0.0) }
     let safe = present.filter { $0.0.safeValue == $0.1 }
-    let rest = present.filter { $0.0.safeValue != $0.1 }
-    return safe.map { PointWrite($0.0.pointName, $0.1, safe: true) } + rest.map { PointWrite($0.0.pointName, $0.1) }
+    let neutral = present.filter { $0.0.safeValue == nil }
+    let leaving = present.filter { $0.0.safeValue != nil && $0.0.safeValue != $0.1 }
+    let motorsLast = leaving.filter { $0.0 != .motorUp && $0.0 != .motorDown } + leaving.filter { $0.0 == .motorUp || $0.0 == .motorDown }
+    return safe.map { PointWrite($0.0.pointName, $0.1, safe: true) } + (neutral + motorsLast).map { PointWrite($0.0.pointName, $0.1) }
 }
