@@ -25,8 +25,9 @@ import Synchronization
 /// - Bollard outputs, the traffic light included where the profile has it, are written off
 ///   before on; optional points the profile lacks are never written.
 /// - Priority request on and off go through one queue (safety), so off never overtakes on.
-/// - An approach whose signal I/O was not polled within `BollardController.defaultMaxSensorAge`
-///   is treated as offline (requests refused, grants not judged) until a fresh poll.
+/// - An approach whose signal I/O was not polled within `signalMaxAge` (500 ms: two polls at
+///   the slowest period the loader accepts for signal I/O) is treated as offline (requests
+///   refused, grants not judged on an old acknowledgement) until a fresh poll.
 /// - A maintenance write (`io_write`) pauses that device's automation until maintenance mode
 ///   ends; it is refused when it would energise both motor coils of a bollard.
 final class ControlCore: @unchecked Sendable {
@@ -68,6 +69,8 @@ final class ControlCore: @unchecked Sendable {
     /// until one write is confirmed, since the motor may still be on out there.
     private var motionCutRetry: [MonotonicInstant?]
     private static let motionCutInterval = Duration.milliseconds(500)
+    /// The oldest poll of a signal I/O its approaches are judged on.
+    static let signalMaxAge = Duration.milliseconds(500)
     /// Active alarms by "source/code", for the status view.
     private(set) var activeAlarms: [String: ControlEvent.Alarm] = [:]
     private var nextScheduleUpdate = MonotonicInstant(nanoseconds: 0)
@@ -292,7 +295,7 @@ final class ControlCore: @unchecked Sendable {
         for a in approaches.indices {
             let id = map.approachDevice[a]
             guard online[id] == true, !signalStale[id], let r = readings[id] else { continue }
-            if now - MonotonicInstant(nanoseconds: r.timestampNanos) > BollardController.defaultMaxSensorAge {
+            if now - MonotonicInstant(nanoseconds: r.timestampNanos) > Self.signalMaxAge {
                 signalStale[id] = true
                 for x in map.approachesOfDevice[id] { approaches[x].handle(.ioOnline(false), at: now) }
                 logger.warning("signal I/O not polled in time; its approaches count as offline", metadata: ["device": "\(map.names[id])"])
