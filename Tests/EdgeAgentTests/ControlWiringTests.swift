@@ -277,6 +277,21 @@ extension MonotonicInstant {
         #expect(requests.allSatisfy { $0.priority == .safety }, "\(requests.map(\.priority))")
     }
 
+    /// The acknowledgement's age: a signal I/O not polled for longer than `signalMaxAge` counts
+    /// as offline for its approaches (a request is refused, not sent to a controller whose
+    /// state is unknown) until a fresh poll.
+    @Test func aSignalIONotPolledInTimeCountsAsOffline() throws {
+        let rig = try CoreRig(devices: "  j: {profile: ref-signal-io, bus: field, unit: 40}",
+                              extra: "priority:\n  north: {device: j, approach: 1, min_interval: 0s}")
+        rig.poll("j", [.ack1: 0, .degraded: 0, .request1: 0])
+        rig.step()
+        rig.step(ControlCore.signalMaxAge + .milliseconds(10))
+        #expect(rig.command("priority_request", "north", ["vehicle": .string("bus-1")]).code == "device_offline")
+        rig.poll("j", [.ack1: 0, .degraded: 0, .request1: 0])
+        rig.step()
+        #expect(rig.command("priority_request", "north", ["vehicle": .string("bus-1")]).ok)
+    }
+
     /// Maintenance: `io write bollard motor_down 1` during a rise never leaves both coils on
     /// (motor_up off first, in the same write), and the automation stays off the device until
     /// maintenance ends; then it is written again.
@@ -383,7 +398,8 @@ extension MonotonicInstant {
         rig.edge("b-photo", true)
         rig.step()
         let reversal = try #require(rig.writes(to: "b1").first)
-        #expect(reversal.points.map(\.point).prefix(2) == ["motor_up", "motor_down"])
+        let order = reversal.points.map(\.point)
+        #expect(order.first == "motor_up" && order.last == "motor_down", "off first, the motor last: \(order)")
         #expect(ControlWiringTests.values(reversal)["motor_up"] == 0 && ControlWiringTests.values(reversal)["motor_down"] == 1)
     }
 

@@ -14,8 +14,10 @@
 ///   written and none failed; `FieldDeviceError.superseded` when every point was replaced by a
 ///   later write before going out (the later write's completion reports what became of the value).
 /// - `take` hands out every pending point of one device as one batch, ordered for safety: every
-///   point going to its safe value first, then the others (off before on), each group by table and
-///   address with contiguous points merged into one request. A failed request ends the batch;
+///   point going to its safe value first (by table and address), then the others in the order
+///   they were last written (the caller's order: warning lights before a motor coil, so nothing
+///   of the write lands after the motor is energised); neighbours in that order at contiguous
+///   addresses are merged into one request. A failed request ends the batch;
 ///   the points after it are not written (so a failure leaves only safe values applied) and
 ///   their tickets fail.
 struct WriteQueue {
@@ -94,10 +96,11 @@ struct WriteQueue {
         var fresh = 0
         for p in points {
             if let i = pending[device].firstIndex(where: { $0.point == p.name }) {
-                let old = pending[device][i]
-                pending[device][i] = Entry(point: p.name, definition: p.definition, words: p.words, safe: p.safe,
-                                           priority: min(old.priority, priority), verify: verify || old.verify, ticket: ticket,
-                                           queuedAt: min(old.queuedAt, now))
+                // Replaced, and moved to the end: the pending order is the order of the latest writes.
+                let old = pending[device].remove(at: i)
+                pending[device].append(Entry(point: p.name, definition: p.definition, words: p.words, safe: p.safe,
+                                             priority: min(old.priority, priority), verify: verify || old.verify, ticket: ticket,
+                                             queuedAt: min(old.queuedAt, now)))
                 if old.ticket != ticket {
                     fresh += 1
                     if let r = resolve(old.ticket, .superseded) { done.append(r) }
@@ -130,8 +133,9 @@ struct WriteQueue {
         var requests: [Request] = []
         var groups: [[Entry]] = []
         for safe in [true, false] {
-            let group = taken.filter { $0.safe == safe }.sorted {
-                ($0.definition.table.rawValue, $0.definition.address) < ($1.definition.table.rawValue, $1.definition.address)
+            var group = taken.filter { $0.safe == safe }
+            if safe {
+                group.sort { ($0.definition.table.rawValue, $0.definition.address) < ($1.definition.table.rawValue, $1.definition.address) }
             }
             for e in group {
                 if let last = requests.last, last.safe == safe, last.table == e.definition.table,

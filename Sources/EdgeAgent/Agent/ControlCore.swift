@@ -25,8 +25,9 @@ import Synchronization
 /// - Bollard outputs, the traffic light included where the profile has it, are written off
 ///   before on; optional points the profile lacks are never written.
 /// - Priority request on and off go through one queue (safety), so off never overtakes on.
-/// - An approach whose signal I/O was not polled within `BollardController.defaultMaxSensorAge`
-///   is treated as offline (requests refused, grants not judged) until a fresh poll.
+/// - An approach whose signal I/O was not polled within `signalMaxAge` (500 ms: two polls at
+///   the slowest period the loader accepts for signal I/O) is treated as offline (requests
+///   refused, grants not judged on an old acknowledgement) until a fresh poll.
 /// - A maintenance write (`io_write`) pauses that device's automation until maintenance mode
 ///   ends; it is refused when it would energise both motor coils of a bollard.
 final class ControlCore: @unchecked Sendable {
@@ -68,6 +69,8 @@ final class ControlCore: @unchecked Sendable {
     /// until one write is confirmed, since the motor may still be on out there.
     private var motionCutRetry: [MonotonicInstant?]
     private static let motionCutInterval = Duration.milliseconds(500)
+    /// The oldest poll of a signal I/O its approaches are judged on.
+    static let signalMaxAge = Duration.milliseconds(500)
     /// Active alarms by "source/code", for the status view.
     private(set) var activeAlarms: [String: ControlEvent.Alarm] = [:]
     private var nextScheduleUpdate = MonotonicInstant(nanoseconds: 0)
@@ -292,7 +295,7 @@ final class ControlCore: @unchecked Sendable {
         for a in approaches.indices {
             let id = map.approachDevice[a]
             guard online[id] == true, !signalStale[id], let r = readings[id] else { continue }
-            if now - MonotonicInstant(nanoseconds: r.timestampNanos) > BollardController.defaultMaxSensorAge {
+            if now - MonotonicInstant(nanoseconds: r.timestampNanos) > Self.signalMaxAge {
                 signalStale[id] = true
                 for x in map.approachesOfDevice[id] { approaches[x].handle(.ioOnline(false), at: now) }
                 logger.warning("signal I/O not polled in time; its approaches count as offline", metadata: ["device": "\(map.names[id])"])
@@ -368,7 +371,7 @@ final class ControlCore: @unchecked Sendable {
                 let fadeSeconds = lampOverrides[lamp] != nil ? 0 : out.fade.seconds
                 let writes = orderedOutputs([(.fade, fadeSeconds), (.setpoint, Double(level))], has: { map.has(lamp, $0) })
                 // Written when the setpoint changes; the fade goes with it.
-                if outputs.needsWrite(lamp, writes.filter { $0.point == PointRole.setpoint.pointName }) {
+                if outputs.needsWrite(lamp, [(.setpoint, Double(level))]) {
                     send(lamp, writes, .control)
                 }
             }
@@ -395,16 +398,21 @@ final class ControlCore: @unchecked Sendable {
             let id = map.approachDevice[a]
             guard online[id] == true, !manual[id] else { continue }
             let on = approach.outputs.request
-            let write = [PointWrite(PointRole.request(map.approachNumber[a]).pointName, on ? 1 : 0, safe: !on)]
+            let write: [(PointRole, Double)] = [(.request(map.approachNumber[a]), on ? 1 : 0)]
             // On and off in one queue: off never overtakes an on queued before it.
             if outputs.needsWrite(id, write) { send(id, write, .safety) }
         }
     }
 
-    private func send(_ device: Int, _ points: [PointWrite], _ priority: WritePriority, track: Bool = true) {
+    /// Writes outputs by role (ordered by `orderedOutputs`); tracked unless `track` is false.
+    private func send(_ device: Int, _ outputs: [(PointRole, Double)], _ priority: WritePriority, track: Bool = true) {
+        if track { self.outputs.queued(device, outputs) }
+        sendPoints(device, pointWrites(outputs), priority, track: track)
+    }
+
+    private func sendPoints(_ device: Int, _ points: [PointWrite], _ priority: WritePriority, track: Bool) {
         // After a halt nothing may follow the safe-state writes (a hung step that resumes included).
         if halted.withLock({ $0 }) { return }
-        if track { outputs.queued(device, points) }
         let inbox = self.inbox
         field.write(device: device, points: points, priority: priority) { result in
             guard track else {
@@ -441,11 +449,11 @@ final class ControlCore: @unchecked Sendable {
     /// queued as safety writes (the buses send them before they stop).
     func safeOutputs() {
         for id in map.bollardDevice {
-            field.write(device: id, points: orderedOutputs([(.motorUp, 0), (.motorDown, 0), (.buzzer, 0), (.traffic, 0)], has: { map.has(id, $0) }),
+            field.write(device: id, points: pointWrites(orderedOutputs([(.motorUp, 0), (.motorDown, 0), (.buzzer, 0), (.traffic, 0)], has: { map.has(id, $0) })),
                         priority: .safety) { _ in }
         }
         for (a, id) in map.approachDevice.enumerated() {
-            field.write(device: id, points: [PointWrite(PointRole.request(map.approachNumber[a]).pointName, 0, safe: true)], priority: .safety) { _ in }
+            field.write(device: id, points: pointWrites([(.request(map.approachNumber[a]), 0)]), priority: .safety) { _ in }
         }
     }
 
@@ -638,20 +646,20 @@ final class ControlCore: @unchecked Sendable {
             }
             if point == PointRole.motorDown.pointName && value != 0 {
                 // Whatever the automation last wrote, motor_up goes off first in the same write.
-                writes = orderedOutputs([(.motorUp, 0), (.motorDown, value)], has: { map.has(id, $0) })
+                writes = pointWrites(orderedOutputs([(.motorUp, 0), (.motorDown, value)], has: { map.has(id, $0) }))
             }
             if !manual[id] {
                 // Taking over: the automation's motion stops (off first), then the technician's point.
                 var takeover: [(PointRole, Double)] = [(.motorUp, 0), (.motorDown, 0), (.buzzer, 0)]
                 takeover.removeAll { $0.0.pointName == point }
-                writes = orderedOutputs(takeover, has: { map.has(id, $0) }) + writes.filter { w in !takeover.contains { $0.0.pointName == w.point } }
+                writes = pointWrites(orderedOutputs(takeover, has: { map.has(id, $0) })) + writes.filter { w in !takeover.contains { $0.0.pointName == w.point } }
             }
         }
         if !manual[id] {
             manual[id] = true
             logger.notice("maintenance write: automation of the device paused until maintenance ends", metadata: ["device": "\(t)"])
         }
-        send(id, writes, .safety, track: false)
+        sendPoints(id, writes, .safety, track: false)
         outputs.forget(id)
         return .success()
     }

@@ -27,6 +27,8 @@ struct FieldMap: Sendable {
     /// and point of each such line.
     let pointLines: [[PointRole: String]?]
     let pointOfLine: [String: (device: Int, role: PointRole)]
+    /// Which roles each device has (by id, then role raw value), worked out once.
+    private let roles: [[Bool]]
 
     // Lighting: groups by ordinal.
     let groupNames: [String]
@@ -95,6 +97,9 @@ struct FieldMap: Sendable {
         self.idOfLine = idOfLine
         self.pointLines = pointLines
         self.pointOfLine = pointOfLine
+        roles = (0..<names.count).map { id in
+            PointRole.allCases.map { r in profiles[id]?.points[r.pointName] != nil || pointLines[id]?[r] != nil }
+        }
 
         let groupNames = config.lighting.keys.sorted()
         var groupOrdinal: [String: Int] = [:]
@@ -154,9 +159,7 @@ struct FieldMap: Sendable {
 
     /// Whether the device's profile has the point (optional points are written only where
     /// they exist). GPIO devices have none.
-    func has(_ id: Int, _ role: PointRole) -> Bool {
-        profiles[id]?.points[role.pointName] != nil || pointLines[id]?[role] != nil
-    }
+    func has(_ id: Int, _ role: PointRole) -> Bool { roles[id][role.rawValue] }
 
     /// Devices whose polls must be acted on at once (bollards, presence sensors, signal I/O of
     /// approaches): their readings wake the loop. Others (luminaires) wait for the next tick.

@@ -22,20 +22,17 @@ struct OutputTracker {
     func written(_ id: Int, _ role: PointRole) -> Double? { written[id]?[role] }
 
     /// Whether `outputs` differ from what is known to be written (and no write is in flight).
-    func needsWrite(_ id: Int, _ outputs: [PointWrite]) -> Bool {
+    func needsWrite(_ id: Int, _ outputs: [(PointRole, Double)]) -> Bool {
         if pending[id] { return false }
         guard let w = written[id] else { return true }
-        for o in outputs {
-            guard let role = PointRole(pointName: o.point) else { return true }
-            if w[role] != o.value { return true }
-        }
+        for (role, value) in outputs where w[role] != value { return true }
         return false
     }
 
     /// `outputs` were queued for `id`.
-    mutating func queued(_ id: Int, _ outputs: [PointWrite], track: Bool = true) {
+    mutating func queued(_ id: Int, _ outputs: [(PointRole, Double)], track: Bool = true) {
         var w = written[id] ?? PointValues()
-        for o in outputs { if let role = PointRole(pointName: o.point) { w[role] = o.value } }
+        for (role, value) in outputs { w[role] = value }
         written[id] = w
         if track { pending[id] = true }
     }
@@ -65,11 +62,19 @@ struct OutputTracker {
 
 /// The outputs of one write, ordered off before on: every point going to its safe value
 /// first, whatever the register order, so a write that fails half-way leaves only safe values
-/// on. Points the device's profile lacks (an optional buzzer, fade or traffic light) are left
-/// out.
-func orderedOutputs(_ outputs: [(PointRole, Double)], has: (PointRole) -> Bool) -> [PointWrite] {
+/// on; then points with no safe direction (warning lights, a setpoint); then the points leaving
+/// their safe value, motor coils last (the warning lights and buzzer are on before a motor
+/// starts, and nothing of the same write lands after the motor is energised). Points the
+/// device's profile lacks (an optional buzzer, fade or traffic light) are left out.
+func orderedOutputs(_ outputs: [(PointRole, Double)], has: (PointRole) -> Bool) -> [(PointRole, Double)] {
     let present = outputs.filter { has($0.0) }
     let safe = present.filter { $0.0.safeValue == $0.1 }
-    let rest = present.filter { $0.0.safeValue != $0.1 }
-    return safe.map { PointWrite($0.0.pointName, $0.1, safe: true) } + rest.map { PointWrite($0.0.pointName, $0.1) }
+    let neutral = present.filter { $0.0.safeValue == nil }
+    let leaving = present.filter { $0.0.safeValue != nil && $0.0.safeValue != $0.1 }
+    return safe + neutral + leaving.filter { $0.0 != .motorUp && $0.0 != .motorDown } + leaving.filter { $0.0 == .motorUp || $0.0 == .motorDown }
+}
+
+/// The bus's form of ordered outputs: point names, safe-direction points marked.
+func pointWrites(_ outputs: [(PointRole, Double)]) -> [PointWrite] {
+    outputs.map { PointWrite($0.0.pointName, $0.1, safe: $0.0.safeValue == $0.1) }
 }
