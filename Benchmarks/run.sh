@@ -2,7 +2,7 @@
 # Runs every edge-agent benchmark and prints one table of figures and ratios, each measured
 # side by side with its peer in this run (see Benchmarks/README.md).
 #
-#   Benchmarks/run.sh                     # everything (about 25 min with the 10 min soak)
+#   Benchmarks/run.sh                     # everything (about 30 min with the 10 min soak)
 #   Benchmarks/run.sh --soak 1m --messages 200000 --only loop,latency
 #   Benchmarks/run.sh --write-results     # also update Benchmarks/RESULTS.md
 #
@@ -34,6 +34,8 @@ need mosquitto "apt-get install mosquitto"
 need cyclictest "apt-get install rt-tests"
 need stress-ng "apt-get install stress-ng"
 need mbpoll "apt-get install mbpoll"
+need valgrind "apt-get install valgrind (the stepcost section)"
+need objcopy "apt-get install binutils"
 need python3
 python3 -c 'import pymodbus' 2>/dev/null || { echo "run.sh: pymodbus is missing (pip install pymodbus==3.16.*)" >&2; exit 1; }
 
