@@ -510,3 +510,31 @@ extension DeviceConfig.Attachment {
         return nil
     }
 }
+
+/// The status snapshot built by hand for the control protocol equals its Codable form.
+@Suite struct StatusSnapshotTests {
+    @Test func theHandBuiltValueEqualsTheCodableForm() throws {
+        let rig = try CoreRig(devices: """
+          l1: {profile: ref-luminaire, bus: field, unit: 1}
+          b1: {profile: ref-bollard, bus: field, unit: 30}
+          j: {profile: ref-signal-io, bus: field, unit: 40}
+          p2: {gpio: presence-a}
+        """, extra: """
+        lighting:
+          g: {lamps: [l1], presence: [p2], base: 30, boost: 100}
+        bollards:
+          b1: {pre_warning: 300ms, travel_timeout: 5s}
+        priority:
+          north: {device: j, approach: 1}
+        """)
+        rig.poll("l1", [.level: 30, .setpoint: 30, .status: 0, .lampFailure: 0])
+        rig.poll("b1", ControlWiringTests.bollardDown)
+        rig.poll("j", [:], online: false)
+        rig.step()
+        _ = rig.command("set_level", "g", ["level": .number(50), "duration_s": .number(60)])
+        rig.step()
+        let s = rig.core.snapshot(now: rig.now)
+        #expect(s.controlValue == s.encodedControlValue)
+        #expect(s.controlValue.object?["bollards"]?.object?["b1"]?.object?["motor_up"] == .bool(false))
+    }
+}

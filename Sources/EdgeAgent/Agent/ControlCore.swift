@@ -368,11 +368,10 @@ final class ControlCore: @unchecked Sendable {
             let out = groups[g].outputs
             for lamp in lamps where online[lamp] == true && !manual[lamp] && map.groupOfLamp[lamp] == g {
                 let level = lampOverrides[lamp]?.level ?? out.level
-                let fadeSeconds = lampOverrides[lamp] != nil ? 0 : out.fade.seconds
-                let writes = orderedOutputs([(.fade, fadeSeconds), (.setpoint, Double(level))], has: { map.has(lamp, $0) })
                 // Written when the setpoint changes; the fade goes with it.
-                if outputs.needsWrite(lamp, [(.setpoint, Double(level))]) {
-                    send(lamp, writes, .control)
+                if outputs.needsWrite(lamp, .setpoint, Double(level)) {
+                    let fadeSeconds = lampOverrides[lamp] != nil ? 0 : out.fade.seconds
+                    send(lamp, orderedOutputs([(.fade, fadeSeconds), (.setpoint, Double(level))], has: { map.has(lamp, $0) }), .control)
                 }
             }
         }
@@ -389,19 +388,28 @@ final class ControlCore: @unchecked Sendable {
             motionCutRetry[id] = nil
             if manual[id] { continue }
             let o = bollards[b].outputs
-            let writes = orderedOutputs([(.motorUp, o.motorUp ? 1 : 0), (.motorDown, o.motorDown ? 1 : 0), (.warning, o.warningLights ? 1 : 0),
-                                         (.buzzer, o.buzzer ? 1 : 0), (.traffic, o.trafficGreen ? 1 : 0)], has: { map.has(id, $0) })
             // Bollard coils are always safety writes: motor off must overtake every poll.
-            if outputs.needsWrite(id, writes) { send(id, writes, .safety) }
+            if bollardNeedsWrite(id, o) {
+                send(id, orderedOutputs([(.motorUp, o.motorUp ? 1 : 0), (.motorDown, o.motorDown ? 1 : 0), (.warning, o.warningLights ? 1 : 0),
+                                         (.buzzer, o.buzzer ? 1 : 0), (.traffic, o.trafficGreen ? 1 : 0)], has: { map.has(id, $0) }), .safety)
+            }
         }
         for (a, approach) in approaches.enumerated() {
             let id = map.approachDevice[a]
             guard online[id] == true, !manual[id] else { continue }
             let on = approach.outputs.request
-            let write: [(PointRole, Double)] = [(.request(map.approachNumber[a]), on ? 1 : 0)]
+            let role = PointRole.request(map.approachNumber[a])
             // On and off in one queue: off never overtakes an on queued before it.
-            if outputs.needsWrite(id, write) { send(id, write, .safety) }
+            if outputs.needsWrite(id, role, on ? 1 : 0) { send(id, [(role, on ? 1 : 0)], .safety) }
         }
+    }
+
+    /// Whether a bollard's coils (those its profile or wiring has) differ from what was written;
+    /// allocates nothing.
+    private func bollardNeedsWrite(_ id: Int, _ o: BollardController.Outputs) -> Bool {
+        func differs(_ role: PointRole, _ on: Bool) -> Bool { map.has(id, role) && outputs.needsWrite(id, role, on ? 1 : 0) }
+        return differs(.motorUp, o.motorUp) || differs(.motorDown, o.motorDown) || differs(.warning, o.warningLights)
+            || differs(.buzzer, o.buzzer) || differs(.traffic, o.trafficGreen)
     }
 
     /// Writes outputs by role (ordered by `orderedOutputs`); tracked unless `track` is false.

@@ -29,6 +29,13 @@ struct OutputTracker {
         return false
     }
 
+    /// Whether one output differs from what is known to be written (and no write is in flight);
+    /// allocates nothing (the step asks this for every output at every step).
+    func needsWrite(_ id: Int, _ role: PointRole, _ value: Double) -> Bool {
+        if pending[id] { return false }
+        return written[id]?[role] != value
+    }
+
     /// `outputs` were queued for `id`.
     mutating func queued(_ id: Int, _ outputs: [(PointRole, Double)], track: Bool = true) {
         var w = written[id] ?? PointValues()
