@@ -1,11 +1,51 @@
 // swift-tools-version:6.0
 // edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims.
 import PackageDescription
+#if os(Linux)
+import Foundation
+#endif
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
+
+// swift-log 1.16.2's manifest needs tools 6.2 (package traits); Swift 6.0/6.1 (Debian 13's swiftlang is
+// 6.0.3) build the same 1.16.2 sources from Vendor/swift-log.
+#if compiler(>=6.2)
+let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
+#else
+let swiftLog: Package.Dependency = .package(path: "Vendor/swift-log")
+#endif
+
+/// The libgpiod API the GPIO backend is built for: 2 for libgpiod 2.x (Debian 13), 1 for 1.6.x
+/// (Debian 12). `EDGE_GPIOD_API=1|2` overrides; otherwise `pkg-config --modversion libgpiod`, which
+/// honours PKG_CONFIG_LIBDIR / PKG_CONFIG_SYSROOT_DIR, so a cross build asks the target's sysroot.
+func libgpiodAPI() -> Int {
+    #if os(Linux)
+    let env = ProcessInfo.processInfo.environment
+    if let forced = env["EDGE_GPIOD_API"], let api = Int(forced) { return api }
+    let pkgConfig = Process()
+    pkgConfig.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    pkgConfig.arguments = [env["PKG_CONFIG"] ?? "pkg-config", "--modversion", "libgpiod"]
+    let out = Pipe()
+    pkgConfig.standardOutput = out
+    pkgConfig.standardError = FileHandle.nullDevice
+    guard (try? pkgConfig.run()) != nil else { return 1 }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    pkgConfig.waitUntilExit()
+    guard pkgConfig.terminationStatus == 0,
+          let major = String(decoding: data, as: UTF8.self).split(separator: ".").first.flatMap({ Int($0) })
+    else { return 1 }
+    return major >= 2 ? 2 : 1
+    #else
+    return 1
+    #endif
+}
+
+let gpiodV2 = libgpiodAPI() >= 2
+let gpiodSwift: [SwiftSetting] = gpiodV2 ? [.define("GPIOD_V2")] : []
+let gpiodC: [CSetting] = gpiodV2 ? [.define("GPIOD_V2")] : []
 
 let package = Package(
     name: "edge-agent",
@@ -19,7 +59,7 @@ let package = Package(
         .library(name: "EdgeSimulator", targets: ["Simulator"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        swiftLog,
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
@@ -43,7 +83,7 @@ let package = Package(
         .target(
             name: "Drivers",
             dependencies: ["Protocols", "CGPIOD", "CSystemShims", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict
+            swiftSettings: strict + gpiodSwift
         ),
         // The agent: config, control loops, outbox, uplink, commands, control socket.
         .target(
@@ -84,8 +124,9 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TestSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
-        .target(name: "GPIODStubs", path: "Tests/GPIODStubs"),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport", "GPIODStubs"], swiftSettings: strict),
+        // One stub set per libgpiod API (stubs.c: v1, stubs_v2.c: v2), picked like the backend.
+        .target(name: "GPIODStubs", path: "Tests/GPIODStubs", cSettings: gpiodC),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport", "GPIODStubs"], swiftSettings: strict + gpiodSwift),
         .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Protocols", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SystemTests", dependencies: ["TestSupport"], swiftSettings: strict),
