@@ -10,12 +10,18 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-// swift-log 1.16.2's manifest needs tools 6.2 (package traits); Swift 6.0/6.1 (Debian 13's swiftlang is
-// 6.0.3) build the same 1.16.2 sources from Vendor/swift-log.
+// swift-log 1.16.2's manifest needs tools 6.2 (package traits) and swift-asn1 1.7.4's (swift-crypto's
+// dependency) tools 6.1: Swift 6.0/6.1 (Debian 13's swiftlang is 6.0.3) take the same sources from
+// Vendor/ (a root package's local dependency stands in for the remote one of the same identity).
 #if compiler(>=6.2)
-let swiftLog: Package.Dependency = .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2")
+let toolchainDependencies: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+]
 #else
-let swiftLog: Package.Dependency = .package(path: "Vendor/swift-log")
+let toolchainDependencies: [Package.Dependency] = [
+    .package(path: "Vendor/swift-log"),
+    .package(path: "Vendor/swift-asn1"),
+]
 #endif
 
 /// The libgpiod API the GPIO backend is built for: 2 for libgpiod 2.x (Debian 13), 1 for 1.6.x
@@ -58,8 +64,7 @@ let package = Package(
         .library(name: "EdgeAgentCore", targets: ["EdgeAgent"]),
         .library(name: "EdgeSimulator", targets: ["Simulator"]),
     ],
-    dependencies: [
-        swiftLog,
+    dependencies: toolchainDependencies + [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
