@@ -10,18 +10,27 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-// swift-log 1.16.2's manifest needs tools 6.2 (package traits) and swift-asn1 1.7.4's (swift-crypto's
-// dependency) tools 6.1: Swift 6.0/6.1 (Debian 13's swiftlang is 6.0.3) take the same sources from
-// Vendor/ (a root package's local dependency stands in for the remote one of the same identity).
+// Swift 6.0/6.1 (Debian 13's swiftlang is 6.0.3) cannot read swift-log 1.16.2's manifest (tools 6.2,
+// package traits) nor swift-crypto's dependency swift-asn1 1.7.4 (tools 6.1). They build swift-log's
+// 1.16.2 sources from Vendor/swift-log (patched for 6.0, see its PATCHES.md) and Ed25519 over
+// OpenSSL's libcrypto (CEd25519) instead of swift-crypto. Swift >= 6.2 builds as before.
 #if compiler(>=6.2)
 let toolchainDependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
 ]
+let ed25519: [Target.Dependency] = [.product(name: "Crypto", package: "swift-crypto")]
+let ed25519Targets: [Target] = []
+let ed25519Settings: [SwiftSetting] = []
 #else
 let toolchainDependencies: [Package.Dependency] = [
     .package(path: "Vendor/swift-log"),
-    .package(path: "Vendor/swift-asn1"),
 ]
+let ed25519: [Target.Dependency] = ["CEd25519"]
+let ed25519Targets: [Target] = [
+    .target(name: "CEd25519", linkerSettings: [.linkedLibrary("crypto")]),
+]
+let ed25519Settings: [SwiftSetting] = [.define("EDGE_OPENSSL_ED25519")]
 #endif
 
 /// The libgpiod API the GPIO backend is built for: 2 for libgpiod 2.x (Debian 13), 1 for 1.6.x
@@ -67,9 +76,8 @@ let package = Package(
     dependencies: toolchainDependencies + [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
-    targets: [
+    targets: ed25519Targets + [
         // System libraries (Debian packages; pkg-config names).
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
@@ -97,9 +105,8 @@ let package = Package(
                 "Drivers", "Protocols", "CSystemShims", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
-            swiftSettings: strict
+            ] + ed25519,
+            swiftSettings: strict + ed25519Settings
         ),
         // Field-device simulator library (reference devices with physics), used by edge-sim and tests.
         .target(

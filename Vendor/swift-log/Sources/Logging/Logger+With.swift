@@ -95,9 +95,9 @@ public func withLogger<Result, Failure: Error>(
 /// - Returns: The value returned by `operation`.
 @available(macOS 10.15, iOS 13.0, tvOS 13.0, watchOS 6.0, *)
 @inlinable
-public nonisolated(nonsending) func withLogger<Result, Failure: Error>(
+public func withLogger<Result, Failure: Error>(
     _ logger: Logger,
-    _ operation: nonisolated(nonsending) (Logger) async throws(Failure) -> Result
+    _ operation: (Logger) async throws(Failure) -> Result
 ) async throws(Failure) -> Result {
     do {
         return try await Logger.withTaskLocalLogger(logger) {
@@ -179,9 +179,9 @@ public func withLogger<Result, Failure: Error>(
 /// - Returns: The value returned by `operation`.
 @available(macOS 10.15, iOS 13.0, tvOS 13.0, watchOS 6.0, *)
 @inlinable
-public nonisolated(nonsending) func withLogger<Result, Failure: Error>(
+public func withLogger<Result, Failure: Error>(
     mergingMetadata metadata: @autoclosure () -> Logger.Metadata,
-    _ operation: nonisolated(nonsending) (Logger) async throws(Failure) -> Result
+    _ operation: (Logger) async throws(Failure) -> Result
 ) async throws(Failure) -> Result {
     var logger = Logger.current
     for (key, value) in metadata() {
@@ -299,11 +299,11 @@ public func withLogger<Result, Failure: Error>(
 /// - Returns: The value returned by `operation`.
 @available(macOS 10.15, iOS 13.0, tvOS 13.0, watchOS 6.0, *)
 @inlinable
-public nonisolated(nonsending) func withLogger<Result, Failure: Error>(
+public func withLogger<Result, Failure: Error>(
     logLevel: Logger.Level? = nil,
     handler: (any LogHandler)? = nil,
     metadata: @autoclosure () -> Logger.Metadata? = nil,
-    _ operation: nonisolated(nonsending) (Logger) async throws(Failure) -> Result
+    _ operation: (Logger) async throws(Failure) -> Result
 ) async throws(Failure) -> Result {
     var logger = Logger.current
     if let handler {

@@ -1496,9 +1496,9 @@ extension Logger {
     /// Thin wrapper over `TaskLocal.withValue` so call sites don't need to reach into
     /// the task-local storage directly.
     @inlinable
-    nonisolated(nonsending) static func withTaskLocalLogger<Return, Failure: Error>(
+    static func withTaskLocalLogger<Return, Failure: Error>(
         _ value: Logger,
-        operation: nonisolated(nonsending) () async throws(Failure) -> Return
+        operation: () async throws(Failure) -> Return
     ) async throws(Failure) -> Return {
         do {
             return try await Self.taskLocalLogger.withValue(value, operation: operation)

@@ -132,7 +132,7 @@ public struct StreamLogHandler: LogHandler {
             base: self.metadata,
             provider: self.metadataProvider,
             explicit: event.metadata,
-            error: event.error,
+            error: event.error
         )
 
         let prettyMetadata: String?
@@ -175,7 +175,7 @@ public struct StreamLogHandler: LogHandler {
         base: Logger.Metadata,
         provider: Logger.MetadataProvider?,
         explicit: Logger.Metadata?,
-        error: (any Error)?,
+        error: (any Error)?
     ) -> Logger.Metadata? {
         var metadata = base
 
