@@ -62,6 +62,9 @@ let gpiodV2 = libgpiodAPI() >= 2
 let gpiodSwift: [SwiftSetting] = gpiodV2 ? [.define("GPIOD_V2")] : []
 let gpiodC: [CSetting] = gpiodV2 ? [.define("GPIOD_V2")] : []
 
+let driversSettings: [SwiftSetting] = strict + gpiodSwift
+let edgeAgentSettings: [SwiftSetting] = strict + ed25519Settings
+
 let package = Package(
     name: "edge-agent",
     platforms: [.macOS(.v14)],
@@ -73,11 +76,11 @@ let package = Package(
         .library(name: "EdgeAgentCore", targets: ["EdgeAgent"]),
         .library(name: "EdgeSimulator", targets: ["Simulator"]),
     ],
-    dependencies: toolchainDependencies + [
+    dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
-    targets: ed25519Targets + [
+    targets: [
         // System libraries (Debian packages; pkg-config names).
         .systemLibrary(name: "CModbus", pkgConfig: "libmodbus", providers: [.apt(["libmodbus-dev"])]),
         .systemLibrary(name: "CGPIOD", pkgConfig: "libgpiod", providers: [.apt(["libgpiod-dev"])]),
@@ -96,7 +99,7 @@ let package = Package(
         .target(
             name: "Drivers",
             dependencies: ["Protocols", "CGPIOD", "CSystemShims", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict + gpiodSwift
+            swiftSettings: driversSettings
         ),
         // The agent: config, control loops, outbox, uplink, commands, control socket.
         .target(
@@ -105,8 +108,8 @@ let package = Package(
                 "Drivers", "Protocols", "CSystemShims", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
-            ] + ed25519,
-            swiftSettings: strict + ed25519Settings
+            ],
+            swiftSettings: edgeAgentSettings
         ),
         // Field-device simulator library (reference devices with physics), used by edge-sim and tests.
         .target(
@@ -138,9 +141,15 @@ let package = Package(
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
         // One stub set per libgpiod API (stubs.c: v1, stubs_v2.c: v2), picked like the backend.
         .target(name: "GPIODStubs", path: "Tests/GPIODStubs", cSettings: gpiodC),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport", "GPIODStubs"], swiftSettings: strict + gpiodSwift),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport", "GPIODStubs"], swiftSettings: driversSettings),
         .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Protocols", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SystemTests", dependencies: ["TestSupport"], swiftSettings: strict),
     ]
 )
+
+package.dependencies += toolchainDependencies
+package.targets += ed25519Targets
+if let edgeAgent = package.targets.first(where: { $0.name == "EdgeAgent" }) {
+    edgeAgent.dependencies += ed25519
+}
