@@ -70,7 +70,7 @@ public final class LibGPIODBackend: GPIOBackend {
         let input = try state.withLock { (s) throws(GPIOError) -> LibGPIODInput in
             let (chipRef, key) = try lookupChip(&s, name: name, chip: chip, offset: offset)
             let request: GPIODLineRequest
-            do {
+            do throws(GPIODFailure) {
                 request = try chipRef.requestInput(offset: offset, consumer: consumer, activeLow: activeLow, debounce: debounce)
             } catch {
                 throw gpioError(error, chip: chipRef, name: name, chipName: chip, offset: offset)
@@ -94,7 +94,7 @@ public final class LibGPIODBackend: GPIOBackend {
         let output = try state.withLock { (s) throws(GPIOError) -> LibGPIODOutput in
             let (chipRef, key) = try lookupChip(&s, name: name, chip: chip, offset: offset)
             let request: GPIODLineRequest
-            do {
+            do throws(GPIODFailure) {
                 request = try chipRef.requestOutput(offset: offset, consumer: consumer, activeLow: activeLow, initial: initial)
             } catch {
                 throw gpioError(error, chip: chipRef, name: name, chipName: chip, offset: offset)
@@ -155,7 +155,7 @@ public final class LibGPIODBackend: GPIOBackend {
             kernelName = known
         } else {
             let opened: GPIODChip
-            do {
+            do throws(GPIODFailure) {
                 opened = try GPIODChip.open(chip)
             } catch {
                 switch error.errno {
