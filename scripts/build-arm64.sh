@@ -94,7 +94,7 @@ write_sdk() {
     "$SDK_ID": {
       "type": "swiftSDK",
       "version": "$DEBIAN_SUITE",
-      "variants": [{ "path": "trixie-arm64", "supportedTriples": ["x86_64-unknown-linux-gnu"] }]
+      "variants": [{ "path": "trixie-arm64" }]
     }
   }
 }
