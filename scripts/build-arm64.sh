@@ -85,6 +85,10 @@ fi
 # --- the Swift SDK for arm64 (paths as seen inside the builder chroot) -----------------------
 write_sdk() {
     local bundle="$BUILDER/opt/edge-agent-sdk/$SDK_ID.artifactbundle"
+    # What swift-sdk-generator puts in a Linux sysroot: without it the driver warns on every job.
+    cat >"$SYSROOT/SDKSettings.json" <<EOF
+{ "DisplayName": "Debian $DEBIAN_SUITE arm64", "Version": "13", "VersionMap": {}, "CanonicalName": "$TRIPLE" }
+EOF
     rm -rf "$BUILDER/opt/edge-agent-sdk"
     mkdir -p "$bundle/trixie-arm64"
     cat >"$bundle/info.json" <<EOF
@@ -123,7 +127,6 @@ EOF
     "extraCLIOptions": ["-use-ld=lld", "-no-toolchain-stdlib-rpath",
                         "-Xlinker", "-rpath", "-Xlinker", "/usr/libexec/swift/lib/swift/linux"]
   },
-  "cCompiler": { "extraCLIOptions": ["-fuse-ld=lld"] },
   "linker": { "path": "ld.lld" }
 }
 EOF
