@@ -87,7 +87,7 @@ write_sdk() {
     local bundle="$BUILDER/opt/edge-agent-sdk/$SDK_ID.artifactbundle"
     # What swift-sdk-generator puts in a Linux sysroot: without it the driver warns on every job.
     cat >"$SYSROOT/SDKSettings.json" <<EOF
-{ "DisplayName": "Debian $DEBIAN_SUITE arm64", "Version": "13", "VersionMap": {}, "CanonicalName": "$TRIPLE" }
+{ "Version": "13.0", "CanonicalName": "debian-$DEBIAN_SUITE-arm64" }
 EOF
     rm -rf "$BUILDER/opt/edge-agent-sdk"
     mkdir -p "$bundle/trixie-arm64"
