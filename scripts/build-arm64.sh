@@ -144,8 +144,10 @@ build_arm64() {
     file "$bin/edge-agent" "$bin/edgectl" "$bin/edge-sim" >&2
     file "$bin/edge-agent" | grep -q 'ARM aarch64' || die "$bin/edge-agent is not an aarch64 ELF"
     echo "$bin" >.build-trixie-arm64.bin
+    local extra=""
+    [ "$CONFIG" = release ] || extra="--allow-shared-swift"
     timed "arm64 package (in the arm64 sysroot, under qemu)" in_root "$SYSROOT" \
-        "scripts/package-deb.sh --bin-dir '$bin' --shared-swift-runtime --out '$OUT_IN_ROOT' ${CONFIG/release/} ${CONFIG/debug/--allow-shared-swift}" >/dev/null
+        "scripts/package-deb.sh --bin-dir '$bin' --shared-swift-runtime --out '$OUT_IN_ROOT' $extra" >/dev/null
 }
 
 # --- amd64 for Debian 13: native build in the builder chroot ---------------------------------
