@@ -135,15 +135,16 @@ EOF
 # --- arm64: cross-compile, then package in the arm64 sysroot under qemu ---------------------
 build_arm64() {
     write_sdk
+    mkdir -p .build-trixie-arm64
     local env="PKG_CONFIG_SYSROOT_DIR=/sysroot PKG_CONFIG_LIBDIR=/sysroot/usr/lib/aarch64-linux-gnu/pkgconfig:/sysroot/usr/share/pkgconfig"
     timed "arm64 cross build ($CONFIG, swiftlang 6.0.3, -j $JOBS)" in_root "$BUILDER" \
-        "$env swift build -c $CONFIG -j $JOBS --scratch-path .build-trixie-arm64 --swift-sdks-path /opt/edge-agent-sdk --swift-sdk $SDK_ID 2>&1 | tee .build-trixie-arm64.log >&2; exit \${PIPESTATUS[0]}"
-    ! grep -E 'warning:' .build-trixie-arm64.log >&2 || die "the arm64 build has warnings (.build-trixie-arm64.log)"
+        "$env swift build -c $CONFIG -j $JOBS --scratch-path .build-trixie-arm64 --swift-sdks-path /opt/edge-agent-sdk --swift-sdk $SDK_ID 2>&1 | tee .build-trixie-arm64/build.log >&2; exit \${PIPESTATUS[0]}"
+    ! grep -E 'warning:' .build-trixie-arm64/build.log >&2 || die "the arm64 build has warnings (.build-trixie-arm64/build.log)"
     local bin=".build-trixie-arm64/$TRIPLE/$CONFIG"
     [ -x "$bin/edge-agent" ] || bin="$(in_root "$BUILDER" "$env swift build -c $CONFIG --scratch-path .build-trixie-arm64 --swift-sdks-path /opt/edge-agent-sdk --swift-sdk $SDK_ID --show-bin-path" | sed 's|^/src/||')"
     file "$bin/edge-agent" "$bin/edgectl" "$bin/edge-sim" >&2
     file "$bin/edge-agent" | grep -q 'ARM aarch64' || die "$bin/edge-agent is not an aarch64 ELF"
-    echo "$bin" >.build-trixie-arm64.bin
+    echo "$bin" >.build-trixie-arm64/bin-path
     local extra=""
     [ "$CONFIG" = release ] || extra="--allow-shared-swift"
     timed "arm64 package (in the arm64 sysroot, under qemu)" in_root "$SYSROOT" \
@@ -152,14 +153,15 @@ build_arm64() {
 
 # --- amd64 for Debian 13: native build in the builder chroot ---------------------------------
 build_amd64() {
+    mkdir -p .build-trixie-amd64-release
     local extra=()
     [ "$CONFIG" = release ] || extra=(--bin-dir ".build-trixie-amd64/debug" --allow-shared-swift)
     if [ "$CONFIG" = debug ]; then
         in_root "$BUILDER" "swift build -j $JOBS --scratch-path .build-trixie-amd64"
     fi
     timed "amd64 build and package (Debian 13, swiftlang 6.0.3, -j $JOBS)" in_root "$BUILDER" \
-        "scripts/package-deb.sh --shared-swift-runtime --scratch-path .build-trixie-amd64-release --out '$OUT_IN_ROOT' ${extra[*]} 2>&1 | tee .build-trixie-amd64-release.log >&2; exit \${PIPESTATUS[0]}" >/dev/null
-    ! grep -E 'warning:' .build-trixie-amd64-release.log >&2 || die "the Debian 13 amd64 build has warnings (.build-trixie-amd64-release.log)"
+        "scripts/package-deb.sh --shared-swift-runtime --scratch-path .build-trixie-amd64-release --out '$OUT_IN_ROOT' ${extra[*]} 2>&1 | tee .build-trixie-amd64-release/build.log >&2; exit \${PIPESTATUS[0]}" >/dev/null
+    ! grep -E 'warning:' .build-trixie-amd64-release/build.log >&2 || die "the Debian 13 amd64 build has warnings (.build-trixie-amd64-release/build.log)"
 }
 
 # --- Debian 12 amd64, as today ---------------------------------------------------------------

@@ -39,8 +39,8 @@ done
 VERSION="$(sed -n 's/^ *public static let version = "\([^"]*\)".*/\1/p' Sources/EdgeAgent/Agent/Agent.swift | head -n 1)"
 DEB="$REPO/dist/trixie/edge-agent_${VERSION}_arm64.deb"
 [ -f "$DEB" ] || die "no $DEB: run scripts/build-arm64.sh --only arm64 first"
-[ -f .build-trixie-arm64.bin ] || die "no .build-trixie-arm64.bin (the cross build's folder, for edge-sim): run scripts/build-arm64.sh --only arm64"
-ARM_BUILD="$REPO/$(cat .build-trixie-arm64.bin)"
+[ -f .build-trixie-arm64/bin-path ] || die "no .build-trixie-arm64/bin-path (the cross build's folder, for edge-sim): run scripts/build-arm64.sh --only arm64"
+ARM_BUILD="$REPO/$(cat .build-trixie-arm64/bin-path)"
 
 ensure_host_tools
 ensure_root run-trixie-arm64 arm64
