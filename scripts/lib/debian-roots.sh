@@ -6,7 +6,8 @@
 # qemu-user-static (binfmt_misc with the F flag: the emulator works inside a chroot too).
 #
 #   trixie-amd64          the builder: Debian 13's amd64 swiftlang 6.0.3 (the compiler of both
-#                         Debian 13 packages), the -dev libraries, dpkg-dev
+#                         Debian 13 packages), the -dev libraries, dpkg-dev, libstdc++ headers
+#                         (swift-crypto's C++ when scripts/test-trixie.sh builds with Swift 6.3)
 #   sysroot-trixie-arm64  the arm64 sysroot: swiftlang's arm64 runtime, Swift modules and
 #                         resource folder, the -dev libraries (libgpiod 2.2, libmodbus 3.1.11,
 #                         libmosquitto 2.0.21, libssl, libsqlite3), libc/libgcc/libstdc++ for the
@@ -19,7 +20,7 @@ EDGE_BUILD_CACHE="${EDGE_BUILD_CACHE:-/var/cache/edge-agent-build}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SUITE="${DEBIAN_SUITE:-trixie}"
 
-ROOT_PACKAGES_trixie_amd64="swiftlang,libgpiod-dev,libmodbus-dev,libmosquitto-dev,libsqlite3-dev,libssl-dev,pkg-config,git,dpkg-dev,file,binutils-aarch64-linux-gnu,ca-certificates"
+ROOT_PACKAGES_trixie_amd64="swiftlang,libstdc++-14-dev,libgpiod-dev,libmodbus-dev,libmosquitto-dev,libsqlite3-dev,libssl-dev,pkg-config,git,dpkg-dev,file,binutils-aarch64-linux-gnu,ca-certificates"
 ROOT_PACKAGES_sysroot_trixie_arm64="swiftlang,libgpiod-dev,libmodbus-dev,libmosquitto-dev,libsqlite3-dev,libssl-dev,dpkg-dev,file"
 ROOT_PACKAGES_run_trixie_arm64="systemd,procps,ca-certificates"
 
@@ -59,6 +60,10 @@ ensure_root() {
     fi
     log "making $name ($DEBIAN_SUITE $arch, once; kept in $dir): $packages"
     unmount_root "$dir"
+    # Never delete through a bind mount (the repository, a package mirror, a toolchain).
+    if awk -v d="$dir" '$2 == d || index($2, d "/") == 1 || index($2, d ".tmp/") == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+        die "something is still mounted under $dir: unmount it first (grep $dir /proc/mounts)"
+    fi
     rm -rf "$dir" "$dir.tmp"
     mkdir -p "$EDGE_BUILD_CACHE/logs"
     local t0=$SECONDS
@@ -93,7 +98,7 @@ prepare_root() {
 }
 unmount_root() {
     local root="$1" m
-    for m in proc dev src opt/swift-packages sysroot; do
+    for m in proc dev src opt/swift-packages opt/host-swift sysroot; do
         mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m"
     done
     return 0
