@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the edge-agent Debian package: a release build with the Swift runtime linked
-# statically, the install layout, and a .deb made with dpkg-deb. Prints the .deb's path last.
+# statically (or Debian's, --shared-swift-runtime), the install layout, and a .deb made with
+# dpkg-deb. Prints the .deb's path last.
 #
 #   scripts/package-deb.sh                      release build (minutes), then dist/edge-agent_<version>_<arch>.deb
 #   scripts/package-deb.sh --check              preflight only: tools, input files, version; builds nothing
