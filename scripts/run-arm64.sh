@@ -147,4 +147,5 @@ fi
 
 echo
 for r in "${RESULTS[@]}"; do echo "$r"; done
+echo "total: $SECONDS s"
 exit $FAILED
