@@ -137,6 +137,8 @@ let package = Package(
         // Test-only: posix_spawn with every inherited descriptor closed (Foundation's Process crashed now and then in run()).
         .target(name: "TestSpawn", path: "Tests/TestSpawn"),
         .target(name: "TestSupport", dependencies: ["TestSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
+        // Test-only: drives the real Outbox in a small process for the power-cut test (never shipped).
+        .executableTarget(name: "outbox-driver", dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")], path: "Tests/OutboxDriver", swiftSettings: strict),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
         // One stub set per libgpiod API (stubs.c: v1, stubs_v2.c: v2), picked like the backend.

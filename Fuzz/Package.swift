@@ -45,5 +45,7 @@ let package = Package(
         fuzzTarget("FuzzCommand", [.product(name: "Crypto", package: "swift-crypto")]),
         // Reaches the control core's internals (@testable: debug builds enable testing).
         fuzzTarget("FuzzControlProtocol", [.product(name: "Logging", package: "swift-log")]),
+        // Random register blocks through the checked decode and the control step (@testable).
+        fuzzTarget("FuzzFieldData", [.product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -5,6 +5,7 @@
 #   FuzzCommand          signed centre commands (CommandVerifier, CommandCatalog)
 #   FuzzControlProtocol  control-socket byte streams (readLine, ControlProtocol, the control core)
 #   FuzzProfile          device profiles and boards (ProfileLoader, BoardLoader, PointCodec)
+#   FuzzFieldData        random register blocks through PointCodec.decode and the control step
 #
 # Usage: scripts/fuzz.sh [--seconds N] [--only NAME] [--max-len BYTES]
 #   --seconds N   fuzzing time per target (default 120)
@@ -25,7 +26,7 @@ export PATH="$PATH:/opt/swift/usr/bin"
 seconds=120
 only=""
 max_len=""
-all_targets=(FuzzConfig FuzzCommand FuzzControlProtocol FuzzProfile)
+all_targets=(FuzzConfig FuzzCommand FuzzControlProtocol FuzzProfile FuzzFieldData)
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timex.h>
 
 int edge_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
     struct ucred cred;
@@ -20,4 +21,12 @@ int edge_set_thread_name(const char *name) {
     strncpy(buf, name, sizeof(buf) - 1);
     buf[sizeof(buf) - 1] = 0;
     return -pthread_setname_np(pthread_self(), buf);
+}
+
+int edge_kernel_clock_synchronised(void) {
+    struct timex tx;
+    memset(&tx, 0, sizeof tx); /* modes 0: read only */
+    int state = adjtimex(&tx);
+    if (state < 0) return -errno;
+    return (state == TIME_ERROR || (tx.status & STA_UNSYNC)) ? 0 : 1;
 }

@@ -204,7 +204,8 @@ final class PresenceSim: SimDevice {
 
 // MARK: - ref-bollard
 
-/// ref-bollard: coils 0 motor up, 1 motor down, 2 warning lights, 3 buzzer; discretes 0 at top,
+/// ref-bollard: coils 0 motor up, 1 motor down, 2 warning lights, 3 buzzer, 4 traffic light
+/// green (red when off); discretes 0 at top,
 /// 1 at bottom, 2 vehicle loop, 3 photocell, 4 motor fault, 5 emergency input.
 ///
 /// Starts at the bottom. Motor up raises over `travelUp`, motor down lowers over `travelDown`;
@@ -218,7 +219,7 @@ final class BollardSim: SimDevice {
     let name: String
     let unit: UInt8
     let type = SimConfig.DeviceType.bollard
-    let bank = ModbusRegisterBank(coils: 4, discreteInputs: 6)
+    let bank = ModbusRegisterBank(coils: 5, discreteInputs: 6)
     var offline = false
     let travelUp: Duration
     let travelDown: Duration
@@ -248,6 +249,7 @@ final class BollardSim: SimDevice {
     var motorDown: Bool { bank[coil: 1] }
     var warning: Bool { bank[coil: 2] }
     var buzzer: Bool { bank[coil: 3] }
+    var trafficGreen: Bool { bank[coil: 4] }
     var motorFault: Bool { injectedMotorFault || (motorUp && motorDown) }
 
     var position: String {
@@ -327,7 +329,7 @@ final class BollardSim: SimDevice {
 
     func state() -> [(String, JSON)] {
         [("position", .string(position)), ("height", .number(height)), ("motor_up", .bool(motorUp)),
-         ("motor_down", .bool(motorDown)), ("warning", .bool(warning)), ("buzzer", .bool(buzzer)),
+         ("motor_down", .bool(motorDown)), ("warning", .bool(warning)), ("buzzer", .bool(buzzer)), ("traffic", .string(trafficGreen ? "green" : "red")),
          ("loop", .bool(loop)), ("photocell", .bool(photocell)), ("emergency", .bool(emergency)),
          ("motor_fault", .bool(motorFault))]
     }

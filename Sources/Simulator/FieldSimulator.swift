@@ -57,6 +57,8 @@ public final class FieldSimulator: @unchecked Sendable {
     private var control: ControlSocketServer?
     private var physicsLoop: PhysicsLoop?
     private var running = false
+    /// `--request-log`: one line per Modbus request and per `set` (see `logRequests(to:)`).
+    private var requestLog: UnsafeMutablePointer<FILE>?
 
     /// Builds the devices of `config`; opens nothing until `start`.
     public init(config: SimConfig, logger: Logger = Logger(label: "edge.sim")) {
@@ -78,7 +80,26 @@ public final class FieldSimulator: @unchecked Sendable {
         for line in config.gpio { gpioValues[line.name] = 0 }
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        if let requestLog { fclose(requestLog) }
+    }
+
+    /// Appends one line per Modbus request served (before faults apply: what reached the unit)
+    /// and per control `set` to `path`, with the simulator's CLOCK_MONOTONIC time in ns:
+    /// `<t_ns> req <unit> <function> <address> <count>[ coils=<bits>]` (coils: the unit's coils
+    /// after a coil write, `1010`), and `<t_ns> set <device> <signal> <value>`. Call before `start`.
+    public func logRequests(to path: String) throws(SimError) {
+        guard let f = fopen(path, "a") else { throw SimError("cannot open request log \(path): \(String(cString: strerror(errno)))") }
+        setvbuf(f, nil, _IOLBF, 0)
+        lock.withLock { requestLog = f }
+    }
+
+    /// One log line (lock held).
+    private func logLineLocked(_ text: String) {
+        guard let requestLog else { return }
+        fputs("\(PhysicsLoop.monotonicNanos()) \(text)\n", requestLog)
+    }
 
     /// Starts the Modbus servers, the control socket and (for `.realTime`) the physics thread.
     /// On failure everything already started is stopped again.
@@ -192,6 +213,7 @@ public final class FieldSimulator: @unchecked Sendable {
     private func serve(_ request: ModbusRequest, _ answer: ModbusAnswer) {
         lock.lock()
         defer { lock.unlock() }
+        if requestLog != nil { logLineLocked("req \(request.unit) \(request.function) \(request.address) \(request.count)") }
         guard let device = byUnit[request.unit], !device.offline else { return }
         switch faults[request.unit]?.mode ?? .none {
         case .none:
@@ -218,6 +240,10 @@ public final class FieldSimulator: @unchecked Sendable {
         if request.isWrite, let table = request.table, Int(request.address) + request.count <= device.bank.count(table) {
             world.writes += 1
             device.didWrite(request, world: world)
+            if requestLog != nil, table == .coil {
+                let coils = (0..<device.bank.count(.coil)).map { device.bank[coil: $0] ? "1" : "0" }.joined()
+                logLineLocked("wrote \(request.unit) \(request.function) \(request.address) \(request.count) coils=\(coils)")
+            }
         }
     }
 
@@ -265,6 +291,7 @@ public final class FieldSimulator: @unchecked Sendable {
             } else {
                 try d.set(args[1], args[2], world: world)
             }
+            logLineLocked("set \(d.name) \(args[1]) \(args[2])")
             return .reply(JSON.ok([("device", .string(d.name)), ("signal", .string(args[1])), ("value", .string(args[2]))]))
         case "get":
             try expect(1, "get <device>")
@@ -358,7 +385,7 @@ private final class PhysicsLoop: @unchecked Sendable {
         self.body = body
     }
 
-    private static func monotonicNanos() -> Int64 {
+    static func monotonicNanos() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)

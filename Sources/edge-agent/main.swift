@@ -34,9 +34,13 @@ SignalWatcher.install()
 
 let config: AgentConfig
 do {
-    config = try ConfigLoader.load(path: configPath)
+    config = try ConfigLoader.check(path: configPath)
 } catch {
-    FileHandle.standardError.write(Data("<3>edge-agent: config error: \(error)\n".utf8))
+    // Every problem of the file, one line each, so a technician fixes them in one go.
+    let count = error.errors.count
+    let heading = count == 1 ? "" : "<3>edge-agent: \(count) config errors:\n"
+    let lines = error.errors.map { "<3>edge-agent: config error: \($0)\n" }.joined()
+    FileHandle.standardError.write(Data((heading + lines).utf8))
     exit(78)
 }
 

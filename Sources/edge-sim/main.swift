@@ -35,6 +35,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Control socket path (overrides the file).")
     var control: String?
 
+    @Option(help: "Append one line per Modbus request and per control set to this file (CLOCK_MONOTONIC ns, unit, function, address, count).")
+    var requestLog: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -72,7 +75,10 @@ struct Serve: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         let simulator = FieldSimulator(config: settings, logger: logger)
-        do { try simulator.start(physics: .realTime) } catch {
+        do {
+            if let requestLog { try simulator.logRequests(to: requestLog) }
+            try simulator.start(physics: .realTime)
+        } catch {
             FileHandle.standardError.write(Data("edge-sim: \(error)\n".utf8))
             throw ExitCode(1)
         }

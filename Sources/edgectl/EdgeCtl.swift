@@ -112,6 +112,14 @@ func printJSON(_ value: ControlValue?) {
     if let data = try? encoder.encode(value ?? .null), let s = String(data: data, encoding: .utf8) { print(s) }
 }
 
+/// One compact JSON document on one line (JSON Lines), keys sorted.
+func jsonLine(_ value: ControlValue) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    guard let data = try? encoder.encode(value) else { return "null" }
+    return String(decoding: data, as: UTF8.self)
+}
+
 /// Sends an actuating request and prints the result; refusal -> exit 1 with the agent's reason.
 func actuate(_ connection: Connection, _ request: ControlRequest, json: Bool) throws {
     let response = try connection.call(request)
@@ -151,10 +159,13 @@ struct Status: ParsableCommand {
 }
 
 struct Watch: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Refresh the status view live until Ctrl-C.")
+    static let configuration = CommandConfiguration(
+        abstract: "Refresh the status view live until Ctrl-C.",
+        discussion: "With --json, one status document per refresh, one per line (JSON Lines), for scripts that follow the gateway.")
     @OptionGroup var connection: Connection
     @Option(name: .long, help: "Refresh period, e.g. 1s or 500ms.") var every: String = "1s"
     @Option(name: .long, help: "Stop after this many refreshes (0 = until Ctrl-C).") var count: Int = 0
+    @Flag(name: .long, help: "Machine-readable output: one JSON document per refresh, one per line.") var json = false
 
     func run() throws {
         guard let period = parseSeconds(every), period >= 0.1 else { throw ValidationError("--every must be a duration of at least 100ms, e.g. 1s") }
@@ -165,8 +176,13 @@ struct Watch: ParsableCommand {
                 guard response.ok, let result = response.result else {
                     throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")")
                 }
-                // Clear the screen and home the cursor, then draw.
-                FileHandle.standardOutput.write(Data(("\u{1B}[H\u{1B}[2J" + StatusView.render(result)).utf8))
+                if json {
+                    // Unbuffered, one line each: a reader sees every refresh as it happens.
+                    FileHandle.standardOutput.write(Data((jsonLine(result) + "\n").utf8))
+                } else {
+                    // Clear the screen and home the cursor, then draw.
+                    FileHandle.standardOutput.write(Data(("\u{1B}[H\u{1B}[2J" + StatusView.render(result)).utf8))
+                }
                 n += 1
                 if count == 0 || n < count { usleep(UInt32(period * 1_000_000)) }
             }
@@ -317,15 +333,25 @@ struct Config: ParsableCommand {
         @Flag(name: .long) var json = false
         func run() throws {
             do {
-                let config = try ConfigLoader.load(path: file)
+                let config = try ConfigLoader.check(path: file)
                 if json {
                     printJSON(.object(["ok": .bool(true), "gateway": .string(config.gateway.id), "devices": .number(Double(config.devices.count))]))
                 } else {
                     print("\(file): ok (gateway \(config.gateway.id), \(config.devices.count) devices, \(config.buses.count) buses, board \(config.board.name))")
                 }
             } catch {
-                if json { printJSON(.object(["ok": .bool(false), "error": .string(error.description)])) }
+                // Every problem of the file (and of its board and profiles), one line each.
+                if json {
+                    let list: [ControlValue] = error.errors.map { e in
+                        .object(["file": .string(e.file), "line": e.line.map { .number(Double($0)) } ?? .null,
+                                 "key": .string(e.key), "message": .string(e.message), "text": .string(e.description)])
+                    }
+                    printJSON(.object(["ok": .bool(false), "error": .string(error.first.description), "errors": .array(list)]))
+                }
                 FileHandle.standardError.write(Data("\(error.description)\n".utf8))
+                if error.errors.count > 1 {
+                    FileHandle.standardError.write(Data("\(file): \(error.errors.count) problems\n".utf8))
+                }
                 throw ExitCode(1)
             }
         }

@@ -53,7 +53,7 @@ import TestSupport
             ])
             bus = ModbusBus(name: "field", transport: .tcp(host: "127.0.0.1", port: server.port ?? 0), timeout: .milliseconds(100),
                             pollInterval: .milliseconds(30), logger: Logger(label: "test.bus"))
-            bus.addDevice(ModbusDeviceSpec(name: "bollard-1", unit: 1, profile: profile))
+            bus.addDevice(ModbusDeviceSpec(id: 0, name: "bollard-1", unit: 1, profile: profile))
             let readings = self.readings
             bus.onReading { r in readings.withLock { $0.append(r) } }
             bus.start()
@@ -70,7 +70,7 @@ import TestSupport
     @Test func aSingleMissedPollDeliversNothingAndTheLoopStaysOccupied() throws {
         let field = try Field()
         defer { field.stop() }
-        #expect(Wait.until(timeout: .seconds(5)) { field.all.contains { $0.online && $0.values["loop"] == 1 } })
+        #expect(Wait.until(timeout: .seconds(5)) { field.all.contains { $0.online && $0.values[.loop] == 1 } })
         for _ in 0..<5 {
             // One request unanswered: the poll fails once (below the offline threshold).
             field.faults.withLock { $0.drop = 1 }
@@ -78,7 +78,7 @@ import TestSupport
             #expect(Wait.until(timeout: .seconds(2)) { field.faults.withLock { $0.drop } == 0 && field.all.count > before + 2 })
         }
         let all = field.all
-        let madeUp = all.filter { $0.online && $0.values["loop"] != 1 }
+        let madeUp = all.filter { $0.online && $0.values[.loop] != 1 }
         #expect(madeUp.isEmpty, "online readings without the occupied loop: \(madeUp.count) of \(all.count)")
         #expect(all.allSatisfy { $0.online }, "a single miss must not mark the device offline")
         #expect(field.bus.currentStats.failures >= 5)
@@ -97,6 +97,6 @@ import TestSupport
         field.faults.withLock { $0.exception = nil }
         // Retried after the 1 s backoff; back online with real values.
         #expect(Wait.until(timeout: .seconds(4)) { field.all.last?.online == true })
-        #expect(field.all.last?.values["loop"] == 1)
+        #expect(field.all.last?.values[.loop] == 1)
     }
 }

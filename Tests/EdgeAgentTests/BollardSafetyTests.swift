@@ -5,12 +5,13 @@ import Testing
 /// a crude physical bollard (it moves while a motor is on, unless "stuck") so that end
 /// switches, reversals and timeouts really happen. The runner's contract is played: `tick`
 /// at `nextDeadline` whenever it comes before the next input, and a poll of the whole world
-/// at a period of the sequence's (besides the random ones).
+/// at a period of the sequence's (besides the random ones), with bus stalls (no poll for up
+/// to 2 s) injected, as a dead unit or a queue of writes would cause.
 @Suite struct BollardSafetyTests {
     typealias S = BollardController.Sensors
 
     struct Coverage {
-        var motorUpSteps = 0, reversals = 0, timeouts = 0, emergencies = 0, reachedTop = 0, autoRaises = 0
+        var motorUpSteps = 0, reversals = 0, timeouts = 0, emergencies = 0, reachedTop = 0, autoRaises = 0, staleCuts = 0
     }
 
     @Test func safetyInvariantsHoldOverRandomSequences() {
@@ -18,7 +19,7 @@ import Testing
         var failures = 0
         for k in 0..<2_000 {
             let seed: UInt64 = 0xB011_A4D0_0000 + UInt64(k)
-            if let failure = Self.run(seed: seed, steps: 150, coverage: &coverage) {
+            if let failure = Self.run(seed: seed, steps: 600, coverage: &coverage) {
                 Issue.record("bollard seed \(seed): \(failure)")
                 failures += 1
                 if failures >= 3 { break }
@@ -31,6 +32,7 @@ import Testing
         #expect(coverage.emergencies > 200, "\(coverage)")
         #expect(coverage.reachedTop > 100, "\(coverage)")
         #expect(coverage.autoRaises > 10, "\(coverage)")
+        #expect(coverage.staleCuts > 40, "\(coverage)")
     }
 
     /// Runs one sequence; returns a description of the first violated property.
@@ -39,9 +41,12 @@ import Testing
         let preWarning = Duration.milliseconds(rng.int(500...4_000))
         let travel = Duration.milliseconds(rng.int(3_000...10_000))
         let autoRaise: Duration? = rng.chance(0.7) ? .milliseconds(rng.int(500...15_000)) : nil
-        var b = BollardController(name: "b", preWarning: preWarning, travelTimeout: travel, autoRaiseAfter: autoRaise, maxReversals: rng.int(1...4))
+        let maxAge = Duration.milliseconds(rng.int(100...500))
+        var b = BollardController(name: "b", preWarning: preWarning, travelTimeout: travel, autoRaiseAfter: autoRaise, maxReversals: rng.int(1...4),
+                                  maxSensorAge: maxAge)
         var clock = ControlTest.Clock()
-        let pollPeriod = Duration.milliseconds(rng.int(20...1_000))
+        let pollPeriod = Duration.milliseconds(rng.int(20...Int((maxAge / 2).components.attoseconds / 1_000_000_000_000_000)))
+        var lastInputs: MonotonicInstant?
         var nextPoll = clock.now + pollPeriod
         var lastPoll: MonotonicInstant?
         var motorWasUp = false
@@ -69,7 +74,14 @@ import Testing
             case .ioOnline(let v): toldIO = v
             }
             if told.emergencyInput { emergencyActive = true }
+            if case .sensors = input {} else if case .ioOnline = input {} else { lastInputs = max(lastInputs ?? now, now) }
             b.handle(input, at: now)
+        }
+        func inputsAt() -> MonotonicInstant? {
+            switch (lastPoll, lastInputs) {
+            case (let p?, let e?): return max(p, e)
+            case (let p, let e): return p ?? e
+            }
         }
 
         send(.sensors(world()), clock.now)
@@ -116,6 +128,9 @@ import Testing
                 case 42..<48: _ = b.lower(at: now)
                 case 48..<51: _ = b.holdDown(.milliseconds(rng.int(1...30_000)), at: now)
                 case 51..<53: if b.emergencyLower(at: now).isAccepted { emergencyActive = true }
+                case 58..<64:
+                    // A bus stall: no poll for up to 2 s (a dead unit, a queue of writes).
+                    nextPoll = now + .milliseconds(rng.int(100...2_000))
                 case 53..<58:
                     if b.clearEmergency(at: now).isAccepted {
                         if told.emergencyInput { return "step \(step): clearEmergency accepted with the key input active" }
@@ -142,6 +157,14 @@ import Testing
                 if !motorWasUp, !(lastPoll.map { $0 >= w + preWarning } ?? false) {
                     return "\(at): motion started without a poll begun after the pre-warning (last poll \(String(describing: lastPoll)))"
                 }
+                if !motorWasUp, !(lastPoll.map { now - $0 <= maxAge } ?? false) {
+                    return "\(at): motion started on a poll older than \(maxAge) (last poll \(String(describing: lastPoll)))"
+                }
+            }
+            if o.motorUp || o.motorDown {
+                guard let t = inputsAt(), now - t <= maxAge else {
+                    return "\(at): motor on with inputs \(inputsAt().map { "\(now - $0)" } ?? "never") old (limit \(maxAge))"
+                }
             }
             motorWasUp = o.motorUp
             if o.motorUp { upSince = upSince ?? now } else { upSince = nil }
@@ -164,6 +187,8 @@ import Testing
                     if to == .emergencyDown { coverage.emergencies += 1 }
                 case .alarm(let a) where a.code == .travelTimeout && a.active:
                     coverage.timeouts += 1
+                case .alarm(let a) where a.code == .sensorStale && a.active:
+                    coverage.staleCuts += 1
                 default: break
                 }
             }

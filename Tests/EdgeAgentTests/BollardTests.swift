@@ -10,8 +10,11 @@ import Testing
     static let midway = S()
 
     /// pre-warning 3 s, travel timeout 8 s, auto-raise after 10 s, 3 reversals; at rest down.
-    static func make(_ clock: Clock, autoRaise: Duration? = .seconds(10)) -> BollardController {
-        var b = BollardController(config: BollardConfig(name: "bollard-1", preWarning: .seconds(3), travelTimeout: .seconds(8), autoRaiseAfter: autoRaise))
+    /// The other rules are tested with sparse inputs, so the sensor-age limit is set out of
+    /// their way (60 s) unless given; `SensorAgeTests` tests it at its default.
+    static func make(_ clock: Clock, autoRaise: Duration? = .seconds(10), maxSensorAge: Duration = .seconds(60)) -> BollardController {
+        var b = BollardController(config: BollardConfig(name: "bollard-1", preWarning: .seconds(3), travelTimeout: .seconds(8), autoRaiseAfter: autoRaise,
+                                                        maxSensorAge: maxSensorAge))
         b.handle(.sensors(down), at: clock.now)
         _ = b.drainEvents()
         return b
@@ -189,6 +192,8 @@ import Testing
         #expect(b.outputs == BollardController.Outputs())
         let r = Self.refusal(b.raise(at: clock.plus(100)))
         #expect(r?.code == .interlock && r?.message.contains("lower it first") == true)
+        b.handle(.sensors(Self.midway), at: clock.plus(100.5))
+        #expect(b.fault == .travelTimeout(raising: true), "a poll does not clear the latch")
         #expect(b.lower(at: clock.plus(101)) == .accepted)
         #expect(b.outputs.motorDown)
         b.handle(.atBottom(true), at: clock.plus(103))
@@ -386,5 +391,94 @@ import Testing
             b.drainEvents(into: &buffer)
         }
         #expect(buffer.isEmpty)
+    }
+}
+
+/// Sensor age (BollardController rules): motion starts only on inputs younger than
+/// `maxSensorAge`, and a running motor is cut (`sensor_stale`) once they are older.
+@Suite struct BollardSensorAgeTests {
+    typealias Clock = ControlTest.Clock
+    typealias S = BollardController.Sensors
+
+    /// Down at rest, default limit (300 ms); raised until the motor runs, polled every 50 ms.
+    static func rising(_ clock: inout Clock) -> BollardController {
+        var b = BollardTests.make(clock, maxSensorAge: BollardController.defaultMaxSensorAge)
+        #expect(b.raise(at: clock.now) == .accepted)
+        for _ in 0..<60 {
+            clock.advance(.milliseconds(50))
+            b.handle(.sensors(S(atBottom: true)), at: clock.now)
+        }
+        b.handle(.sensors(S()), at: clock.now)
+        #expect(b.outputs.motorUp, "rising on fresh polls")
+        _ = b.drainEvents()
+        return b
+    }
+
+    @Test func aStalledBusCutsTheRunningMotorAtTheLimit() {
+        var clock = Clock()
+        var b = Self.rising(&clock)
+        let lastPoll = clock.now
+        #expect(b.nextDeadline == lastPoll + .milliseconds(300) + .nanoseconds(1), "the loop must wake when the inputs turn stale")
+        b.tick(at: lastPoll + .milliseconds(300))
+        #expect(b.outputs.motorUp, "300 ms old: still within the limit")
+        b.tick(at: lastPoll + .milliseconds(301))
+        #expect(!b.outputs.motorUp && !b.outputs.motorDown, "older than the limit: motor cut")
+        #expect(b.position == .fault && b.fault == .sensorsStale)
+        let events = b.drainEvents()
+        #expect(ControlTest.alarms(events).map { "\($0.0)=\($0.1)" } == ["sensor_stale=true"])
+        #expect(events.contains { $0.kind == .bollardState(from: .raising, to: .fault, cause: .sensorsStale) })
+        // Polls again, midway: not resumed; the position is taken from the end switches.
+        b.handle(.sensors(S()), at: lastPoll + .milliseconds(900))
+        #expect(b.outputs == BollardController.Outputs())
+        #expect(b.fault == .positionUnknown)
+        #expect(ControlTest.alarms(b.drainEvents()).map { "\($0.0)=\($0.1)" } == ["sensor_stale=false", "position_unknown=true"])
+    }
+
+    @Test func lateDeliveryOfAnOldPollDoesNotRestartMotion() {
+        var clock = Clock()
+        var b = BollardTests.make(clock, maxSensorAge: BollardController.defaultMaxSensorAge)
+        #expect(b.raise(at: clock.now) == .accepted)
+        clock.advance(.seconds(3))
+        b.tick(at: clock.now)
+        // A poll begun after the pre-warning but handed over 400 ms late (a queue of writes
+        // ahead of it): too old to start moving on.
+        b.handle(.sensors(S(atBottom: true)), at: clock.now)
+        #expect(b.outputs.motorUp == true, "fresh: moves")
+        var c2 = Clock()
+        var b2 = BollardTests.make(c2, maxSensorAge: BollardController.defaultMaxSensorAge)
+        #expect(b2.raise(at: c2.now) == .accepted)
+        c2.advance(.seconds(3))
+        b2.tick(at: c2.now + .milliseconds(400))
+        b2.handle(.sensors(S(atBottom: true)), at: c2.now)
+        #expect(!b2.outputs.motorUp, "a poll 400 ms old when it arrives is not enough to start")
+        #expect(b2.position == .raising, "still warning, waiting for a fresh poll")
+        b2.handle(.sensors(S(atBottom: true)), at: c2.now + .milliseconds(410))
+        #expect(b2.outputs.motorUp)
+    }
+
+    @Test func loweringIsCutTooAndAnEmergencyLowersAgainWhenPollsReturn() {
+        var clock = Clock()
+        var b = Self.rising(&clock)
+        #expect(b.emergencyLower(at: clock.now) == .accepted)
+        #expect(b.outputs.motorDown)
+        b.tick(at: clock.now + .milliseconds(301))
+        #expect(!b.outputs.motorDown, "stale inputs: the down motor stops too (the bottom switch is not known)")
+        #expect(b.fault == .sensorsStale && b.emergencyLatched)
+        b.handle(.sensors(S()), at: clock.now + .milliseconds(500))
+        #expect(b.outputs.motorDown, "polled again, midway, emergency latched: lowering again")
+        b.handle(.sensors(S(atBottom: true)), at: clock.now + .milliseconds(550))
+        #expect(b.position == .emergencyDown && !b.outputs.motorDown)
+    }
+
+    @Test func gpioWiredInputsAreLiveEdges() {
+        var clock = Clock()
+        var b = Self.rising(&clock)
+        // Edges of live lines keep the inputs known (the agent also feeds GPIO bollards a
+        // snapshot of their lines at every step).
+        for _ in 0..<10 {
+            clock.advance(.milliseconds(200))
+            b.handle(.photocellInterrupted(false), at: clock.now)
+            #expect(b.outputs.motorUp)
+        }
     }
 }

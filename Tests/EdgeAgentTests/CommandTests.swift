@@ -230,6 +230,44 @@ private enum Fixture {
         #expect(try !store.recordIfNew("c-77", expires: command.expires))
     }
 
+    /// A spent id is refused for ever, and the refusal says what became of it the first time:
+    /// refused (with the code and when), executed, or received with no outcome yet; across a restart.
+    @Test func aReplayIsToldWhatBecameOfTheIdTheFirstTime() throws {
+        let dir = ScratchDir("replay")
+        let clock = OutboxTestClock(Fixture.now)
+        var store = try ReplayStore(path: dir.file("replay.db"), now: { clock.now })
+        let expires = Fixture.now.addingTimeInterval(600)
+        #expect(try store.recordIfNew("c-lock", expires: expires))
+        #expect(try store.recordIfNew("c-ping", expires: expires))
+        #expect(store.replayMessage(for: "c-lock") == "id c-lock already used (received at 2026-11-23T06:30:00.000Z, no outcome recorded)")
+        clock.advance(1.5)
+        try store.recordOutcome("c-lock", outcome: "refused: interlock", at: clock.now)
+        try store.recordOutcome("c-ping", outcome: "executed", at: clock.now)
+        #expect(store.replayMessage(for: "c-lock") == "id c-lock already used (refused: interlock at 2026-11-23T06:30:01.500Z)")
+        store.close()
+        store = try ReplayStore(path: dir.file("replay.db"), now: { clock.now })
+        defer { store.close() }
+        #expect(try !store.recordIfNew("c-lock", expires: expires), "the id stays spent")
+        #expect(store.replayMessage(for: "c-lock") == "id c-lock already used (refused: interlock at 2026-11-23T06:30:01.500Z)")
+        #expect(store.replayMessage(for: "c-ping") == "id c-ping already used (executed at 2026-11-23T06:30:01.500Z)")
+        #expect(!store.replayMessage(for: "c-lock").contains("executed"))
+    }
+
+    /// A store written before outcomes were kept opens, keeps its ids and says so.
+    @Test func aStoreFromBeforeOutcomesOpensAndKeepsItsIDs() throws {
+        let dir = ScratchDir("replay")
+        let path = dir.file("replay.db")
+        let r = try runCommand("/usr/bin/sqlite3", [path, "CREATE TABLE executed(id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID; INSERT INTO executed VALUES('c-old', 99999999999999);"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let store = try ReplayStore(path: path, now: { Fixture.now })
+        defer { store.close() }
+        #expect(store.hasSeen("c-old"))
+        #expect(store.replayMessage(for: "c-old") == "id c-old already used")
+        #expect(try store.recordIfNew("c-new", expires: Fixture.now.addingTimeInterval(60)))
+        try store.recordOutcome("c-new", outcome: "executed", at: Fixture.now)
+        #expect(store.replayMessage(for: "c-new").hasPrefix("id c-new already used (executed at "))
+    }
+
     @Test func idsArePrunedAfterExpiryPlusSkew() throws {
         let dir = ScratchDir("replay")
         let clock = OutboxTestClock(Fixture.now)

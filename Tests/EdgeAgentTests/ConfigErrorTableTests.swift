@@ -57,6 +57,10 @@ let brokenConfigs: [BrokenConfig] = [
     .init("  telemetry_interval: 60s\n", "  telemetry_interval: 1w\n", key: "uplink.telemetry_interval", line: "telemetry_interval:", "bad duration \"1w\""),
     .init("  telemetry_interval: 60s\n", "  telemetry_interval: 60s\n  keep_alive: 2s\n", key: "uplink.keep_alive", line: "keep_alive:", "keep_alive must be whole seconds from 5s to 65535s"),
     .init("travel_timeout: 8s", "travel_timeout: 0ms", key: "bollards.bollard-1.travel_timeout", line: "travel_timeout", "must be longer than 0"),
+    // Sensor age: at most 500 ms, at least two polls of the bollard's bus; a bus too slow for a bollard.
+    .init("travel_timeout: 8s", "travel_timeout: 8s, max_sensor_age: 600ms", key: "bollards.bollard-1.max_sensor_age", line: "max_sensor_age", "600ms is too long (at most 500ms)"),
+    .init("travel_timeout: 8s", "travel_timeout: 8s, max_sensor_age: 60ms", key: "bollards.bollard-1.max_sensor_age", line: "max_sensor_age", "60ms is under two polls of bollard-1's bus (poll 50ms)"),
+    .init("bus: field, unit: 30}", "bus: field, unit: 30, poll: 3600s}", key: "bollards.bollard-1", line: "bollard-1: {pre_warning", "bollard bollard-1 is polled every 1h (poll); its inputs must be polled at least every 250ms"),
     // Times and dusk/dawn.
     .init("from: \"23:00\"", "from: \"25:00\"", key: "lighting.rue-liberte.night.from", line: "night:", "bad time \"25:00\" (use \"HH:MM\", 00:00 to 23:59)"),
     .init("to: \"05:00\"", "to: 5h", key: "lighting.rue-liberte.night.to", line: "night:", "bad time \"5h\""),

@@ -10,7 +10,8 @@ import Testing
         let config = try fixture.load(fixture.baseText)
         let core = ControlCore(config: config, field: FieldIO(config: config, logger: Logger(label: "test")), inbox: ControlInbox(),
                                logger: Logger(label: "test"), onEvents: { _ in })
-        #expect(core.wakingDevices == ["bollard-1", "pir-01", "pir-02", "junction"])
-        #expect(!core.wakingDevices.contains("lamp-01") && !core.wakingDevices.contains("lamp-02"))
+        let waking = Set(core.map.names.indices.filter { core.waking[$0] }.map { core.map.names[$0] })
+        #expect(waking == ["bollard-1", "pir-01", "pir-02", "junction"])
+        #expect(!waking.contains("lamp-01") && !waking.contains("lamp-02"))
     }
 }

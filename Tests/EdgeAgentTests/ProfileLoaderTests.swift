@@ -126,7 +126,7 @@ let brokenProfiles: [BrokenProfile] = [
 
         let bollard = try ProfileLoader.load(path: Self.repo + "/Profiles/ref-bollard.yaml")
         #expect(bollard.kind == .bollard)
-        let coils = ["motor_up", "motor_down", "warning", "buzzer"]
+        let coils = ["motor_up", "motor_down", "warning", "buzzer", "traffic"]
         let inputs = ["at_top", "at_bottom", "loop", "photocell", "motor_fault", "emergency"]
         var expected: [String: DeviceProfile.Point] = [:]
         for (i, n) in coils.enumerated() { expected[n] = .init(table: .coil, address: UInt16(i), type: .bool) }

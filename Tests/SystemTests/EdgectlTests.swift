@@ -193,6 +193,71 @@ struct EdgectlAccessTests {
         #expect(audit.contains("\"action\":\"lower\""))
     }
 
+    /// `watch --json` prints one status document per refresh, one per line (JSON Lines), and
+    /// a script following it sees the gateway change.
+    @Test func watchJSONPrintsOneStatusDocumentPerRefresh() throws {
+        let rig = try FieldRig()
+        try rig.startAgent()
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("lamp-01")["setpoint"] as? Int) == 30 })
+        _ = try rig.simControl("set pir-01 presence 1")
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("lamp-01")["setpoint"] as? Int) == 100 })
+        let r = try rig.edgectl(["watch", "--json", "--every", "100ms", "--count", "3"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == 3, "\(r.stdout)")
+        #expect(r.stdout.hasSuffix("\n"))
+        #expect(!r.stdout.contains("\u{1B}"), "no terminal control codes in JSON output")
+        for line in lines {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(obj?["gateway"] as? String == "test-gw", "\(line)")
+            let group = (obj?["lighting"] as? [String: Any])?["rue-liberte"] as? [String: Any]
+            #expect(group != nil, "\(line)")
+        }
+    }
+
+    /// A technician fixing a config by hand sees every problem of the file in one run, from
+    /// `edgectl config check` (exit 1) and from the agent at start (exit 78).
+    @Test func configCheckAndTheAgentReportEveryProblemOfTheFile() throws {
+        let rig = try FieldRig()
+        let text = rig.agentConfig()
+            .replacingOccurrences(of: "  timezone: Europe/Paris\n", with: "  timezone: Europe/Pariss\n")
+            .replacingOccurrences(of: "    hold: 1s\n", with: "    hodl: 1s\n")
+            .replacingOccurrences(of: "max_hold: 4s,", with: "max_hold: 4,")
+        let file = rig.scratch.write("broken.yaml", text)
+        func line(_ needle: String) -> Int { text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains(needle) }! + 1 }
+        let expected = [
+            "\(file):\(line("timezone:")): gateway.timezone: unknown time zone \"Europe/Pariss\"",
+            "\(file):\(line("hodl:")): lighting.rue-liberte.hodl: unknown key \"hodl\" (did you mean \"hold\"?)",
+            "\(file):\(line("max_hold:")): priority.north.max_hold: bad duration \"4\"",
+        ]
+        let check = try rig.edgectl(["config", "check", file])
+        #expect(check.status == 1)
+        let lines = check.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4, "\(check.stderr)")
+        for (i, e) in expected.enumerated() { #expect(lines.count > i && lines[i].hasPrefix(e), "line \(i): \(check.stderr)") }
+        #expect(lines.last == "\(file): 3 problems")
+        let json = try rig.edgectl(["config", "check", file, "--json"])
+        let obj = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((obj?["errors"] as? [[String: Any]])?.map { $0["key"] as? String } == ["gateway.timezone", "lighting.rue-liberte.hodl", "priority.north.max_hold"])
+
+        let agent = try runCommand(BuildProducts.executable("edge-agent"), ["--config", file], timeout: .seconds(20))
+        #expect(agent.status == 78)
+        for e in expected { #expect(agent.stderr.contains(e), "\(agent.stderr)") }
+    }
+
+    /// The contract: `--json` on every read verb, each printing JSON that parses.
+    @Test func everyReadVerbTakesJSON() throws {
+        let rig = try FieldRig()
+        try rig.startAgent()
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("lamp-01")["setpoint"] as? Int) == 30 })
+        let configFile = rig.scratch.write("checked.yaml", rig.agentConfig())
+        for verb in [["status"], ["watch", "--count", "1"], ["io", "read", "lamp-01"], ["config", "check", configFile]] {
+            let r = try rig.edgectl(verb + ["--json"])
+            #expect(r.status == 0, "\(verb): \(r.stderr)")
+            #expect((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) is [String: Any], "\(verb): \(r.stdout)")
+        }
+    }
+
     @Test func watchShowsAChangingLevelInARealTerminal() throws {
         guard let tmux = which("tmux") else {
             Issue.record("tmux is not installed (scripts/setup.sh installs it)")

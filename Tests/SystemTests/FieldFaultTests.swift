@@ -379,9 +379,11 @@ struct FieldFaultTests {
         _ = try rig.simControl("set pir-01 presence 0")
         #expect(lamp03Reaches(30, within: 10))
         Thread.sleep(until: noiseStart + .seconds(2))
+        // At least five bursts of noise on the line (a unit that drops out is probed at backoff,
+        // so the line may carry few chunks: keep the noise on until five went through).
+        #expect(Wait.until(timeout: .seconds(15)) { tap.stats.injections >= 5 }, "\(tap.stats)")
         tap.mode = .forward
         let noise = tap.stats
-        #expect(noise.injections >= 5, "\(noise)")
         #expect(setpoints.isSubset(of: [30, 100]), "setpoints seen on lamp-03: \(setpoints.sorted())")
         #expect(Self.number(lamp03(), "fade").map { $0 == 0.5 || $0 == 0.3 } == true, "fade \(String(describing: lamp03()))")
         let afterNoise = Self.timed(.seconds(10)) { Self.online(rig, "lamp-03") == true }

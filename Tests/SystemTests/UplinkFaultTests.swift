@@ -367,7 +367,14 @@ struct UplinkFaultTests {
         #expect(Wait.until(timeout: .seconds(10)) { Self.tally(centre.seqs, last: Self.uplink(rig)?.lastSeq ?? u.lastSeq).missing.isEmpty })
         let messages = centre.messages.filter { $0.body["seq"] != nil }
         let seqs = messages.compactMap { Self.int($0.body["seq"]) }
-        #expect(seqs == Array(seqs.sorted()) && Set(seqs).count == seqs.count, "seq not strictly increasing in arrival order")
+        // Lanes (issue 14): status and alarms overtake events, events overtake telemetry; inside
+        // a lane seqs arrive strictly increasing, and no seq twice.
+        func lane(_ topic: String) -> Int { topic.hasSuffix("/status") || topic.contains("/alarm/") ? 0 : topic.contains("/telemetry/") ? 2 : 1 }
+        for l in 0...2 {
+            let inLane = messages.filter { lane($0.topic) == l }.compactMap { Self.int($0.body["seq"]) }
+            #expect(inLane == Array(inLane.sorted()), "lane \(l): seq not increasing in arrival order")
+        }
+        #expect(Set(seqs).count == seqs.count, "a seq arrived twice")
         let t = Self.tally(seqs, last: seqs.max() ?? 0)
         #expect(t.missing.isEmpty, "\(t)")
         var offWall: [String] = []
@@ -538,6 +545,9 @@ extension UplinkFaultTests {
             environment = [
                 "LD_PRELOAD": library, "FAKETIME_TIMESTAMP_FILE": file,
                 "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+                // These clocks are set on purpose: the agent takes them as synchronised (test-only
+                // override; the file exists). UplinkTruthTests clears it to test "unsynchronised".
+                "EDGE_AGENT_TIME_SYNC_FLAG": file,
             ]
             set(offset)
         }

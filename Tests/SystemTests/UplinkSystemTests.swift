@@ -56,6 +56,33 @@ struct UplinkSystemTests {
         #expect(Wait.until(timeout: .seconds(90)) { centre.messages.contains { $0.1["state"] as? String == "offline" } })
     }
 
+    /// SIGTERM: the goodbye is a message like every other (seq, ts, the run's boot_id), after
+    /// every seq of the run, acknowledged before the agent exits, and the retained status.
+    @Test func sigtermSaysOfflineWithSeqAndTsBeforeExit() throws {
+        let broker = try MosquittoBroker()
+        let rig = try FieldRig(brokerPort: broker.port)
+        let centre = try Centre(port: broker.port)
+        let agent = try rig.startAgent()
+        #expect(Wait.until(timeout: .seconds(10)) { centre.messages.contains { $0.0 == "edge/v1/test-gw/status" && $0.1["state"] as? String == "online" } })
+        #expect(Wait.until(timeout: .seconds(10)) { centre.seqs.count > 5 })
+        agent.signal(SIGTERM)
+        #expect(agent.waitExit(timeout: .seconds(15)) == 0, "\(agent.stderr)")
+        // Delivered before exit: the subscriber has it (its own delivery may trail by a moment).
+        #expect(Wait.until(timeout: .seconds(5)) { centre.messages.contains { $0.1["state"] as? String == "offline" } })
+        let status = centre.messages.filter { $0.0 == "edge/v1/test-gw/status" }.map(\.1)
+        let online = try #require(status.first { $0["state"] as? String == "online" })
+        let offline = try #require(status.first { $0["state"] as? String == "offline" })
+        let seq = try #require(offline["seq"] as? Int, "offline status without seq: \(offline)")
+        #expect(seq > (online["seq"] as? Int ?? .max))
+        #expect(seq >= centre.seqs.max() ?? 0, "the goodbye comes after every seq the centre saw")
+        #expect((offline["ts"] as? String)?.hasSuffix("Z") == true, "\(offline)")
+        #expect(offline["boot_id"] as? String == online["boot_id"] as? String)
+        // The broker keeps it as the retained status (not the bare will).
+        let late = try Centre(port: broker.port, topic: "edge/v1/test-gw/status")
+        #expect(Wait.until(timeout: .seconds(5)) { !late.messages.isEmpty })
+        #expect(late.messages.first?.1["seq"] as? Int == seq, "\(late.messages.map(\.1))")
+    }
+
     /// A bollard found at rest when the agent starts is taken from its end switches at once:
     /// the centre sees it `down`, and no `position_unknown` alarm raised and cleared on the way.
     @Test func aBollardAtRestStartsDownWithoutAPositionAlarm() throws {
@@ -142,7 +169,8 @@ struct UplinkSystemTests {
         try Self.publish(port: broker.port, topic: cmd, payload: try sign("c-unknown-target", target: "bollard-9"))
         try Self.publish(port: broker.port, topic: cmd, payload: try sign("c-unknown-action", action: "fly"))
         try Self.publish(port: broker.port, topic: cmd, payload: try sign("c-range", target: "rue-liberte", action: "set_level", args: "{\"level\":180,\"duration_s\":60}"))
-        try Self.publish(port: broker.port, topic: cmd, payload: try sign("c-interlock"))
+        let interlocked = try sign("c-interlock")
+        try Self.publish(port: broker.port, topic: cmd, payload: interlocked)
         let ping = try sign("c-ping", target: "gateway", action: "ping")
         try Self.publish(port: broker.port, topic: cmd, payload: ping)
         try Self.publish(port: broker.port, topic: cmd, payload: ping)   // replay
@@ -162,6 +190,16 @@ struct UplinkSystemTests {
         #expect(code("c-interlock") == "interlock")
         #expect(centre.replies().contains { $0["id"] as? String == "c-ping" && $0["ok"] as? Bool == true })
         #expect(code("c-ping") == "replay")
+        // The refused command's id is spent too; its replay says what became of it (not "executed").
+        try Self.publish(port: broker.port, topic: cmd, payload: interlocked)
+        func refusals(_ id: String) -> [[String: Any]] {
+            centre.replies().filter { $0["id"] as? String == id && ($0["ok"] as? Bool) == false }.compactMap { $0["error"] as? [String: Any] }
+        }
+        #expect(Wait.until(timeout: .seconds(10)) { refusals("c-interlock").count == 2 })
+        let again = refusals("c-interlock").last
+        #expect(again?["code"] as? String == "replay")
+        let message = again?["message"] as? String ?? ""
+        #expect(message.hasPrefix("id c-interlock already used (refused: interlock at 20") && message.hasSuffix("Z)"), "\(message)")
         // Nothing moved.
         let after = try rig.device("bollard-1")
         #expect(after["position"] as? String == before["position"] as? String)

@@ -68,13 +68,15 @@ public final class SimProcess: @unchecked Sendable {
     }
 
     /// Starts edge-sim on `config` (YAML; its `tcp` and `control` are overridden) and waits for the
-    /// ready line. `rtu` adds a Modbus RTU server on that serial device or pty path.
-    public init(config: String = SimProcess.referenceConfig(), rtu: String? = nil, timeout: Duration = .seconds(15)) throws {
+    /// ready line. `rtu` adds a Modbus RTU server on that serial device or pty path; `requestLog`
+    /// makes it log every request and control `set` to that file (`edge-sim --request-log`).
+    public init(config: String = SimProcess.referenceConfig(), rtu: String? = nil, requestLog: String? = nil, timeout: Duration = .seconds(15)) throws {
         scratch = ScratchDir("edge-sim")
         let file = scratch.write("sim.yaml", config)
         controlPath = scratch.file("control.sock")
         var arguments = ["--config", file, "--tcp", "127.0.0.1:0", "--control", controlPath]
         if let rtu { arguments += ["--rtu", rtu] }
+        if let requestLog { arguments += ["--request-log", requestLog] }
         let executable = BuildProducts.executable("edge-sim")
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw StartFailure(message: "edge-sim not built at \(executable)")

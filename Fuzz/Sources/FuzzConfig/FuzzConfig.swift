@@ -71,7 +71,7 @@ enum ConfigChecks {
         require(c.control.period > .zero && c.control.period <= .seconds(1) && (0...99).contains(c.control.realtimePriority), "control \(c.control)")
         for (name, bus) in c.buses {
             require(name == bus.name && ConfigSyntax.isID(name), "bus \(name)")
-            require(bus.timeout > .zero && bus.pollInterval > .zero, "bus \(name) timing")
+            require(bus.timeout > .zero && (bus.pollInterval.map { $0 > .zero } ?? true), "bus \(name) timing")
             if case .tcp(let host, let port) = bus.transport { require(!host.isEmpty && (1...65535).contains(port), "bus \(name) \(host):\(port)") }
         }
         func kind(_ device: String) -> DeviceProfile.Kind? {

@@ -111,7 +111,7 @@ enum ControlHarness {
         }
         switch route {
         case .read(let verb):
-            let snapshot = core.snapshot(now: Harness.now)
+            let snapshot = core.snapshot(now: Harness.now).controlValue
             if verb == "status" { return .success(snapshot) }
             if case .object(let devices)? = snapshot.object?["devices"], let d = devices[request.target ?? ""] { return .success(d) }
             return .failure("unknown_target", "\(request.target ?? "") is not a device")

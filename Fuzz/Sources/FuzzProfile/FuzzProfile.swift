@@ -109,9 +109,13 @@ enum ProfileChecks {
             require(holders.count == 1, "point \(name) is in \(holders.count) read blocks")
         }
         for fill in [UInt16(0), 0xFFFF, 0x8001] {
-            var values: [String: Double] = [:]
-            codec.decode(blocks: codec.blocks.map { [UInt16](repeating: fill, count: $0.count) }, into: &values)
-            for name in profile.points.keys { require(values[name] != nil, "point \(name) not decoded") }
+            var values = PointValues()
+            let invalid = codec.decode(blocks: codec.blocks.map { [UInt16](repeating: fill, count: $0.count) }, into: &values)
+            // Every role's point is decoded, or reported invalid (never a trap, never silently lost).
+            for name in profile.points.keys {
+                guard let role = PointRole(pointName: name), !role.isStatusBit else { continue }
+                require(values[role] != nil || invalid.contains { $0.hasPrefix(name + ":") }, "point \(name) neither decoded nor reported invalid")
+            }
         }
         for (name, p) in profile.points where p.isWritable {
             for value in [0, 1, 50.5, 100, -1, 1e300, -Double.greatestFiniteMagnitude] {

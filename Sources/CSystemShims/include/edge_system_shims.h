@@ -8,4 +8,8 @@ int edge_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 
 /* Sets the calling thread's name (at most 15 bytes are kept). */
 int edge_set_thread_name(const char *name);
+
+/* The kernel's view of the clock (adjtimex, read only): 1 synchronised (an NTP daemon
+   disciplines it), 0 unsynchronised (STA_UNSYNC or TIME_ERROR), -errno when it cannot tell. */
+int edge_kernel_clock_synchronised(void);
 #endif

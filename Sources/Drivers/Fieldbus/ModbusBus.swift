@@ -4,30 +4,6 @@ import Glibc
 public import Logging
 public import Protocols
 
-/// A Modbus device as its bus sees it: a unit id and the profile that maps its registers.
-public struct ModbusDeviceSpec: Sendable {
-    public var name: String
-    public var unit: UInt8
-    public var profile: DeviceProfile
-    public init(name: String, unit: UInt8, profile: DeviceProfile) {
-        self.name = name
-        self.unit = unit
-        self.profile = profile
-    }
-}
-
-/// The latest poll of one device: decoded values by point name, or why it is offline.
-public struct DeviceReading: Sendable {
-    public var device: String
-    public var online: Bool
-    /// Point name -> engineering value (bits as 0/1; status bits also by bit name).
-    public var values: [String: Double]
-    /// CLOCK_MONOTONIC ns of the poll.
-    public var timestampNanos: Int64
-    /// The last error (timeout, exception, I/O) when the device is offline.
-    public var error: String?
-}
-
 /// Which queue a write goes to: safety writes (motor off, request drop) jump every other request.
 public enum WritePriority: Int, Sendable, Comparable {
     case safety = 0
@@ -36,12 +12,21 @@ public enum WritePriority: Int, Sendable, Comparable {
 }
 
 /// One engineering value to write to a named point of a device's profile.
+///
+/// `safe` says the value is the point's safe state (a motor coil off, a priority request
+/// dropped): within one write, the bus writes every safe-direction point before any other, so
+/// a reversal never has both coils on and a failed write leaves only safe values applied.
+/// `PointWrite(point, value)` is a write away from the safe state or of a point without one
+/// (a setpoint): it goes after the safe ones.
 public struct PointWrite: Sendable, Equatable {
     public var point: String
     public var value: Double
-    public init(_ point: String, _ value: Double) {
+    /// The value is the point's safe state (written first).
+    public var safe: Bool
+    public init(_ point: String, _ value: Double, safe: Bool = false) {
         self.point = point
         self.value = value
+        self.safe = safe
     }
 }
 
@@ -51,59 +36,62 @@ public struct BusStats: Sendable {
     public var failures: Int = 0
     public var writes: Int = 0
     public var verifyFailures: Int = 0
+    /// Jobs run for devices that did not answer (probes, with the probe timeout).
+    public var probes: Int = 0
     public var connected: Bool = false
 }
 
+
 /// One Modbus bus (a TCP endpoint or an RS-485 port), owned by one I/O thread.
 ///
-/// The thread serves a priority queue: safety writes first, then control writes, then polls of
-/// due devices (each device's readable points in as few requests as its profile allows).
-/// A device that stops answering, or answers its polls with Modbus exceptions, is marked offline
-/// and retried with capped exponential backoff, so a dead unit costs at most one response timeout
-/// per backoff period and never stalls the other units. A failed poll never produces values: while
+/// The thread runs the decisions of a `BusScheduler` (see its rules): safety writes first, then
+/// the safety devices' polls by earliest deadline, then control writes, other polls and probes
+/// of units that do not answer, each only where it leaves the safety polls at most half a
+/// period late. Each device is polled at its own period (`ModbusDeviceSpec.pollPeriod`, else
+/// the bus's `pollInterval`, else its role's, `PollPeriods`). Writes are coalesced per device
+/// and point in a `WriteQueue` (latest value wins, safe values written first, bounded by the
+/// devices' writable points). A unit that stops answering costs one response timeout, then is
+/// probed with the shorter probe timeout (`BusLoad.probeTimeout`) at capped exponential backoff
+/// steps with jitter, within a fifth of the bus time. A failed poll never produces values: while
 /// the device is still online (one miss) nothing is delivered and the last good reading stands.
-/// Writes are verified by reading the registers back. A libmodbus context is not
-/// thread-safe and RS-485 is half-duplex: nothing but this thread touches the client.
-public final class ModbusBus: @unchecked Sendable {
+/// Writes are verified by reading the registers back. A libmodbus context is not thread-safe
+/// and RS-485 is half-duplex: nothing but this thread touches the client.
+public final class ModbusBus: Sendable {
     public let name: String
     private let transport: ModbusTransport
     private let timeout: Duration
-    private let pollInterval: Duration
+    private let pollInterval: Duration?
     private let logger: Logger
     private let cond = MonotonicCondition()
+    private let state = Guarded()
 
-    // Guarded by `cond`.
-    private var devices: [DeviceState] = []
-    private var queue: [[PendingWrite]] = [[], []]
-    private var running = false
-    private var thread: pthread_t?
-    private var onReading: (@Sendable (DeviceReading) -> Void)?
-    private var stats = BusStats()
-
-    /// Offline after this many consecutive failed polls; backoff 1 s doubling to 30 s.
-    static let failuresBeforeOffline = 2
-    static let backoffStart: Int64 = 1_000_000_000
-    static let backoffMax: Int64 = 30_000_000_000
+    /// What the lock guards; touched only inside `cond.withLock`.
+    private final class Guarded: @unchecked Sendable {
+        var devices: [DeviceState] = []
+        var writes = WriteQueue(devices: 0)
+        var scheduler: BusScheduler?
+        var running = false
+        var thread: pthread_t?
+        var onReading: (@Sendable (DeviceReading) -> Void)?
+        var stats = BusStats()
+    }
 
     private struct DeviceState {
         let spec: ModbusDeviceSpec
         let codec: PointCodec
-        var nextPoll: Int64 = 0
-        var failures = 0
-        /// False until the device has answered once: an unknown device is never written to.
-        var online = false
-        var backoff: Int64 = ModbusBus.backoffStart
-        var everAnswered = false
+        /// The device's own period (nil: the bus's, else the role's).
+        let pollPeriod: Duration?
     }
 
-    private struct PendingWrite {
-        var device: Int
-        var points: [PointWrite]
-        var verify: Bool
-        var completion: (@Sendable (Result<Void, FieldDeviceError>) -> Void)?
+    /// A job taken under the lock, run without it.
+    private enum Work {
+        case poll(Int, probe: Bool)
+        case write(WriteQueue.Batch, probe: Bool)
+        case stop
     }
 
-    public init(name: String, transport: ModbusTransport, timeout: Duration, pollInterval: Duration, logger: Logger) {
+    /// `pollInterval`: the period of every device of the bus that has none of its own (nil: by role).
+    public init(name: String, transport: ModbusTransport, timeout: Duration, pollInterval: Duration? = nil, logger: Logger) {
         self.name = name
         self.transport = transport
         self.timeout = timeout
@@ -113,62 +101,102 @@ public final class ModbusBus: @unchecked Sendable {
         self.logger = logger
     }
 
-    /// Adds a device; call before `start()`.
-    public func addDevice(_ spec: ModbusDeviceSpec) {
-        cond.withLock { devices.append(DeviceState(spec: spec, codec: PointCodec(profile: spec.profile))) }
-    }
-
-    /// Names of the devices on this bus.
-    public var deviceNames: [String] { cond.withLock { devices.map(\.spec.name) } }
-
-    /// Sets the handler that receives every poll result (called on the bus thread; keep it short).
-    public func onReading(_ handler: @escaping @Sendable (DeviceReading) -> Void) {
-        cond.withLock { onReading = handler }
-    }
-
-    public var currentStats: BusStats { cond.withLock { stats } }
-
-    /// Starts the I/O thread.
-    public func start() {
+    /// Adds a device polled every `pollPeriod` (nil: the bus's `pollInterval`, else its role's,
+    /// `PollPeriods`); call before `start()`.
+    public func addDevice(_ spec: ModbusDeviceSpec, pollPeriod: Duration? = nil) {
         cond.withLock {
-            guard !running else { return }
-            running = true
-            thread = startNamedThread(name: "mb-\(name)") { [self] in run() }
+            state.devices.append(DeviceState(spec: spec, codec: PointCodec(profile: spec.profile), pollPeriod: pollPeriod))
+            state.writes = WriteQueue(devices: state.devices.count)
         }
     }
 
-    /// Stops after the write queue is flushed (safety first), then joins the thread.
+    /// Names of the devices on this bus.
+    public var deviceNames: [String] { cond.withLock { state.devices.map(\.spec.name) } }
+
+    /// The period a device is polled at.
+    private func period(_ d: DeviceState) -> Duration {
+        d.pollPeriod ?? pollInterval ?? PollPeriods.period(for: d.spec.profile.kind)
+    }
+
+    /// The line model of this bus and its devices (probe timeout, first cost estimates).
+    public var load: BusLoad {
+        let devices = cond.withLock { state.devices }
+        return BusLoad(line: line, timeout: timeout,
+                       devices: devices.map { .init(name: $0.spec.name, kind: $0.spec.profile.kind, period: period($0), profile: $0.spec.profile) })
+    }
+
+    private var line: BusLine {
+        switch transport {
+        case .tcp: return BusLine(.tcp)
+        case .rtu(_, let baud, let parity, let dataBits, let stopBits):
+            return BusLine(.rtu(baud: baud, bitsPerCharacter: 1 + dataBits + (parity == .none ? 0 : 1) + stopBits))
+        }
+    }
+
+    /// Sets the handler that receives every poll result (called on the bus thread; keep it short).
+    public func onReading(_ handler: @escaping @Sendable (DeviceReading) -> Void) {
+        cond.withLock { state.onReading = handler }
+    }
+
+    public var currentStats: BusStats { cond.withLock { state.stats } }
+
+    /// Starts the I/O thread.
+    public func start() {
+        let load = self.load
+        cond.withLock {
+            guard !state.running else { return }
+            let devices = state.devices.enumerated().map { i, d in
+                BusScheduler.Device(period: period(d).nanoseconds, safety: PollPeriods.isSafety(d.spec.profile.kind), pollCost: load.pollCosts[i], writeCost: load.writeCosts[i])
+            }
+            let now = monotonicNanos()
+            state.scheduler = BusScheduler(devices: devices, settings: .init(probeTimeout: load.probeTimeout), start: now, seed: UInt64(bitPattern: now))
+            state.running = true
+            state.thread = startNamedThread(name: "mb-\(name)") { [self] in run() }
+        }
+        logger.info("bus started", metadata: ["load": "\(load.summary)"])
+    }
+
+    /// Stops after the pending safety writes are sent (one attempt each), then joins the thread.
     public func stop() {
         let t: pthread_t? = cond.withLock {
-            running = false
+            state.running = false
             cond.signal()
-            defer { thread = nil }
-            return thread
+            defer { state.thread = nil }
+            return state.thread
         }
         if let t { pthread_join(t, nil) }
     }
 
-    /// Queues a write of `points` to `device`. Later control writes to the same device and
-    /// points replace queued ones (the latest setpoint wins); safety writes keep their order.
+    /// Queues a write of `points` to `device`. Each point replaces a pending value of the same
+    /// point (whatever the priorities; see `WriteQueue`); safety writes go before every poll.
+    /// `completion` is called once, on the bus thread or at once here (a point the profile
+    /// cannot write, a superseded earlier write).
     public func write(device: String, points: [PointWrite], priority: WritePriority, verify: Bool = true,
                       completion: (@Sendable (Result<Void, FieldDeviceError>) -> Void)? = nil) {
-        let error: FieldDeviceError? = cond.withLock {
-            guard let index = devices.firstIndex(where: { $0.spec.name == device }) else {
-                return FieldDeviceError(device: device, message: "not a device of bus \(name)")
+        let done: [(WriteQueue.Completion, Result<Void, FieldDeviceError>)] = cond.withLock {
+            guard let index = state.devices.firstIndex(where: { $0.spec.name == device }) else {
+                return completion.map { [($0, .failure(FieldDeviceError(device: device, message: "not a device of bus \(name)")))] } ?? []
             }
-            let pending = PendingWrite(device: index, points: points, verify: verify, completion: completion)
-            let q = priority.rawValue
-            if priority == .control, let i = queue[q].firstIndex(where: { $0.device == index && $0.points.map(\.point) == points.map(\.point) }) {
-                let replaced = queue[q][i]
-                queue[q][i] = pending
-                replaced.completion?(.success(()))
-            } else {
-                queue[q].append(pending)
+            let codec = state.devices[index].codec
+            var encoded: [(name: String, definition: DeviceProfile.Point, words: [UInt16], safe: Bool)] = []
+            for p in points {
+                switch Self.encode(codec, p) {
+                case .success(let (definition, words)): encoded.append((p.point, definition, words, p.safe))
+                case .failure(let error):
+                    return completion.map { [($0, .failure(FieldDeviceError(device: device, message: "\(p.point): \(error.message)")))] } ?? []
+                }
             }
+            let done = state.writes.enqueue(device: index, name: device, points: encoded, priority: priority, verify: verify,
+                                            now: monotonicNanos(), completion: completion)
             cond.signal()
-            return nil
+            return done
         }
-        if let error { completion?(.failure(error)) }
+        for (c, r) in done { c(r) }
+    }
+
+    /// One point's register words (the codec's checked conversion).
+    private static func encode(_ codec: PointCodec, _ p: PointWrite) -> Result<(DeviceProfile.Point, [UInt16]), FieldDeviceError> {
+        do { return .success(try codec.encode(point: p.point, value: p.value)) } catch { return .failure(error) }
     }
 
     // MARK: - The I/O thread
@@ -180,46 +208,73 @@ public final class ModbusBus: @unchecked Sendable {
         } catch {
             logger.error("cannot set up Modbus bus: \(error)")
         }
+        let probeTimeout = Duration.nanoseconds(cond.withLock { state.scheduler?.settings.probeTimeout ?? timeout.nanoseconds })
         var blockBuffer: [[UInt16]] = []
         while true {
-            // Pick the next job under the lock.
-            enum Job { case write(PendingWrite), poll(Int), stop }
-            let job: Job = cond.withLock {
-                while true {
-                    if !running {
-                        // Flush queued safety writes before stopping.
-                        if !queue[0].isEmpty { return .write(queue[0].removeFirst()) }
-                        return .stop
-                    }
-                    for q in 0..<queue.count where !queue[q].isEmpty { return .write(queue[q].removeFirst()) }
-                    let now = monotonicNanos()
-                    var due: Int?
-                    var earliest: Int64?
-                    for (i, d) in devices.enumerated() {
-                        if d.nextPoll <= now, due == nil || d.nextPoll < devices[due!].nextPoll { due = i }
-                        earliest = min(earliest ?? d.nextPoll, d.nextPoll)
-                    }
-                    if let due { return .poll(due) }
-                    cond.wait(untilMonotonicNanos: earliest)
-                }
-            }
-            switch job {
+            switch nextWork() {
             case .stop:
                 client?.close()
                 return
-            case .write(let w):
-                performWrite(w, client: client)
-            case .poll(let i):
-                poll(i, client: client, buffer: &blockBuffer)
+            case .write(let batch, let probe):
+                client?.responseTimeout = probe ? probeTimeout : timeout
+                performWrite(batch, probe: probe, client: client)
+            case .poll(let i, let probe):
+                client?.responseTimeout = probe ? probeTimeout : timeout
+                poll(i, probe: probe, client: client, buffer: &blockBuffer)
+            }
+        }
+    }
+
+    /// The next job, under the lock; sleeps while there is none.
+    private func nextWork() -> Work {
+        cond.withLock {
+            while true {
+                guard var scheduler = state.scheduler else { return .stop }
+                if !state.running {
+                    // Pending safety writes go out before the thread ends, one attempt each.
+                    for d in state.devices.indices {
+                        if let batch = state.writes.take(d, onlySafety: true) { return .write(batch, probe: !scheduler.answers(d)) }
+                    }
+                    return .stop
+                }
+                let writes = state.writes
+                let decision = scheduler.next(now: monotonicNanos(), writes: { writes.summary($0) })
+                state.scheduler = scheduler
+                switch decision {
+                case .run(.poll(let d), let probe):
+                    return .poll(d, probe: probe)
+                case .run(.write(let d), let probe):
+                    if let batch = state.writes.take(d) { return .write(batch, probe: probe) }
+                case .sleep(let until):
+                    cond.wait(untilMonotonicNanos: until)
+                }
             }
         }
     }
 
     private func spec(_ i: Int) -> (ModbusDeviceSpec, PointCodec) {
-        cond.withLock { (devices[i].spec, devices[i].codec) }
+        cond.withLock { (state.devices[i].spec, state.devices[i].codec) }
     }
 
-    private func poll(_ i: Int, client: ModbusClient?, buffer: inout [[UInt16]]) {
+    /// Reports a finished job to the scheduler; returns the device's health change.
+    private func finished(_ job: BusScheduler.Job, probe: Bool, started: Int64, outcome: BusScheduler.Outcome) -> BusScheduler.Transition? {
+        let ended = monotonicNanos()
+        return cond.withLock {
+            state.stats.probes += probe ? 1 : 0
+            return state.scheduler?.finished(job, probe: probe, started: started, ended: ended, outcome: outcome)
+        }
+    }
+
+    private func logTransition(_ t: BusScheduler.Transition?, _ spec: ModbusDeviceSpec, error: String?) {
+        guard let t else { return }
+        if t.wentOffline {
+            logger.warning("device offline", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)", "error": "\(error ?? "no answer")"])
+        } else if t.cameOnline {
+            logger.notice("device online", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)"])
+        }
+    }
+
+    private func poll(_ i: Int, probe: Bool, client: ModbusClient?, buffer: inout [[UInt16]]) {
         let (spec, codec) = spec(i)
         let started = monotonicNanos()
         var failure: ModbusError?
@@ -239,47 +294,25 @@ public final class ModbusBus: @unchecked Sendable {
                 }
             }
         }
-        let reading: DeviceReading
-        var values: [String: Double] = [:]
-        if failure == nil, client != nil {
-            codec.decode(blocks: buffer, into: &values)
+        let ok = failure == nil && client != nil
+        let transition = finished(.poll(i), probe: probe, started: started, outcome: ok ? .answered : .noAnswer)
+        let (handler, online): ((@Sendable (DeviceReading) -> Void)?, Bool) = cond.withLock {
+            state.stats.transactions += codec.blocks.count
+            state.stats.connected = client?.isConnected ?? false
+            if !ok { state.stats.failures += 1 }
+            return (state.onReading, transition?.to == .online || transition?.to == .suspect)
         }
-        let (handler, wentOffline, cameOnline, online): ((@Sendable (DeviceReading) -> Void)?, Bool, Bool, Bool) = cond.withLock {
-            stats.transactions += codec.blocks.count
-            stats.connected = client?.isConnected ?? false
-            var wentOffline = false, cameOnline = false
-            // In place (no copy of the device's entry, which holds its spec and codec).
-            if failure == nil && client != nil {
-                if !devices[i].online { cameOnline = true }
-                devices[i].online = true
-                devices[i].failures = 0
-                devices[i].backoff = ModbusBus.backoffStart
-                devices[i].everAnswered = true
-                devices[i].nextPoll = started + pollInterval.nanosecondsValue
-            } else {
-                stats.failures += 1
-                devices[i].failures += 1
-                if !devices[i].everAnswered || devices[i].failures >= ModbusBus.failuresBeforeOffline {
-                    if devices[i].online { wentOffline = true }
-                    devices[i].online = false
-                    devices[i].nextPoll = monotonicNanos() + devices[i].backoff
-                    devices[i].backoff = min(devices[i].backoff * 2, ModbusBus.backoffMax)
-                } else {
-                    devices[i].nextPoll = monotonicNanos() + pollInterval.nanosecondsValue
-                }
-            }
-            return (onReading, wentOffline, cameOnline, devices[i].online)
+        let error = failure.map { "\($0)" } ?? (client == nil ? "bus \(name) could not be set up" : nil)
+        logTransition(transition, spec, error: error)
+        // A failed poll of a device still counted online (a single miss) delivers nothing: an empty
+        // reading would read as "every input off" (a clear vehicle loop, a dark lamp) to the control loop.
+        if online && !ok { return }
+        var values = PointValues()
+        var invalid: [String] = []
+        if ok {
+            invalid = codec.decode(blocks: buffer, into: &values)
         }
-        if wentOffline {
-            logger.warning("device offline", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)", "error": "\(failure.map { "\($0)" } ?? "no client")"])
-        } else if cameOnline {
-            logger.notice("device back online", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)"])
-        }
-        // A failed poll of a device still online (a single miss) delivers nothing: an empty reading
-        // would read as "every input off" (a clear vehicle loop, a dark lamp) to the control loop.
-        if online && (failure != nil || client == nil) { return }
-        reading = DeviceReading(device: spec.name, online: online, values: values, timestampNanos: started,
-                                error: failure.map { "\($0)" } ?? (client == nil ? "bus \(name) could not be set up" : nil))
+        let reading = DeviceReading(device: spec.id, online: online, values: values, timestampNanos: started, error: error, invalid: invalid)
         handler?(reading)
     }
 
@@ -294,70 +327,69 @@ public final class ModbusBus: @unchecked Sendable {
         try client.read(table, unit: unit, address: block.address, count: block.count, into: &values)
     }
 
-    private func performWrite(_ w: PendingWrite, client: ModbusClient?) {
-        let (spec, codec) = spec(w.device)
-        func fail(_ message: String, loss: Bool) {
-            cond.withLock { stats.failures += 1 }
-            logger.warning("write failed", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)", "error": "\(message)"])
-            w.completion?(.failure(FieldDeviceError(device: spec.name, message: message, isCommunicationLoss: loss)))
-        }
-        guard let client else { return fail("bus \(name) could not be set up", loss: true) }
-        // Encode and group contiguous points of one table into single requests.
-        var encoded: [(DeviceProfile.Point, [UInt16])] = []
-        for p in w.points {
-            do { encoded.append(try codec.encode(point: p.point, value: p.value)) } catch {
-                return fail("\(p.point): \(error.message)", loss: false)
-            }
-        }
-        encoded.sort { ($0.0.table.rawValue, $0.0.address) < ($1.0.table.rawValue, $1.0.address) }
-        var requests: [(DeviceProfile.RegisterTable, UInt16, [UInt16])] = []
-        for (point, words) in encoded {
-            if let last = requests.last, last.0 == point.table, Int(last.1) + last.2.count == Int(point.address) {
-                requests[requests.count - 1].2 += words
-            } else {
-                requests.append((point.table, point.address, words))
-            }
-        }
-        for (table, address, words) in requests {
-            do {
-                switch table {
-                case .coil:
-                    if words.count == 1 { try client.writeCoil(unit: spec.unit, address: address, value: words[0] != 0) } else {
-                        try client.writeCoils(unit: spec.unit, address: address, values: words.map { $0 != 0 })
+    /// Writes a batch request by request (safe values first, as `WriteQueue` ordered them),
+    /// each verified by reading it back; the first failure ends the batch.
+    private func performWrite(_ batch: WriteQueue.Batch, probe: Bool, client: ModbusClient?) {
+        let (spec, _) = spec(batch.device)
+        let started = monotonicNanos()
+        var written = 0
+        var failure: FieldDeviceError?
+        if let client {
+            for request in batch.requests {
+                do {
+                    switch request.table {
+                    case .coil:
+                        if request.words.count == 1 { try client.writeCoil(unit: spec.unit, address: request.address, value: request.words[0] != 0) } else {
+                            try client.writeCoils(unit: spec.unit, address: request.address, values: request.words.map { $0 != 0 })
+                        }
+                    case .holding:
+                        if request.words.count == 1 { try client.writeRegister(unit: spec.unit, address: request.address, value: request.words[0]) } else {
+                            try client.writeRegisters(unit: spec.unit, address: request.address, values: request.words)
+                        }
+                    case .discrete, .input:
+                        failure = FieldDeviceError(device: spec.name, message: "\(request.table.rawValue) \(request.address) is read-only")
                     }
-                case .holding:
-                    if words.count == 1 { try client.writeRegister(unit: spec.unit, address: address, value: words[0]) } else {
-                        try client.writeRegisters(unit: spec.unit, address: address, values: words)
+                    if failure != nil { break }
+                    cond.withLock { state.stats.writes += 1; state.stats.transactions += 1 }
+                    if request.verify {
+                        var back: [UInt16] = []
+                        try read(client, unit: spec.unit, block: .init(table: request.table, address: request.address, count: request.words.count), into: &back)
+                        cond.withLock { state.stats.transactions += 1 }
+                        if back != request.words {
+                            cond.withLock { state.stats.verifyFailures += 1 }
+                            failure = FieldDeviceError(device: spec.name, message: "write of \(request.table.rawValue) \(request.address)..\(Int(request.address) + request.words.count - 1) "
+                                                       + "(\(request.points.joined(separator: ", "))) not confirmed: wrote \(request.words), read back \(back)")
+                            break
+                        }
                     }
-                case .discrete, .input:
-                    return fail("\(table.rawValue) \(address) is read-only", loss: false)
-                }
-                cond.withLock { stats.writes += 1; stats.transactions += 1 }
-                if w.verify {
-                    var back: [UInt16] = []
-                    try read(client, unit: spec.unit, block: .init(table: table, address: address, count: words.count), into: &back)
-                    cond.withLock { stats.transactions += 1 }
-                    if back != words {
-                        cond.withLock { stats.verifyFailures += 1 }
-                        return fail("write of \(table.rawValue) \(address)..\(Int(address) + words.count - 1) not confirmed: wrote \(words), read back \(back)", loss: false)
+                    written += 1
+                } catch {
+                    let loss: Bool
+                    switch error.kind {
+                    case .exception: loss = false
+                    default: loss = true
                     }
+                    failure = FieldDeviceError(device: spec.name, message: "\(error)", isCommunicationLoss: loss)
+                    break
                 }
-            } catch {
-                let loss: Bool
-                switch error.kind {
-                case .exception: loss = false
-                default: loss = true
-                }
-                return fail("\(error)", loss: loss)
             }
+        } else {
+            failure = FieldDeviceError(device: spec.name, message: "bus \(name) could not be set up", isCommunicationLoss: true)
         }
-        w.completion?(.success(()))
-    }
-}
-
-extension Duration {
-    var nanosecondsValue: Int64 {
-        let c = components
-        return c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000
+        let outcome: BusScheduler.Outcome = failure == nil ? .answered : (failure!.isCommunicationLoss ? .noAnswer : .refused)
+        let transition = finished(.write(batch.device), probe: probe, started: started, outcome: outcome)
+        let (done, handler) = cond.withLock {
+            if failure != nil { state.stats.failures += 1 }
+            return (state.writes.finish(batch, written: written, failure: failure), state.onReading)
+        }
+        if let failure {
+            logger.warning("write failed", metadata: ["device": "\(spec.name)", "unit": "\(spec.unit)", "error": "\(failure.message)"])
+        }
+        logTransition(transition, spec, error: failure?.message)
+        if transition?.wentOffline == true {
+            // The control loop learns of it as from a poll: an offline reading.
+            handler?(DeviceReading(device: spec.id, online: false, timestampNanos: started, error: failure?.message))
+        }
+        for (c, r) in done { c(r) }
     }
 }

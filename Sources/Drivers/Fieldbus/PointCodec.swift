@@ -14,18 +14,17 @@ public struct PointCodec: Sendable {
     public let profile: DeviceProfile
     /// Reads that cover every point, fewest requests first (contiguous points merged).
     public let blocks: [Block]
-    /// Where each point's value sits in the blocks, worked out once: decoding a poll is then
-    /// a walk over this array (no search, no iteration of the profile's dictionary).
+    /// Where each role's value sits in the blocks, worked out once: decoding a poll is then
+    /// a walk over this array (no search, no string, no dictionary).
     private let plan: [Planned]
-    /// Entries `decode` writes (points plus bit names).
-    private let valueCount: Int
 
     private struct Planned: Sendable {
-        var name: String
+        var role: PointRole
         var block: Int
         var index: Int
         var point: DeviceProfile.Point
-        var bits: [(bit: UInt32, name: String)]
+        /// Status bits named by the profile that are roles (`lamp_failure` ...).
+        var bits: [(bit: UInt32, role: PointRole)]
     }
 
     public init(profile: DeviceProfile) {
@@ -50,23 +49,32 @@ public struct PointCodec: Sendable {
         self.blocks = blocks
         var plan: [Planned] = []
         for (name, point) in profile.points.sorted(by: { $0.key < $1.key }) {
+            // Points no driver uses are not read into a reading (they are the profile's notes).
+            guard let role = PointRole(pointName: name), !role.isStatusBit else { continue }
             guard let bi = blocks.firstIndex(where: { b in
                 b.table == point.table && Int(point.address) >= Int(b.address) && Int(point.address) + point.width <= Int(b.address) + b.count
             }) else { continue }
-            let bits = point.bits.sorted { $0.key < $1.key }.map { (bit: UInt32($0.key), name: $0.value) }
-            plan.append(Planned(name: name, block: bi, index: Int(point.address) - Int(blocks[bi].address), point: point, bits: bits))
+            let bits = point.bits.sorted { $0.key < $1.key }.compactMap { bit, bitName in
+                PointRole(pointName: bitName).map { (bit: UInt32(bit), role: $0) }
+            }
+            plan.append(Planned(role: role, block: bi, index: Int(point.address) - Int(blocks[bi].address), point: point, bits: bits))
         }
         self.plan = plan
-        valueCount = plan.reduce(0) { $0 + 1 + $1.bits.count }
     }
 
     /// Modbus limits per request: 2000 bits, 125 registers.
     static func maxBlock(_ table: DeviceProfile.RegisterTable) -> Int { table.isBit ? 2000 : 125 }
 
-    /// Decodes all points found in `raw` (block index -> register/bit values as UInt16) into
-    /// `values`: point name -> engineering value; bit fields also as `name` -> 0/1 per bit name.
-    public func decode(blocks raw: [[UInt16]], into values: inout [String: Double]) {
-        values.reserveCapacity(values.count + valueCount)
+    /// Decodes every role's point found in `raw` (block index -> register/bit values as
+    /// UInt16) into its slot of `values`; status bits from the status word's raw bits.
+    ///
+    /// Every conversion is checked: a value that is not finite, or outside its role's valid
+    /// range (a sign read wrong, a register holding garbage), leaves its slot empty (and its
+    /// status bits, for a bad status word) and is returned as one line naming the point and
+    /// the value, for the log and the device's `invalid_value` alarm. Never traps.
+    @discardableResult
+    public func decode(blocks raw: [[UInt16]], into values: inout PointValues) -> [String] {
+        var problems: [String] = []
         for p in plan {
             guard p.block < raw.count else { continue }
             let regs = raw[p.block]
@@ -83,11 +91,30 @@ public struct PointCodec: Sendable {
                 let u = (UInt32(hi) << 16) | UInt32(lo)
                 rawValue = point.type == .uint32 ? Double(u) : Double(Int32(bitPattern: u))
             }
-            values[p.name] = rawValue * point.scale + point.offset
-            for (bit, bitName) in p.bits {
-                values[bitName] = (UInt32(regs[i]) >> bit) & 1 == 1 ? 1 : 0
+            let value = rawValue * point.scale + point.offset
+            guard value.isFinite else {
+                problems.append("\(p.role.pointName): \(value) is not a finite number (raw \(rawValue))")
+                values[p.role] = nil
+                for (_, role) in p.bits { values[role] = nil }
+                continue
+            }
+            if let range = p.role.validRange, !range.contains(value) {
+                problems.append("\(p.role.pointName): \(PointCodec.plain(value)) is out of range (\(PointCodec.plain(range.lowerBound)) to \(PointCodec.plain(range.upperBound)))")
+                values[p.role] = nil
+                for (_, role) in p.bits { values[role] = nil }
+                continue
+            }
+            values[p.role] = value
+            for (bit, role) in p.bits {
+                values[role] = (UInt32(regs[i]) >> bit) & 1 == 1 ? 1 : 0
             }
         }
+        return problems
+    }
+
+    /// `1` for 1.0, `-0.5` for -0.5.
+    static func plain(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
     }
 
     /// Encodes an engineering value for a writable point into register words (or 0/1 for bits).
@@ -98,6 +125,8 @@ public struct PointCodec: Sendable {
         guard point.isWritable else {
             throw FieldDeviceError(device: "", message: "point \(name) of profile \(profile.name) is read-only (\(point.table.rawValue) \(point.address))")
         }
+        // NaN != 0 would read as "on" for a coil: refuse anything not a number.
+        guard value.isFinite else { throw FieldDeviceError(device: "", message: "value \(value) for \(name) is not a finite number") }
         let raw = ((value - point.offset) / point.scale).rounded()
         switch point.type {
         case .bool: return (point, [raw != 0 ? 1 : 0])

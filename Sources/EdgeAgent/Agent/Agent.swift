@@ -61,6 +61,7 @@ public final class Agent: @unchecked Sendable {
         }
         try server.start()
         self.server = server
+        uplink.setSnapshotProvider { [weak self] in self?.loopSnapshot() }
         uplink.start()
         startWatchdog()
         logger.info("edge-agent started", metadata: ["gateway": "\(config.gateway.id)", "devices": "\(config.devices.count)"])
@@ -73,12 +74,12 @@ public final class Agent: @unchecked Sendable {
             core.step(now: MonotonicInstant(nanoseconds: now.nanoseconds))
         }
         self.loop = loop
-        let waking = core.wakingDevices
+        let waking = core.waking
         try field.start(onReading: { [loop] r in
             inbox.post(.reading(r))
             // A luminaire's or a meter's poll waits for the next tick (at most one period): waking
             // the loop for each of them cost a whole step per reading.
-            if waking.contains(r.device) { loop.wake() }
+            if r.device >= 0, r.device < waking.count, waking[r.device] { loop.wake() }
         }, onEdge: { [loop] e in
             inbox.post(.edge(e))
             loop.wake()
@@ -132,6 +133,15 @@ public final class Agent: @unchecked Sendable {
         uplink?.publish(events)
     }
 
+    /// The control loop's status snapshot (devices, alarms), or nil when it does not answer in time.
+    private func loopSnapshot() -> ControlValue? {
+        let box = ResponseBox()
+        let (inbox, loop) = lock.withLock { (self.inbox, self.loop) }
+        inbox.post(.snapshot { value in box.set(.success(value)) })
+        loop?.wake()
+        return box.wait(timeout: .seconds(3))?.result
+    }
+
     // MARK: - Control socket
 
     private func handleControl(_ request: ControlRequest, peer: PeerCredentials) -> ControlResponse {
@@ -160,7 +170,7 @@ public final class Agent: @unchecked Sendable {
                     us = .object(uo)
                 }
                 o["uplink"] = us
-                if let alarm = u.activeAlarm, case .array(let list)? = o["alarms"] { o["alarms"] = .array(list + [alarm]) }
+                if case .array(let list)? = o["alarms"] { o["alarms"] = .array(list + u.activeAlarms) }
             }
             status.result = .object(o)
             return status
@@ -226,9 +236,9 @@ public final class Agent: @unchecked Sendable {
     public func reload(path: String) -> String? {
         let newConfig: AgentConfig
         do {
-            newConfig = try ConfigLoader.load(path: path)
+            newConfig = try ConfigLoader.check(path: path)
         } catch {
-            logger.error("config reload refused; keeping the running config", metadata: ["error": "\(error)"])
+            logger.error("config reload refused; keeping the running config", metadata: ["error": "\(error)", "problems": "\(error.errors.count)"])
             return "\(error)"
         }
         logger.notice("config reloaded", metadata: ["path": "\(path)"])
@@ -246,6 +256,7 @@ public final class Agent: @unchecked Sendable {
             return "\(error)"
         }
         uplink?.publishEvent(device: "gateway", type: "config.reloaded", data: ["path": .string(path)])
+        uplink?.reassertAlarms()
         return nil
     }
 

@@ -3,107 +3,123 @@ import Foundation
 import Logging
 import Synchronization
 
-/// Everything the control loop thread owns: the state machines (lighting groups, lamp
-/// monitors, bollards, approaches), the latest device readings, and what was last written to
-/// each output. Only the loop thread touches it; other threads talk to it through
-/// `ControlInbox` and receive results through callbacks.
+/// The control step: everything the control loop thread owns. The state machines (lighting
+/// groups, lamp monitors, bollards, approaches) and what the field last told about each
+/// device, by the integer ids of the compiled config (`FieldMap`); what was written lives in
+/// an `OutputTracker`, what goes to the centre passes a `TelemetryFilter`, and `snapshot`
+/// makes a `StatusSnapshot`. Only the loop thread touches it; other threads talk to it through
+/// `ControlInbox` and receive results through callbacks. It talks to the field through a
+/// `FieldPort`, so the whole wiring runs in-process on a virtual clock in tests.
 ///
 /// Each `step` drains the inbox, feeds readings, edges and commands to the machines, ticks
 /// them, writes outputs that changed (or that a device reports differently, e.g. after it
 /// rebooted), and hands the machines' events to the uplink.
+///
+/// Wiring rules:
+/// - A reading with values that could not be used (`DeviceReading.invalid`) raises the
+///   device's `invalid_value` alarm (cleared by a clean reading); those values are absent,
+///   so nothing is judged or actuated on them.
+/// - A presence sensor that goes offline forgets its detection: when it answers again its
+///   state is taken afresh (a sensor back online while detecting boosts).
+/// - Lamp failure is judged against the level the agent commanded.
+/// - Bollard outputs, the traffic light included where the profile has it, are written off
+///   before on; optional points the profile lacks are never written.
+/// - Priority request on and off go through one queue (safety), so off never overtakes on.
+/// - An approach whose signal I/O was not polled within `signalMaxAge` (500 ms: two polls at
+///   the slowest period the loader accepts for signal I/O) is treated as offline (requests
+///   refused, grants not judged on an old acknowledgement) until a fresh poll.
+/// - A maintenance write (`io_write`) pauses that device's automation until maintenance mode
+///   ends; it is refused when it would energise both motor coils of a bollard.
 final class ControlCore: @unchecked Sendable {
     struct LampOverride { var level: Int; var until: MonotonicInstant }
 
     let config: AgentConfig
+    let map: FieldMap
     private let logger: Logger
-    private let field: FieldIO
+    private let field: any FieldPort
     private let inbox: ControlInbox
     private let onEvents: @Sendable ([AgentEvent]) -> Void
+    /// The wall clock for the schedule (tests inject one).
+    private let wallClock: @Sendable () -> Date
 
-    // Machines, in config order (arrays: no hashing on the hot path).
-    private(set) var groups: [String: LightingGroup] = [:]
-    private let groupOrder: [String]
-    private var schedules: [String: LightingSchedule] = [:]
-    private(set) var monitors: [String: LampMonitor] = [:]
-    private(set) var bollards: [String: BollardController] = [:]
-    private(set) var approaches: [String: PriorityApproach] = [:]
+    // Machines, by ordinal (groups, bollards, approaches) or device id (monitors).
+    private var groups: [LightingGroup] = []
+    private var schedules: [LightingSchedule] = []
+    private var monitors: [LampMonitor?]
+    private var bollards: [BollardController] = []
+    private var approaches: [PriorityApproach] = []
 
-    // Wiring.
-    private let groupsOfSensor: [String: [String]]
-    private let groupOfLamp: [String: String]
-    private let approachesOfDevice: [String: [String]]
-    private let approachOfCheckin: [String: String]
-    private let approachOfCheckout: [String: String]
-    private let neighboursOf: [String: [String]]
-
-    // State.
-    private(set) var readings: [String: DeviceReading] = [:]
-    private var deviceOnline: [String: Bool] = [:]
-    private var presenceState: [String: Bool] = [:]
-    private var bollardSensors: [String: BollardController.Sensors] = [:]
-    private var lampOverrides: [String: LampOverride] = [:]
-    /// Output last written (or queued) per device; nil = unknown, write again.
-    private var lampWritten: [String: Int] = [:]
-    private var coilsWritten: [String: BollardController.Outputs] = [:]
-    private var requestWritten: [String: Bool] = [:]   // approach name -> request written
-    private var pendingWrites: Set<String> = []
+    // What the field told, by device id.
+    private var readings: [DeviceReading?]
+    private var online: [Bool?]
+    private var presence: [Bool?]
+    private var invalidActive: [Bool]
+    /// Devices under manual control (a maintenance write), automation paused.
+    private var manual: [Bool]
+    private var bollardSensors: [BollardController.Sensors?]
+    /// Signal I/O polled too long ago: its approaches are told offline.
+    private var signalStale: [Bool]
+    private var lampOverrides: [LampOverride?]
+    /// Input lines of devices wired point by point (GPIO bollards, signal I/O), as last edged.
+    private var wiredInputs: [PointValues]
+    private var outputs: OutputTracker
+    private var telemetry: TelemetryFilter
+    private var telemetryTouched: [Int] = []
     /// Bollards whose I/O went silent: motor-off is retried (best effort) at these instants
     /// until one write is confirmed, since the motor may still be on out there.
-    private var motionCutRetry: [String: MonotonicInstant] = [:]
+    private var motionCutRetry: [MonotonicInstant?]
     private static let motionCutInterval = Duration.milliseconds(500)
-    private(set) var activeAlarms: [String: ControlEvent.Alarm] = [:]   // "source/code"
+    /// The oldest poll of a signal I/O its approaches are judged on.
+    static let signalMaxAge = Duration.milliseconds(500)
+    /// Active alarms by "source/code", for the status view.
+    private(set) var activeAlarms: [String: ControlEvent.Alarm] = [:]
     private var nextScheduleUpdate = MonotonicInstant(nanoseconds: 0)
     private var inputs: [ControlInput] = []
     private var events: [ControlEvent] = []
+    private var pendingEvents: [AgentEvent] = []
     private(set) var maintenance = false
     let startedAt = MonotonicInstant.now()
-    /// Devices whose readings must be acted on at once (bollards, presence sensors, signal I/O
-    /// of approaches): their readings wake the loop. Other readings (luminaires, meters) are
-    /// taken at the next periodic tick, at most one period later.
-    let wakingDevices: Set<String>
+    /// Devices whose readings must be acted on at once (by id): their readings wake the loop.
+    let waking: [Bool]
     /// Set once by `halt`: from then on `step` does nothing and no output is written.
     private let halted = Mutex(false)
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
     private let stepLock = NSLock()
 
-    init(config: AgentConfig, field: FieldIO, inbox: ControlInbox, logger: Logger, onEvents: @escaping @Sendable ([AgentEvent]) -> Void) {
+    init(config: AgentConfig, field: any FieldPort, inbox: ControlInbox, logger: Logger,
+         wallClock: @escaping @Sendable () -> Date = { Date() }, onEvents: @escaping @Sendable ([AgentEvent]) -> Void) {
         self.config = config
+        let map = FieldMap(config: config)
+        self.map = map
         self.field = field
         self.inbox = inbox
         self.logger = logger
+        self.wallClock = wallClock
         self.onEvents = onEvents
         let tz = TimeZone(identifier: config.gateway.timezone) ?? TimeZone(identifier: "UTC")!
-        var groupsOfSensor: [String: [String]] = [:]
-        var groupOfLamp: [String: String] = [:]
-        var neighboursOf: [String: [String]] = [:]
-        for (name, g) in config.lighting.sorted(by: { $0.key < $1.key }) {
-            groups[name] = LightingGroup(config: g)
-            schedules[name] = LightingSchedule(config: g, latitude: config.gateway.latitude, longitude: config.gateway.longitude, timeZone: tz)
-            for s in g.presence { groupsOfSensor[s, default: []].append(name) }
-            for l in g.lamps {
-                if groupOfLamp[l] == nil { groupOfLamp[l] = name }
-                monitors[l] = LampMonitor(lamp: l, config: g)
-            }
-            neighboursOf[name] = g.neighbours
+        let n = map.count
+        monitors = Array(repeating: nil, count: n)
+        for name in map.groupNames {
+            let g = config.lighting[name]!
+            groups.append(LightingGroup(config: g))
+            schedules.append(LightingSchedule(config: g, latitude: config.gateway.latitude, longitude: config.gateway.longitude, timeZone: tz))
+            for l in g.lamps { if let id = map.ids[l] { monitors[id] = LampMonitor(lamp: l, config: g) } }
         }
-        groupOrder = config.lighting.keys.sorted()
-        for (name, b) in config.bollards { bollards[name] = BollardController(config: b) }
-        var approachesOfDevice: [String: [String]] = [:]
-        var approachOfCheckin: [String: String] = [:]
-        var approachOfCheckout: [String: String] = [:]
-        for (name, a) in config.priority.sorted(by: { $0.key < $1.key }) {
-            approaches[name] = PriorityApproach(config: a)
-            approachesOfDevice[a.device, default: []].append(name)
-            if let c = a.checkin { approachOfCheckin[c] = name }
-            if let c = a.checkout { approachOfCheckout[c] = name }
-        }
-        self.groupsOfSensor = groupsOfSensor
-        wakingDevices = Set(groupsOfSensor.keys).union(config.bollards.keys).union(approachesOfDevice.keys)
-        self.groupOfLamp = groupOfLamp
-        self.neighboursOf = neighboursOf
-        self.approachesOfDevice = approachesOfDevice
-        self.approachOfCheckin = approachOfCheckin
-        self.approachOfCheckout = approachOfCheckout
+        for id in map.bollardDevice { bollards.append(BollardController(config: config.bollards[map.names[id]]!)) }
+        for name in map.approachNames { approaches.append(PriorityApproach(config: config.priority[name]!)) }
+        readings = Array(repeating: nil, count: n)
+        online = Array(repeating: nil, count: n)
+        presence = Array(repeating: nil, count: n)
+        invalidActive = Array(repeating: false, count: n)
+        manual = Array(repeating: false, count: n)
+        bollardSensors = Array(repeating: nil, count: map.bollardDevice.count)
+        signalStale = Array(repeating: false, count: n)
+        lampOverrides = Array(repeating: nil, count: n)
+        wiredInputs = Array(repeating: PointValues(), count: n)
+        motionCutRetry = Array(repeating: nil, count: n)
+        outputs = OutputTracker(count: n)
+        telemetry = TelemetryFilter(count: n, interval: config.uplink.telemetryInterval)
+        waking = map.waking
         inputs.reserveCapacity(inbox.capacity)
         events.reserveCapacity(256)
     }
@@ -112,10 +128,10 @@ final class ControlCore: @unchecked Sendable {
     var nextDeadline: MonotonicInstant? {
         var d: MonotonicInstant? = nextScheduleUpdate
         func take(_ x: MonotonicInstant?) { if let x, d == nil || x < d! { d = x } }
-        for g in groups.values { take(g.nextDeadline) }
-        for b in bollards.values { take(b.nextDeadline) }
-        for a in approaches.values { take(a.nextDeadline) }
-        for m in monitors.values { take(m.nextDeadline) }
+        for g in groups { take(g.nextDeadline) }
+        for b in bollards { take(b.nextDeadline) }
+        for a in approaches { take(a.nextDeadline) }
+        for m in monitors { take(m?.nextDeadline) }
         return d
     }
 
@@ -130,17 +146,18 @@ final class ControlCore: @unchecked Sendable {
         inputs.removeAll(keepingCapacity: true)
 
         if now >= nextScheduleUpdate {
-            let wall = Date()
-            for name in groupOrder {
-                if let s = schedules[name] { groups[name]!.setSchedule(level: s.level(at: wall), at: now) }
-            }
+            let wall = wallClock()
+            let trusted = ClockTrust.shared.isSynchronised   // an atomic load, no I/O
+            for g in groups.indices { groups[g].setSchedule(level: schedules[g].level(at: wall, clockTrusted: trusted), at: now) }
             nextScheduleUpdate = now + .seconds(1)
         }
-        for name in groupOrder { groups[name]!.tick(at: now) }
-        for key in lampOverrides.keys where lampOverrides[key]!.until <= now { lampOverrides[key] = nil }
-        monitors.mutateValues { $0.tick(at: now) }
-        bollards.mutateValues { $0.tick(at: now) }
-        approaches.mutateValues { $0.tick(at: now) }
+        for g in groups.indices { groups[g].tick(at: now) }
+        for id in lampOverrides.indices where lampOverrides[id].map({ $0.until <= now }) ?? false { lampOverrides[id] = nil }
+        for id in monitors.indices where monitors[id] != nil { monitors[id]!.tick(at: now) }
+        feedWiredBollards(now: now)
+        for b in bollards.indices { bollards[b].tick(at: now) }
+        checkSignalAge(now: now)
+        for a in approaches.indices { approaches[a].tick(at: now) }
 
         writeOutputs(now: now)
         collectTelemetry(now: now)
@@ -153,174 +170,259 @@ final class ControlCore: @unchecked Sendable {
         case .edge(let e): applyEdge(e, now: now)
         case .command(let c, let reply): reply(execute(c, now: now))
         case .writeFailed(let device, let error):
-            pendingWrites.remove(device)
-            lampWritten[device] = nil
-            coilsWritten[device] = nil
-            for a in approachesOfDevice[device] ?? [] { requestWritten[a] = nil }
-            logger.warning("write failed; will retry", metadata: ["device": "\(device)", "error": "\(error.message)"])
+            outputs.failed(device)
+            logger.warning("write failed; will retry", metadata: ["device": "\(map.names[device])", "error": "\(error.message)"])
         case .writeDone(let device):
-            pendingWrites.remove(device)
-            if deviceOnline[device] != true, motionCutRetry.removeValue(forKey: device) != nil {
-                logger.notice("bollard motor cut confirmed while its I/O was offline", metadata: ["device": "\(device)"])
+            outputs.done(device)
+            if online[device] != true, motionCutRetry[device] != nil {
+                motionCutRetry[device] = nil
+                logger.notice("bollard motor cut confirmed while its I/O was offline", metadata: ["device": "\(map.names[device])"])
             }
-        case .snapshot(let reply): reply(snapshot(now: now))
+        case .snapshot(let reply): reply(snapshot(now: now).controlValue)
         }
     }
 
     private func applyReading(_ r: DeviceReading, now: MonotonicInstant) {
-        let device = r.device
-        let wasOnline = deviceOnline[device]
-        deviceOnline[device] = r.online
-        readings[device] = r
-        telemetryTouched.append(device)
+        let id = r.device
+        guard id >= 0, id < map.count else { return }
+        let name = map.names[id]
+        let wasOnline = online[id]
+        online[id] = r.online
+        readings[id] = r
+        telemetryTouched.append(id)
         if wasOnline != r.online {
-            pendingEvents.append(.device(device: device, online: r.online, error: r.error))
+            pendingEvents.append(.device(device: name, online: r.online, error: r.error))
         }
         let at = MonotonicInstant(nanoseconds: r.timestampNanos)
+        judgeValidity(r, id: id, now: now)
+        let v = r.values
         // Presence sensors.
-        if let groupNames = groupsOfSensor[device] {
+        let groupsOfSensor = map.groupsOfSensor[id]
+        if !groupsOfSensor.isEmpty {
             if wasOnline != r.online {
-                for g in groupNames { groups[g]!.handle(.sensorOnline(sensor: device, online: r.online), at: at) }
+                for g in groupsOfSensor { groups[g].handle(.sensorOnline(sensor: name, online: r.online), at: at) }
+                // Back online (or offline): the detection is taken afresh from the next value.
+                presence[id] = nil
             }
-            if r.online, let p = r.values["presence"] {
+            if r.online, let p = v[.presence] {
                 let detected = p != 0
-                if presenceState[device] != detected {
-                    presenceState[device] = detected
-                    for g in groupNames { groups[g]!.handle(.presence(sensor: device, detected: detected), at: at) }
+                if presence[id] != detected {
+                    presence[id] = detected
+                    for g in groupsOfSensor { groups[g].handle(.presence(sensor: name, detected: detected), at: at) }
                 }
             }
         }
         // Luminaires.
-        if monitors[device] != nil {
+        if monitors[id] != nil {
             if r.online {
-                let level = Int(r.values["level"] ?? 0)
-                let status = LampMonitor.StatusBits(rawValue: UInt16(r.values["status"] ?? 0))
-                monitors[device]!.handle(.reading(actualLevel: level, powerW: r.values["power_w"] ?? 0, status: status), at: at)
-                // A device that rebooted or was changed by hand gets our setpoint again.
-                if let sp = r.values["setpoint"], let written = lampWritten[device], Int(sp) != written, !pendingWrites.contains(device) {
-                    lampWritten[device] = nil
+                if let level = v[.level] {
+                    var status: LampMonitor.StatusBits = []
+                    if v.isOn(.lampFailure) { status.insert(.lampFailure) }
+                    if v.isOn(.driverFault) { status.insert(.driverFault) }
+                    if v.isOn(.overTemperature) { status.insert(.overTemperature) }
+                    let commanded = outputs.written(id, .setpoint).map { Int($0) }
+                    monitors[id]!.handle(.reading(actualLevel: Int(level), powerW: v[.powerW] ?? 0, status: status, commandedLevel: commanded), at: at)
                 }
+                // A device that rebooted or was changed by hand gets our setpoint again.
+                outputs.compare(id, reported: v, roles: [.setpoint])
             } else {
-                monitors[device]!.handle(.offline, at: at)
-                lampWritten[device] = nil
+                monitors[id]!.handle(.offline, at: at)
+                outputs.forget(id)
             }
         }
         // Bollards.
-        if bollards[device] != nil {
-            // Coming online is told by the poll itself (`.sensors` means online): a bare
-            // `.ioOnline(true)` would have the controller judge its end switches from the
-            // sensors it knew before (none at start), raising a false `position_unknown`.
-            if wasOnline != r.online, !r.online { bollards[device]!.handle(.ioOnline(false), at: at) }
+        if let b = map.bollardOfDevice[id] {
+            // Coming online is told by the poll itself (`.sensors` means online).
+            if wasOnline != r.online, !r.online { bollards[b].handle(.ioOnline(false), at: at) }
             if r.online {
-                let v = r.values
-                let s = BollardController.Sensors(
-                    atTop: (v["at_top"] ?? 0) != 0, atBottom: (v["at_bottom"] ?? 0) != 0,
-                    loopOccupied: (v["loop"] ?? 0) != 0, photocellInterrupted: (v["photocell"] ?? 0) != 0,
-                    motorFault: (v["motor_fault"] ?? 0) != 0, emergencyInput: (v["emergency"] ?? 0) != 0)
-                // Every poll, changed or not: a raise starts its motion only on a poll begun
-                // after its pre-warning (BollardController).
-                bollardSensors[device] = s
-                bollards[device]!.handle(.sensors(s), at: at)
-                if let written = coilsWritten[device], !pendingWrites.contains(device),
-                   (v["motor_up"] ?? 0) != (written.motorUp ? 1 : 0) || (v["motor_down"] ?? 0) != (written.motorDown ? 1 : 0)
-                    || (v["warning"] ?? 0) != (written.warningLights ? 1 : 0) {
-                    coilsWritten[device] = nil
+                if let s = Self.sensors(v) {
+                    bollardSensors[b] = s
+                    // Every poll, changed or not: motion starts only on a fresh whole poll.
+                    bollards[b].handle(.sensors(s), at: at)
                 }
+                outputs.compare(id, reported: v, roles: [.motorUp, .motorDown, .warning, .traffic])
             } else {
-                coilsWritten[device] = nil
-                if motionCutRetry[device] == nil { motionCutRetry[device] = at }
-                bollardSensors[device] = nil
+                outputs.forget(id)
+                if motionCutRetry[id] == nil { motionCutRetry[id] = at }
+                bollardSensors[b] = nil
             }
         }
         // Signal I/O of approaches.
-        for a in approachesOfDevice[device] ?? [] {
-            let n = config.priority[a]!.approach
-            if wasOnline != r.online { approaches[a]!.handle(.ioOnline(r.online), at: at) }
+        for a in map.approachesOfDevice[id] {
+            let n = map.approachNumber[a]
+            if wasOnline != r.online { approaches[a].handle(.ioOnline(r.online), at: at) }
             if r.online {
-                approaches[a]!.handle(.acknowledged((r.values["ack_\(n)"] ?? 0) != 0), at: at)
-                approaches[a]!.handle(.degraded((r.values["degraded"] ?? 0) != 0), at: at)
-                if let written = requestWritten[a], !pendingWrites.contains(device), (r.values["request_\(n)"] ?? 0) != (written ? 1 : 0) {
-                    requestWritten[a] = nil
-                }
+                if signalStale[id] { approaches[a].handle(.ioOnline(true), at: at) }
+                if let ack = v[.ack(n)] { approaches[a].handle(.acknowledged(ack != 0), at: at) }
+                approaches[a].handle(.degraded(v.isOn(.degraded)), at: at)
+            }
+        }
+        if !map.approachesOfDevice[id].isEmpty {
+            signalStale[id] = false
+            if r.online {
+                outputs.compare(id, reported: v, roles: map.approachesOfDevice[id].map { .request(map.approachNumber[$0]) })
             } else {
-                requestWritten[a] = nil
+                outputs.forget(id)
+            }
+        }
+    }
+
+    /// The whole set of bollard inputs from a poll; nil when a required one is missing (an
+    /// invalid value): a partial poll is no poll.
+    private static func sensors(_ v: PointValues) -> BollardController.Sensors? {
+        guard let top = v[.atTop], let bottom = v[.atBottom], let loop = v[.loop], let photo = v[.photocell], let emergency = v[.emergency] else { return nil }
+        return BollardController.Sensors(atTop: top != 0, atBottom: bottom != 0, loopOccupied: loop != 0, photocellInterrupted: photo != 0,
+                                         motorFault: v.isOn(.motorFault), emergencyInput: emergency != 0)
+    }
+
+    /// Raises or clears the device's `invalid_value` alarm and logs each new problem.
+    private func judgeValidity(_ r: DeviceReading, id: Int, now: MonotonicInstant) {
+        let name = map.names[id]
+        let bad = r.online && !r.invalid.isEmpty
+        guard bad != invalidActive[id] else { return }
+        invalidActive[id] = bad
+        if bad {
+            logger.error("device sent values that cannot be used; they are ignored", metadata: ["device": "\(name)", "invalid": "\(r.invalid.joined(separator: "; "))"])
+        }
+        events.append(ControlEvent(at: now, source: name, kind: .alarm(.init(
+            code: .invalidValue, active: bad, severity: .major,
+            message: bad ? "\(name) sent values that cannot be used: \(r.invalid.joined(separator: "; "))" : "\(name) sends valid values again"))))
+    }
+
+    /// Signal I/O not polled within the sensor-age limit: its approaches are told offline
+    /// (centre requests refused, grants not judged on an old acknowledgement).
+    private func checkSignalAge(now: MonotonicInstant) {
+        for a in approaches.indices {
+            let id = map.approachDevice[a]
+            guard online[id] == true, !signalStale[id], let r = readings[id] else { continue }
+            if now - MonotonicInstant(nanoseconds: r.timestampNanos) > Self.signalMaxAge {
+                signalStale[id] = true
+                for x in map.approachesOfDevice[id] { approaches[x].handle(.ioOnline(false), at: now) }
+                logger.warning("signal I/O not polled in time; its approaches count as offline", metadata: ["device": "\(map.names[id])"])
             }
         }
     }
 
     private func applyEdge(_ e: GPIOEdge, now: MonotonicInstant) {
-        guard let device = field.deviceOfLine[e.line] else { return }
+        if let point = map.pointOfLine[e.line] { return applyWiredEdge(e, device: point.device, role: point.role) }
+        guard let id = map.idOfLine[e.line] else { return }
+        let name = map.names[id]
         let at = MonotonicInstant(nanoseconds: e.timestamp.nanoseconds)
-        if let groupNames = groupsOfSensor[device], presenceState[device] != e.value {
-            presenceState[device] = e.value
-            if deviceOnline[device] == nil {
-                deviceOnline[device] = true
-                for g in groupNames { groups[g]!.handle(.sensorOnline(sensor: device, online: true), at: at) }
+        let groupsOfSensor = map.groupsOfSensor[id]
+        if !groupsOfSensor.isEmpty, presence[id] != e.value {
+            presence[id] = e.value
+            if online[id] == nil {
+                online[id] = true
+                for g in groupsOfSensor { groups[g].handle(.sensorOnline(sensor: name, online: true), at: at) }
             }
-            for g in groupNames { groups[g]!.handle(.presence(sensor: device, detected: e.value), at: at) }
+            for g in groupsOfSensor { groups[g].handle(.presence(sensor: name, detected: e.value), at: at) }
         }
         // A startup level is state, not a vehicle passing: only real rising edges check in or out.
         guard !e.initial else { return }
-        if e.value, let a = approachOfCheckin[device] { approaches[a]!.handle(.checkinEdge, at: at) }
-        if e.value, let a = approachOfCheckout[device] { approaches[a]!.handle(.checkoutEdge, at: at) }
+        if e.value, let a = map.approachOfCheckin[id] { approaches[a].handle(.checkinEdge, at: at) }
+        if e.value, let a = map.approachOfCheckout[id] { approaches[a].handle(.checkoutEdge, at: at) }
+    }
+
+    /// An edge of a device wired point by point. A GPIO bollard is online once every input
+    /// it needs has reported its level; from then its whole set of inputs goes to the
+    /// controller at every step (the lines are live, see `feedWiredBollards`), and each edge at
+    /// once. A GPIO signal I/O's acknowledgements and degraded input go to its approaches.
+    private func applyWiredEdge(_ e: GPIOEdge, device id: Int, role: PointRole) {
+        let at = MonotonicInstant(nanoseconds: e.timestamp.nanoseconds)
+        wiredInputs[id][role] = e.value ? 1 : 0
+        if let b = map.bollardOfDevice[id] {
+            guard let s = Self.sensors(wiredInputs[id]) else { return }
+            if online[id] != true {
+                online[id] = true
+                pendingEvents.append(.device(device: map.names[id], online: true, error: nil))
+            }
+            bollardSensors[b] = s
+            bollards[b].handle(.sensors(s), at: at)
+        }
+        for a in map.approachesOfDevice[id] {
+            if online[id] != true {
+                online[id] = true
+                pendingEvents.append(.device(device: map.names[id], online: true, error: nil))
+            }
+            let n = map.approachNumber[a]
+            if role == .ack(n) { approaches[a].handle(.acknowledged(e.value), at: at) }
+            if role == .degraded { approaches[a].handle(.degraded(e.value), at: at) }
+        }
+    }
+
+    /// GPIO bollards' inputs are live lines: their whole set goes to the controller at every
+    /// step, as a poll begun now (what the start-of-motion and sensor-age rules need).
+    private func feedWiredBollards(now: MonotonicInstant) {
+        for (b, id) in map.bollardDevice.enumerated() where map.pointLines[id] != nil && online[id] == true {
+            if let s = Self.sensors(wiredInputs[id]) {
+                bollardSensors[b] = s
+                bollards[b].handle(.sensors(s), at: now)
+            }
+        }
     }
 
     // MARK: - Outputs
 
     private func writeOutputs(now: MonotonicInstant) {
-        for (lamp, group) in groupOfLamp {
-            guard deviceOnline[lamp] == true else { continue }
-            let g = groups[group]!.outputs
-            let level = lampOverrides[lamp]?.level ?? g.level
-            if lampWritten[lamp] != level, !pendingWrites.contains(lamp) {
-                let rising = level > (lampWritten[lamp] ?? Int(readings[lamp]?.values["level"] ?? 0))
-                let fade = lampOverrides[lamp] != nil ? Duration.zero : g.fade
-                let fadeSeconds = lampOverrides[lamp] != nil ? 0 : fade.seconds
-                _ = rising
-                lampWritten[lamp] = level
-                send(lamp, [PointWrite("fade", fadeSeconds), PointWrite("setpoint", Double(level))], .control)
+        for (g, lamps) in map.groupLamps.enumerated() {
+            let out = groups[g].outputs
+            for lamp in lamps where online[lamp] == true && !manual[lamp] && map.groupOfLamp[lamp] == g {
+                let level = lampOverrides[lamp]?.level ?? out.level
+                let fadeSeconds = lampOverrides[lamp] != nil ? 0 : out.fade.seconds
+                let writes = orderedOutputs([(.fade, fadeSeconds), (.setpoint, Double(level))], has: { map.has(lamp, $0) })
+                // Written when the setpoint changes; the fade goes with it.
+                if outputs.needsWrite(lamp, [(.setpoint, Double(level))]) {
+                    send(lamp, writes, .control)
+                }
             }
         }
-        for (name, b) in bollards {
-            guard deviceOnline[name] == true else {
+        for (b, id) in map.bollardDevice.enumerated() {
+            guard online[id] == true else {
                 // Lost contact: the controller has dropped its outputs, but the coils out there
                 // may still be on. Keep trying to switch them off until one write gets through.
-                if let due = motionCutRetry[name], now >= due {
-                    motionCutRetry[name] = now + Self.motionCutInterval
-                    send(name, [PointWrite("motor_up", 0), PointWrite("motor_down", 0), PointWrite("buzzer", 0)], .safety, track: false)
+                if let due = motionCutRetry[id], now >= due {
+                    motionCutRetry[id] = now + Self.motionCutInterval
+                    send(id, orderedOutputs([(.motorUp, 0), (.motorDown, 0), (.buzzer, 0)], has: { map.has(id, $0) }), .safety, track: false)
                 }
                 continue
             }
-            motionCutRetry[name] = nil
-            let o = b.outputs
-            if coilsWritten[name] != o {
-                let previous = coilsWritten[name]
-                coilsWritten[name] = o
-                // Bollard coils are always safety writes: motor off must overtake every poll.
-                _ = previous
-                send(name, [PointWrite("motor_up", o.motorUp ? 1 : 0), PointWrite("motor_down", o.motorDown ? 1 : 0),
-                            PointWrite("warning", o.warningLights ? 1 : 0), PointWrite("buzzer", o.buzzer ? 1 : 0)], .safety)
-            }
+            motionCutRetry[id] = nil
+            if manual[id] { continue }
+            let o = bollards[b].outputs
+            let writes = orderedOutputs([(.motorUp, o.motorUp ? 1 : 0), (.motorDown, o.motorDown ? 1 : 0), (.warning, o.warningLights ? 1 : 0),
+                                         (.buzzer, o.buzzer ? 1 : 0), (.traffic, o.trafficGreen ? 1 : 0)], has: { map.has(id, $0) })
+            // Bollard coils are always safety writes: motor off must overtake every poll.
+            if outputs.needsWrite(id, writes) { send(id, writes, .safety) }
         }
-        for (name, a) in approaches {
-            let cfg = config.priority[name]!
-            guard deviceOnline[cfg.device] == true else { continue }
-            let on = a.outputs.request
-            if requestWritten[name] != on {
-                requestWritten[name] = on
-                send(cfg.device, [PointWrite("request_\(cfg.approach)", on ? 1 : 0)], on ? .control : .safety, track: false)
-            }
+        for (a, approach) in approaches.enumerated() {
+            let id = map.approachDevice[a]
+            guard online[id] == true, !manual[id] else { continue }
+            let on = approach.outputs.request
+            let write: [(PointRole, Double)] = [(.request(map.approachNumber[a]), on ? 1 : 0)]
+            // On and off in one queue: off never overtakes an on queued before it.
+            if outputs.needsWrite(id, write) { send(id, write, .safety) }
         }
     }
 
-    private func send(_ device: String, _ points: [PointWrite], _ priority: WritePriority, track: Bool = true) {
+    /// Writes outputs by role (ordered by `orderedOutputs`); tracked unless `track` is false.
+    private func send(_ device: Int, _ outputs: [(PointRole, Double)], _ priority: WritePriority, track: Bool = true) {
+        if track { self.outputs.queued(device, outputs) }
+        sendPoints(device, pointWrites(outputs), priority, track: track)
+    }
+
+    private func sendPoints(_ device: Int, _ points: [PointWrite], _ priority: WritePriority, track: Bool) {
         // After a halt nothing may follow the safe-state writes (a hung step that resumes included).
         if halted.withLock({ $0 }) { return }
-        if track { pendingWrites.insert(device) }
         let inbox = self.inbox
         field.write(device: device, points: points, priority: priority) { result in
+            guard track else {
+                if case .success = result { inbox.post(.writeDone(device: device)) }
+                return
+            }
             switch result {
             case .success: inbox.post(.writeDone(device: device))
+            // Replaced by a later write of the same points before it went out: that one reports.
+            case .failure(let e) where e.isSuperseded: break
             case .failure(let e): inbox.post(.writeFailed(device: device, error: e))
             }
         }
@@ -342,95 +444,78 @@ final class ControlCore: @unchecked Sendable {
 
     /// Drops every output to its safe state (SIGTERM, reload): every configured bollard's
     /// motor coils and buzzer off, every approach's priority request off; lamps keep their
-    /// level. Reads only the config (never the loop's state), so it is safe from any thread;
-    /// call `halt` first so no step writes after it. Returns once the writes are queued as
-    /// safety writes (the buses send them before they stop).
+    /// level. Reads only the compiled config (never the loop's state), so it is safe from any
+    /// thread; call `halt` first so no step writes after it. Returns once the writes are
+    /// queued as safety writes (the buses send them before they stop).
     func safeOutputs() {
-        for name in config.bollards.keys.sorted() {
-            field.write(device: name, points: [PointWrite("motor_up", 0), PointWrite("motor_down", 0), PointWrite("buzzer", 0)], priority: .safety) { _ in }
+        for id in map.bollardDevice {
+            field.write(device: id, points: pointWrites(orderedOutputs([(.motorUp, 0), (.motorDown, 0), (.buzzer, 0), (.traffic, 0)], has: { map.has(id, $0) })),
+                        priority: .safety) { _ in }
         }
-        for (_, cfg) in config.priority.sorted(by: { $0.key < $1.key }) {
-            field.write(device: cfg.device, points: [PointWrite("request_\(cfg.approach)", 0)], priority: .safety) { _ in }
+        for (a, id) in map.approachDevice.enumerated() {
+            field.write(device: id, points: pointWrites([(.request(map.approachNumber[a]), 0)]), priority: .safety) { _ in }
         }
     }
 
-    // MARK: - Events
-
-    private var pendingEvents: [AgentEvent] = []
-    private var telemetryTouched: [String] = []
-    private var lastTelemetry: [String: (at: MonotonicInstant, values: [String: ControlValue])] = [:]
+    // MARK: - Telemetry and events
 
     /// Contract telemetry names for a device from its latest reading.
-    func telemetryValues(_ device: String) -> [String: ControlValue] {
-        guard let r = readings[device] else { return [:] }
-        var v: [String: ControlValue] = [:]
-        if monitors[device] != nil {
-            for k in ["level", "setpoint", "power_w", "energy_wh", "temperature_c"] { if let x = r.values[k] { v[k] = .number((x * 10).rounded() / 10) } }
+    func telemetryValues(_ id: Int) -> [String: ControlValue] {
+        guard let r = readings[id] else { return [:] }
+        var out: [String: ControlValue] = [:]
+        let v = r.values
+        if monitors[id] != nil {
+            for role in [PointRole.level, .setpoint, .powerW, .energyWh, .temperatureC] {
+                if let x = v[role] { out[role.pointName] = .number((x * 10).rounded() / 10) }
+            }
             let status: String
             if !r.online { status = "offline" }
-            else if (r.values["lamp_failure"] ?? 0) != 0 { status = "lamp_failure" }
-            else if (r.values["driver_fault"] ?? 0) != 0 { status = "driver_fault" }
-            else if (r.values["over_temperature"] ?? 0) != 0 { status = "over_temperature" }
+            else if v.isOn(.lampFailure) { status = "lamp_failure" }
+            else if v.isOn(.driverFault) { status = "driver_fault" }
+            else if v.isOn(.overTemperature) { status = "over_temperature" }
             else { status = "ok" }
-            v["status"] = .string(status)
-        } else if let b = bollards[device] {
-            v["position"] = .string(b.position.rawValue)
-            if let s = bollardSensors[device] {
-                v["loop"] = .number(s.loopOccupied ? 1 : 0)
-                v["photocell"] = .number(s.photocellInterrupted ? 1 : 0)
+            out["status"] = .string(status)
+        } else if let b = map.bollardOfDevice[id] {
+            out["position"] = .string(bollards[b].position.rawValue)
+            if let s = bollardSensors[b] {
+                out["loop"] = .number(s.loopOccupied ? 1 : 0)
+                out["photocell"] = .number(s.photocellInterrupted ? 1 : 0)
             }
         } else {
-            for (k, x) in r.values where k.hasPrefix("request_") || k.hasPrefix("ack_") || k == "presence" || k == "lux" || k == "degraded" {
-                v[k] = .number(x)
+            for (role, x) in v.present where role.requestApproach != nil || role.ackApproach != nil || role == .presence || role == .lux || role == .degraded {
+                out[role.pointName] = .number(x)
             }
         }
-        if !r.online { v["status"] = .string("offline") }
-        return v
-    }
-
-    private static func significant(_ a: [String: ControlValue], _ b: [String: ControlValue]) -> Bool {
-        if a.count != b.count { return true }
-        for (k, x) in a {
-            guard let y = b[k] else { return true }
-            if let p = x.number, let q = y.number {
-                if k == "energy_wh" { continue }   // a counter: sent at the interval
-                if abs(p - q) > max(1.0, 0.02 * abs(q)) { return true }
-            } else if x != y { return true }
-        }
-        return false
+        if !r.online { out["status"] = .string("offline") }
+        return out
     }
 
     private func collectTelemetry(now: MonotonicInstant) {
         guard !telemetryTouched.isEmpty else { return }
-        let interval = config.uplink.telemetryInterval
-        for device in telemetryTouched {
-            let values = telemetryValues(device)
-            if values.isEmpty { continue }
-            if let last = lastTelemetry[device] {
-                let age = now - last.at
-                guard age >= interval || (age >= .seconds(1) && ControlCore.significant(values, last.values)) else { continue }
+        for id in telemetryTouched {
+            let values = telemetryValues(id)
+            if telemetry.offer(id, values, now: now) {
+                pendingEvents.append(.telemetry(device: map.names[id], values: values))
             }
-            lastTelemetry[device] = (now, values)
-            pendingEvents.append(.telemetry(device: device, values: values))
         }
         telemetryTouched.removeAll(keepingCapacity: true)
     }
 
     private func collectEvents(now: MonotonicInstant) {
-        var presenceChanged: [(String, Bool)] = []
-        for name in groupOrder {
+        var presenceChanged: [(Int, Bool)] = []
+        for g in groups.indices {
             let before = events.count
-            groups[name]!.drainEvents(into: &events)
-            for e in events[before...] { if case .presence(let detected) = e.kind { presenceChanged.append((name, detected)) } }
+            groups[g].drainEvents(into: &events)
+            for e in events[before...] { if case .presence(let detected) = e.kind { presenceChanged.append((g, detected)) } }
         }
         // The light wave: neighbours stay boosted while this group detects, and hold after it ends.
-        for (name, detected) in presenceChanged {
-            for n in neighboursOf[name] ?? [] where groups[n] != nil { groups[n]!.neighbourPresence(from: name, detected: detected, at: now) }
+        for (g, detected) in presenceChanged {
+            for n in map.neighbours[g] { groups[n].neighbourPresence(from: map.groupNames[g], detected: detected, at: now) }
         }
-        if !presenceChanged.isEmpty { for name in groupOrder { groups[name]!.tick(at: now); groups[name]!.drainEvents(into: &events) } }
-        monitors.mutateValues { $0.drainEvents(into: &events) }
-        bollards.mutateValues { $0.drainEvents(into: &events) }
-        approaches.mutateValues { $0.drainEvents(into: &events) }
+        if !presenceChanged.isEmpty { for g in groups.indices { groups[g].tick(at: now); groups[g].drainEvents(into: &events) } }
+        for id in monitors.indices where monitors[id] != nil { monitors[id]!.drainEvents(into: &events) }
+        for b in bollards.indices { bollards[b].drainEvents(into: &events) }
+        for a in approaches.indices { approaches[a].drainEvents(into: &events) }
         guard !events.isEmpty || !pendingEvents.isEmpty else { return }
         var out = pendingEvents
         pendingEvents.removeAll()
@@ -464,6 +549,8 @@ final class ControlCore: @unchecked Sendable {
         }
         func number(_ key: String) -> Double? { c.args[key]?.number }
         let t = c.target
+        let group = map.groupNames.firstIndex(of: t)
+        let device = map.ids[t]
         switch c.action {
         case "set_level", "release":
             if c.action == "set_level" {
@@ -473,54 +560,56 @@ final class ControlCore: @unchecked Sendable {
                 let seconds = number("duration_s") ?? 3600
                 guard seconds > 0, seconds <= 7 * 86400 else { return .failure("out_of_range", "duration_s must be 1 s to 7 days") }
                 let until = now + .milliseconds(Int64(seconds * 1000))
-                if groups[t] != nil { return outcome(groups[t]!.setOverride(level: Int(level), until: until, at: now)) }
-                if groupOfLamp[t] != nil {
-                    guard deviceOnline[t] == true else { return .failure("device_offline", "\(t) does not answer") }
-                    lampOverrides[t] = LampOverride(level: Int(level), until: until)
+                if let g = group { return outcome(groups[g].setOverride(level: Int(level), until: until, at: now)) }
+                if let id = device, map.groupOfLamp[id] != nil {
+                    guard online[id] == true else { return .failure("device_offline", "\(t) does not answer") }
+                    lampOverrides[id] = LampOverride(level: Int(level), until: until)
                     return .success()
                 }
             } else {
-                if groups[t] != nil { return outcome(groups[t]!.release(at: now)) }
-                if groupOfLamp[t] != nil { lampOverrides[t] = nil; return .success() }
+                if let g = group { return outcome(groups[g].release(at: now)) }
+                if let id = device, map.groupOfLamp[id] != nil { lampOverrides[id] = nil; return .success() }
             }
             return .failure("unknown_target", "\(t) is not a luminaire or lighting group")
         case "raise", "lower", "emergency_lower", "clear_emergency", "hold_down":
-            guard bollards[t] != nil else { return .failure("unknown_target", "\(t) is not a bollard") }
+            guard let id = device, let b = map.bollardOfDevice[id] else { return .failure("unknown_target", "\(t) is not a bollard") }
+            if manual[id], c.action == "raise" {
+                return .failure("interlock", "bollard \(t) is under manual control (maintenance write); end maintenance mode first")
+            }
             switch c.action {
-            case "raise": return outcome(bollards[t]!.raise(at: now))
-            case "lower": return outcome(bollards[t]!.lower(at: now))
-            case "emergency_lower": return outcome(bollards[t]!.emergencyLower(at: now))
-            case "clear_emergency": return outcome(bollards[t]!.clearEmergency(at: now))
+            case "raise": return outcome(bollards[b].raise(at: now))
+            case "lower": return outcome(bollards[b].lower(at: now))
+            case "emergency_lower": return outcome(bollards[b].emergencyLower(at: now))
+            case "clear_emergency": return outcome(bollards[b].clearEmergency(at: now))
             default:
                 guard let s = number("duration_s"), s > 0, s <= 86400 else { return .failure("out_of_range", "duration_s must be 1 s to 24 h") }
-                return outcome(bollards[t]!.holdDown(.milliseconds(Int64(s * 1000)), at: now))
+                return outcome(bollards[b].holdDown(.milliseconds(Int64(s * 1000)), at: now))
             }
         case "priority_request", "priority_cancel":
-            guard approaches[t] != nil else { return .failure("unknown_target", "\(t) is not an approach") }
+            guard let a = map.approachNames.firstIndex(of: t) else { return .failure("unknown_target", "\(t) is not an approach") }
             guard let vehicle = c.args["vehicle"]?.string, !vehicle.isEmpty, vehicle.count <= 64 else {
                 return .failure("malformed", "vehicle (a string) is required")
             }
-            if c.action == "priority_cancel" { return outcome(approaches[t]!.cancel(vehicle: vehicle, at: now)) }
+            if c.action == "priority_cancel" { return outcome(approaches[a].cancel(vehicle: vehicle, at: now)) }
             var eta: Int?
             if let e = number("eta_s") {
                 guard e >= 0, e <= 600 else { return .failure("out_of_range", "eta_s must be 0-600") }
                 eta = Int(e)
             }
             let line = c.args["line"]?.string
-            return outcome(approaches[t]!.request(vehicle: vehicle, line: (line?.isEmpty ?? true) ? nil : line, etaSeconds: eta, at: now))
+            return outcome(approaches[a].request(vehicle: vehicle, line: (line?.isEmpty ?? true) ? nil : line, etaSeconds: eta, at: now))
         case "maintenance":
             maintenance = c.args["on"]?.bool ?? false
+            if !maintenance {
+                // Automation resumes: everything it drives is written again at the next step.
+                for id in manual.indices where manual[id] {
+                    manual[id] = false
+                    outputs.forget(id)
+                }
+            }
             return .success(.object(["maintenance": .bool(maintenance)]))
         case "io_write":
-            guard maintenance else { return .failure("interlock", "io write needs maintenance mode (edgectl maintenance on)") }
-            guard config.devices[t] != nil else { return .failure("unknown_target", "\(t) is not a device") }
-            guard deviceOnline[t] == true else { return .failure("device_offline", "\(t) does not answer") }
-            guard let point = c.args["point"]?.string, let value = number("value") else { return .failure("malformed", "point and value are required") }
-            if bollards[t] != nil && point == "motor_up" && value != 0 {
-                return .failure("interlock", "motor_up is driven only by the bollard controller")
-            }
-            send(t, [PointWrite(point, value)], .control, track: false)
-            return .success()
+            return maintenanceWrite(c, now: now)
         case "debug_hang":
             // Test hook for the watchdog: blocks this loop on purpose. Only with EDGE_AGENT_TEST_HOOKS=1.
             guard ProcessInfo.processInfo.environment["EDGE_AGENT_TEST_HOOKS"] == "1" else {
@@ -535,70 +624,111 @@ final class ControlCore: @unchecked Sendable {
         }
     }
 
+    /// A technician's write of one point (maintenance mode only). The device's automation is
+    /// paused until maintenance mode ends, so the machines do not overwrite the value. On a
+    /// bollard: `motor_up` is never written by hand, and a write that would leave both motor
+    /// coils on is refused; taking a moving bollard over stops its motor first (off before on).
+    private func maintenanceWrite(_ c: AgentCommand, now: MonotonicInstant) -> ControlResponse {
+        let t = c.target
+        guard maintenance else { return .failure("interlock", "io write needs maintenance mode (edgectl maintenance on)") }
+        guard let id = map.ids[t] else { return .failure("unknown_target", "\(t) is not a device") }
+        guard online[id] == true else { return .failure("device_offline", "\(t) does not answer") }
+        guard let point = c.args["point"]?.string, let value = c.args["value"]?.number, value.isFinite else {
+            return .failure("malformed", "point and value (a number) are required")
+        }
+        guard map.profiles[id]?.points[point] != nil else {
+            return .failure("unknown_target", "\(t) has no point \(point)")
+        }
+        var writes = [PointWrite(point, value)]
+        if map.bollardOfDevice[id] != nil {
+            if point == PointRole.motorUp.pointName && value != 0 {
+                return .failure("interlock", "motor_up is driven only by the bollard controller")
+            }
+            if point == PointRole.motorDown.pointName && value != 0 {
+                // Whatever the automation last wrote, motor_up goes off first in the same write.
+                writes = pointWrites(orderedOutputs([(.motorUp, 0), (.motorDown, value)], has: { map.has(id, $0) }))
+            }
+            if !manual[id] {
+                // Taking over: the automation's motion stops (off first), then the technician's point.
+                var takeover: [(PointRole, Double)] = [(.motorUp, 0), (.motorDown, 0), (.buzzer, 0)]
+                takeover.removeAll { $0.0.pointName == point }
+                writes = pointWrites(orderedOutputs(takeover, has: { map.has(id, $0) })) + writes.filter { w in !takeover.contains { $0.0.pointName == w.point } }
+            }
+        }
+        if !manual[id] {
+            manual[id] = true
+            logger.notice("maintenance write: automation of the device paused until maintenance ends", metadata: ["device": "\(t)"])
+        }
+        sendPoints(id, writes, .safety, track: false)
+        outputs.forget(id)
+        return .success()
+    }
+
     // MARK: - Status
 
-    func snapshot(now: MonotonicInstant) -> ControlValue {
-        var devices: [String: ControlValue] = [:]
-        for (name, d) in config.devices {
-            var o: [String: ControlValue] = [:]
-            let online = deviceOnline[name]
-            o["online"] = online.map { .bool($0) } ?? .null
-            switch d.attachment {
+    func snapshot(now: MonotonicInstant) -> StatusSnapshot {
+        var devices: [String: StatusSnapshot.Device] = [:]
+        for (id, name) in map.names.enumerated() {
+            var d = StatusSnapshot.Device(online: online[id], kind: "gpio")
+            switch config.devices[name]!.attachment {
             case .modbus(let profile, let bus, let unit):
-                o["profile"] = .string(profile)
-                o["bus"] = .string(bus)
-                o["unit"] = .number(Double(unit))
-                o["kind"] = .string(config.profiles[profile]?.kind.rawValue ?? "")
+                d.profile = profile
+                d.bus = bus
+                d.unit = Int(unit)
+                d.kind = map.profiles[id]?.kind.rawValue ?? ""
             case .gpio(let line):
-                o["line"] = .string(line)
-                o["kind"] = .string("gpio")
-                if let v = presenceState[name] { o["value"] = .bool(v) }
+                d.line = line
+                d.value = presence[id]
+            case .gpioPoints(let kind, let lines):
+                d.kind = kind.rawValue
+                d.line = lines.map { "\($0.key.pointName)=\($0.value)" }.sorted().joined(separator: ",")
+                if !wiredInputs[id].isEmpty {
+                    var values: [String: Double] = [:]
+                    for (role, x) in wiredInputs[id].present { values[role.pointName] = x }
+                    d.values = values
+                }
             }
-            if let r = readings[name] {
-                o["values"] = .object(r.values.mapValues { .number($0) })
-                if let e = r.error { o["error"] = .string(e) }
+            if let r = readings[id] {
+                var values: [String: Double] = [:]
+                for (role, x) in r.values.present { values[role.pointName] = x }
+                d.values = values
+                d.error = r.error
+                if !r.invalid.isEmpty { d.invalid = r.invalid }
             }
-            devices[name] = .object(o)
+            if manual[id] { d.manual = true }
+            devices[name] = d
         }
-        var lighting: [String: ControlValue] = [:]
-        for (name, g) in groups {
-            var o: [String: ControlValue] = ["level": .number(Double(g.outputs.level)), "schedule": .number(Double(g.schedule)), "boosting": .bool(g.boosting)]
-            if let ov = g.activeOverride { o["override"] = .number(Double(ov.level)) }
-            lighting[name] = .object(o)
+        var lighting: [String: StatusSnapshot.Group] = [:]
+        for (g, name) in map.groupNames.enumerated() {
+            let group = groups[g]
+            lighting[name] = .init(level: group.outputs.level, schedule: group.schedule, boosting: group.boosting, override: group.activeOverride?.level)
         }
-        var bollardStates: [String: ControlValue] = [:]
-        for (name, b) in bollards {
-            var o: [String: ControlValue] = ["position": .string(b.position.rawValue),
-                                             "motor_up": .bool(b.outputs.motorUp), "motor_down": .bool(b.outputs.motorDown),
-                                             "warning": .bool(b.outputs.warningLights), "traffic": .string(b.outputs.trafficGreen ? "green" : "red")]
-            if let s = bollardSensors[name] {
-                o["loop"] = .bool(s.loopOccupied)
-                o["photocell"] = .bool(s.photocellInterrupted)
-                o["emergency"] = .bool(s.emergencyInput)
+        var bollardStates: [String: StatusSnapshot.Bollard] = [:]
+        for (b, id) in map.bollardDevice.enumerated() {
+            let c = bollards[b]
+            var o = StatusSnapshot.Bollard(position: c.position.rawValue, motorUp: c.outputs.motorUp, motorDown: c.outputs.motorDown,
+                                           warning: c.outputs.warningLights, traffic: c.outputs.trafficGreen ? "green" : "red")
+            if let s = bollardSensors[b] {
+                o.loop = s.loopOccupied
+                o.photocell = s.photocellInterrupted
+                o.emergency = s.emergencyInput
             }
-            if let f = b.fault { o["fault"] = .string("\(f)") }
-            bollardStates[name] = .object(o)
+            if let f = c.fault { o.fault = "\(f)" }
+            if let p = c.lastPollAt { o.sensorAgeMs = ((now - p).seconds * 1000).rounded() }
+            bollardStates[map.names[id]] = o
         }
-        var approachStates: [String: ControlValue] = [:]
-        for (name, a) in approaches {
-            approachStates[name] = .object(["request": .bool(a.outputs.request), "vehicles": .number(Double(a.checkedIn))])
+        var approachStates: [String: StatusSnapshot.Approach] = [:]
+        for (a, name) in map.approachNames.enumerated() {
+            approachStates[name] = .init(request: approaches[a].outputs.request, vehicles: approaches[a].checkedIn)
         }
-        var alarms: [ControlValue] = []
+        var alarms: [StatusSnapshot.Alarm] = []
         for key in activeAlarms.keys.sorted() {
             let a = activeAlarms[key]!
             let source = String(key.split(separator: "/").first ?? "")
-            alarms.append(.object(["device": .string(source), "code": .string(a.code.rawValue), "severity": .string(a.severity.rawValue), "message": .string(a.message)]))
+            alarms.append(.init(device: source, code: a.code.rawValue, severity: a.severity.rawValue, message: a.message))
         }
-        return .object([
-            "gateway": .string(config.gateway.id),
-            "uptime_s": .number(((now - startedAt).seconds).rounded()),
-            "devices": .object(devices),
-            "lighting": .object(lighting),
-            "bollards": .object(bollardStates),
-            "approaches": .object(approachStates),
-            "alarms": .array(alarms),
-            "maintenance": .bool(maintenance),
-        ])
+        return StatusSnapshot(gateway: config.gateway.id, uptimeS: ((now - startedAt).seconds).rounded(), devices: devices, lighting: lighting,
+                              bollards: bollardStates, approaches: approachStates, alarms: alarms, maintenance: maintenance)
     }
 }
 

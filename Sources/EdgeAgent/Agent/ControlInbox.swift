@@ -6,8 +6,8 @@ enum ControlInput: Sendable {
     case reading(DeviceReading)
     case edge(GPIOEdge)
     case command(AgentCommand, reply: @Sendable (ControlResponse) -> Void)
-    case writeFailed(device: String, error: FieldDeviceError)
-    case writeDone(device: String)
+    case writeFailed(device: Int, error: FieldDeviceError)
+    case writeDone(device: Int)
     case snapshot(reply: @Sendable (ControlValue) -> Void)
 }
 

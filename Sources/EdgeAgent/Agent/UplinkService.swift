@@ -4,12 +4,20 @@ import Logging
 import Protocols
 
 /// The link to the centre: every message goes through the durable outbox (written before it
-/// is published, deleted on PUBACK), a drainer thread publishes in seq order with a bounded
-/// in-flight window, and signed commands on `ROOT/cmd` are verified, checked for replay,
-/// validated, executed through the control loop, audited and answered on `ROOT/reply`.
+/// is published, deleted on PUBACK), a drainer thread publishes by lane (status and alarms,
+/// then events and replies, then telemetry; each lane in seq order) with a bounded in-flight
+/// window, and signed commands on `ROOT/cmd` are verified, checked for replay, validated,
+/// executed through the control loop, audited and answered on `ROOT/reply`.
+///
+/// Every message carries `time_quality` (`ClockTrust`). The alarms published as active are
+/// kept in an `AlarmLedger`; at start, after a reload and after a reconnect, once every
+/// device has been polled, the current state of each is published again (`reassertAlarms`).
 ///
 /// When the outbox cannot write (disk full, corrupt file) the agent keeps controlling; the
 /// failure is counted, logged and reported as an alarm once the disk accepts writes again.
+/// Commands toward the safe state (`CommandCatalog.towardSafeState`) run even then: their
+/// replay record is kept in memory, the `state_disk_failed` alarm shows in the status view,
+/// and their replies are held in memory and stored once the disk is back.
 final class UplinkService: @unchecked Sendable {
     typealias Executor = @Sendable (AgentCommand, @escaping @Sendable (ControlResponse) -> Void) -> Void
 
@@ -19,8 +27,22 @@ final class UplinkService: @unchecked Sendable {
     private let logger: Logger
     private let client: MQTTClient
     private let outbox: Outbox?
-    private let replay: ReplayStore?
+    private let replay: ReplayStore
     private let auditLog: AuditLog?
+    private let ledger: AlarmLedger
+    private let clockTrust = ClockTrust.shared
+    /// Alarms the uplink itself raised this run (`gateway/<code>` -> severity, message).
+    private var ownAlarms: [String: (severity: String, message: String)] = [:]
+    /// Messages the outbox refused that must not be lost (replies, the disk alarm), in order;
+    /// stored once it writes again. Bounded by `maxHeld`.
+    private var held: [(topic: String, retain: Bool, priority: OutboxPriority, lane: OutboxLane, body: [String: ControlValue])] = []
+    private static let maxHeld = 1000
+    /// Non-nil while the state disk refuses the replay records of safety commands.
+    private var stateDiskError: String?
+    /// Gives the control loop's status snapshot (set by the agent); nil when it cannot.
+    private var snapshotProvider: (@Sendable () -> ControlValue?)?
+    /// A re-assertion of the alarm states is wanted (start, reload, reconnect).
+    private var reassertWanted = false
     private let verifier: CommandVerifier
     private let execute: Executor
     private let bootID = UUID().uuidString.lowercased()
@@ -28,13 +50,19 @@ final class UplinkService: @unchecked Sendable {
     private var running = false
     private var connected = false
     private var inflight: [Int32: UInt64] = [:]
-    private var lastQueued: UInt64?
+    /// Per lane, the highest seq handed to the broker.
+    private var lastQueued: [OutboxLane: UInt64] = [:]
     private var outboxErrors = 0
     private var lastOutboxError: String?
     /// Failures since the outbox last accepted a write; non-zero = the `outbox_write_failed` alarm is active.
     private var failuresInARow = 0
     private var telemetryDue: [String: (at: MonotonicInstant, values: [String: ControlValue])] = [:]
     private let maxInflight = 20
+    /// The drainer thread is in its loop (set by `start`, cleared when it returns).
+    private var draining = false
+    /// How long `stop` waits for the broker to acknowledge the `offline` status: well inside
+    /// systemd's 15 s stop timeout, after the loop and the buses have stopped (about 2 s).
+    static let goodbyeTimeout = Duration.seconds(3)
 
     init(config: AgentConfig, version: String, logger: Logger, execute: @escaping Executor) throws {
         self.config = config
@@ -45,15 +73,35 @@ final class UplinkService: @unchecked Sendable {
         let state = config.gateway.stateDirectory
         var outbox: Outbox?
         do {
-            outbox = try Outbox(path: state + "/outbox.db", maxMessages: config.uplink.outboxMaxMessages, maxAge: config.uplink.outboxMaxAge, logger: logger)
+            outbox = try Outbox(path: state + "/outbox.db", maxMessages: config.uplink.outboxMaxMessages, maxAge: config.uplink.outboxMaxAge,
+                                logger: logger, maxBytes: config.uplink.outboxMaxBytes)
         } catch {
             logger.critical("outbox unavailable; uplink messages cannot be kept: \(error)")
             lastOutboxError = "\(error)"
         }
         self.outbox = outbox
-        replay = try? ReplayStore(path: state + "/replay.db")
-        auditLog = try? AuditLog(path: state + "/audit.log")
-        verifier = CommandVerifier(gatewayID: config.gateway.id, centreKeys: config.uplink.centreKeys)
+        var own: [String: (severity: String, message: String)] = [:]
+        do {
+            let store = try ReplayStore(path: state + "/replay.db", logger: logger)
+            if let aside = store.recoveredFromCorruption {
+                own["gateway/replay_store_recovered"] = ("major", "the replay store was corrupt and was replaced (moved to \(aside)); commands still within their validity could be replayed")
+            }
+            replay = store
+        } catch {
+            logger.critical("replay store cannot be opened; only commands toward the safe state run", metadata: ["error": "\(error)"])
+            own["gateway/replay_store_failed"] = ("critical", "the replay store cannot be opened (\(error)); only commands toward the safe state run, their ids kept in memory")
+            replay = ReplayStore(unavailableAt: state + "/replay.db", logger: logger)
+        }
+        do {
+            auditLog = try AuditLog(path: state + "/audit.log")
+        } catch {
+            logger.critical("audit log cannot be opened; commands are not audited", metadata: ["error": "\(error)"])
+            own["gateway/audit_log_failed"] = ("major", "the audit log cannot be opened: \(error)")
+            auditLog = nil
+        }
+        ownAlarms = own
+        ledger = AlarmLedger(path: state + "/alarms")
+        verifier = CommandVerifier(gatewayID: config.gateway.id, centreKeys: config.uplink.centreKeys, maxLifetime: config.uplink.maxCommandLifetime)
         var mqtt = MQTTConfiguration(broker: config.uplink.broker, clientID: "edge-agent-\(config.gateway.id)")
         mqtt.cleanSession = false
         mqtt.maxInflight = maxInflight
@@ -80,17 +128,46 @@ final class UplinkService: @unchecked Sendable {
         }
         o["outbox_errors"] = .number(Double(outboxErrors))
         if let e = lastOutboxError { o["outbox_error"] = .string(e) }
+        o["time_quality"] = .string(clockTrust.quality.rawValue)
+        o["time_source"] = .string(clockTrust.source)
+        o["held_in_memory"] = .number(Double(held.count))
+        o["replay_ids_in_memory"] = .number(Double(replay.heldInMemory))
         return .object(o)
     }
 
-    /// The uplink's own alarm for the status view (`device: gateway`), while the outbox
-    /// cannot write (disk full, read-only or corrupt file). Control is not affected.
-    var activeAlarm: ControlValue? {
+    /// The uplink's own alarms for the status view (`device: gateway`): the outbox cannot write
+    /// (disk full, read-only or corrupt file), the state disk refused a safety command's replay
+    /// record, the replay store or audit log could not be opened. Control is not affected.
+    var activeAlarms: [ControlValue] {
         cond.lock()
         defer { cond.unlock() }
-        guard failuresInARow > 0 || outbox == nil else { return nil }
-        return .object(["device": .string("gateway"), "code": .string("outbox_write_failed"), "severity": .string("major"),
-                        "message": .string("the outbox cannot store uplink messages (\(failuresInARow) refused so far): \(lastOutboxError ?? "unavailable")")])
+        var out: [ControlValue] = []
+        func alarm(_ code: String, _ severity: String, _ message: String) -> ControlValue {
+            .object(["device": .string("gateway"), "code": .string(code), "severity": .string(severity), "message": .string(message)])
+        }
+        if failuresInARow > 0 || outbox == nil {
+            out.append(alarm("outbox_write_failed", "major", "the outbox cannot store uplink messages (\(failuresInARow) refused so far): \(lastOutboxError ?? "unavailable")"))
+        }
+        for key in ownAlarms.keys.sorted() {
+            let a = ownAlarms[key]!
+            out.append(alarm(String(key.dropFirst("gateway/".count)), a.severity, a.message))
+        }
+        return out
+    }
+
+    /// Sets how the uplink reads the control loop's status (alarms and device states) for the
+    /// re-assertion of alarm states.
+    func setSnapshotProvider(_ provider: @escaping @Sendable () -> ControlValue?) {
+        cond.withLock { snapshotProvider = provider }
+    }
+
+    /// Asks for the current state of every alarm ever published as active to be published
+    /// again once every device has been polled (start, reload, reconnect). Returns at once.
+    func reassertAlarms() {
+        cond.lock()
+        reassertWanted = true
+        cond.broadcast()
+        cond.unlock()
     }
 
     func start() {
@@ -100,29 +177,74 @@ final class UplinkService: @unchecked Sendable {
         try? client.subscribe(root + "/cmd", qos: 1)
         cond.lock()
         running = true
+        draining = true
         cond.unlock()
         if let recovered = outbox?.recoveredFromCorruption {
             logger.critical("outbox database was corrupt; moved aside and started fresh", metadata: ["detail": "\(recovered)"])
-            enqueue(topic: "\(root)/alarm/gateway/outbox_corrupt", retain: true, priority: .event,
-                    body: ["active": .bool(true), "severity": .string("major"),
-                           "message": .string("outbox database was corrupt and was replaced; messages queued before may be lost: \(recovered)")])
+            cond.withLock { ownAlarms["gateway/outbox_corrupt"] = ("major", "outbox database was corrupt and was replaced; messages queued before may be lost: \(recovered)") }
         }
+        if let skipped = outbox?.skippedSeqs {
+            publishEvent(device: "gateway", type: "seq.skipped",
+                         data: ["from": .number(Double(skipped.lowerBound)), "to": .number(Double(skipped.upperBound)),
+                                "reason": .string("the outbox database is not the one the seq file was written for (lost, replaced or corrupt)")])
+        }
+        for (key, a) in cond.withLock({ ownAlarms }) {
+            enqueue(topic: "\(root)/alarm/\(key)", retain: true, priority: .event, lane: .status,
+                    body: ["active": .bool(true), "severity": .string(a.severity), "message": .string(a.message)])
+        }
+        clockTrust.onChange { [weak self] quality in self?.clockChanged(quality) }
+        reassertAlarms()
         let t = Thread { [weak self] in self?.drain() }
         t.name = "uplink-drain"
         t.start()
+        let r = Thread { [weak self] in self?.reassertLoop() }
+        r.name = "uplink-alarms"
+        r.start()
         client.start()
     }
 
+    /// The clock became (un)synchronised: the retained status says so at once.
+    private func clockChanged(_ quality: ClockTrust.Quality) {
+        logger.notice("wall clock is now \(quality.rawValue)", metadata: ["source": "\(clockTrust.source)"])
+        guard cond.withLock({ running }) else { return }
+        enqueue(topic: root + "/status", retain: true, priority: .event, lane: .status,
+                body: ["state": .string("online"), "version": .string(version), "boot_id": .string(bootID)])
+    }
+
+    /// Stops the drainer, says goodbye and closes the outbox.
+    ///
+    /// The goodbye (`status` `{"state":"offline"}`) is a message like every other: stored in
+    /// the outbox with its `seq` and `ts`, then published at once, ahead of any backlog (the
+    /// status goes first, as `online` does on connect), and awaited up to `goodbyeTimeout`. Not
+    /// acknowledged by then (or no broker), it stays in the outbox and goes out in seq order
+    /// at the next start, before that run's `online`. The broker's will covers unclean losses.
     func stop() {
         cond.lock()
         running = false
         cond.broadcast()
+        // The drainer leaves its loop at once (it never blocks on the broker); wait for it so
+        // no publish of the backlog is in progress when the goodbye goes out.
+        let drainerDeadline = Date().addingTimeInterval(1)
+        while draining, cond.wait(until: drainerDeadline) {}
         cond.unlock()
-        // Say goodbye explicitly (the will only fires on an unclean loss).
-        if connected {
-            _ = try? client.publish(MQTTMessage(topic: root + "/status", payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true))
-            Thread.sleep(forTimeInterval: 0.1)
+        let goodbye = store(topic: root + "/status", retain: true, priority: .event, lane: .status,
+                            body: ["state": .string("offline"), "version": .string(version), "boot_id": .string(bootID)])
+        cond.lock()
+        if let goodbye, connected {
+            do {
+                let mid = try client.publish(MQTTMessage(topic: goodbye.topic, payload: goodbye.payload, qos: 1, retain: true))
+                inflight[mid] = goodbye.seq
+                let deadline = Date().addingTimeInterval(Self.goodbyeTimeout.seconds)
+                while inflight[mid] != nil, connected, cond.wait(until: deadline) {}
+                if inflight[mid] != nil {
+                    logger.warning("the broker did not acknowledge the offline status in time; it stays in the outbox for the next start",
+                                   metadata: ["seq": "\(goodbye.seq)"])
+                }
+            } catch {
+                logger.warning("cannot publish the offline status; it stays in the outbox for the next start", metadata: ["error": "\(error)"])
+            }
         }
+        cond.unlock()
         client.stop()
         outbox?.close()
     }
@@ -130,14 +252,24 @@ final class UplinkService: @unchecked Sendable {
     // MARK: - Enqueue
 
     @discardableResult
-    private func enqueue(topic: String, retain: Bool, priority: OutboxPriority, body: [String: ControlValue]) -> Bool {
-        guard let outbox else { return false }
+    private func enqueue(topic: String, retain: Bool, priority: OutboxPriority, lane: OutboxLane? = nil, body: [String: ControlValue]) -> Bool {
+        store(topic: topic, retain: retain, priority: priority, lane: lane, body: body) != nil
+    }
+
+    /// Stores one message in the outbox (adding `seq`, `ts` and `time_quality`); nil when the
+    /// outbox refused it. `lane` defaults to the priority's (telemetry or events).
+    private func store(topic: String, retain: Bool, priority: OutboxPriority, lane: OutboxLane? = nil, body: [String: ControlValue]) -> (seq: UInt64, topic: String, payload: [UInt8])? {
+        guard let outbox else { return nil }
+        var body = body
+        if body["ts"] == nil { body["ts"] = .string(Timestamp.rfc3339()) }
+        if body["time_quality"] == nil { body["time_quality"] = .string(clockTrust.quality.rawValue) }
         do {
-            _ = try outbox.append(topic: topic, qos: 1, retain: retain, priority: priority) { seq in
+            var payload: [UInt8] = []
+            let seq = try outbox.append(topic: topic, qos: 1, retain: retain, priority: priority, lane: lane) { seq in
                 var b = body
                 b["seq"] = .number(Double(seq))
-                if b["ts"] == nil { b["ts"] = .string(Timestamp.rfc3339()) }
-                return ControlCoding.encodeJSON(.object(b))
+                payload = ControlCoding.encodeJSON(.object(b))
+                return payload
             }
             cond.lock()
             let refused = failuresInARow
@@ -147,7 +279,10 @@ final class UplinkService: @unchecked Sendable {
             cond.broadcast()
             cond.unlock()
             if refused > 0 { outboxRecovered(refused: refused, reason: reason ?? "") }
-            return true
+            if topic.hasPrefix(root + "/alarm/"), case .bool(let active)? = body["active"] {
+                ledger.note(String(topic.dropFirst(root.count + "/alarm/".count)), active: active, severity: body["severity"]?.string ?? "major")
+            }
+            return (seq, topic, payload)
         } catch {
             cond.lock()
             outboxErrors += 1
@@ -162,7 +297,7 @@ final class UplinkService: @unchecked Sendable {
             } else if total % 1000 == 0 {
                 logger.error("outbox still failing; control continues", metadata: ["error": "\(error)", "failures": "\(total)"])
             }
-            return false
+            return nil
         }
     }
 
@@ -171,10 +306,10 @@ final class UplinkService: @unchecked Sendable {
     private func outboxRecovered(refused: Int, reason: String) {
         logger.notice("outbox writes again", metadata: ["refused": "\(refused)", "alarm": "gateway/outbox_write_failed"])
         let topic = "\(root)/alarm/gateway/outbox_write_failed"
-        enqueue(topic: topic, retain: true, priority: .event,
+        enqueue(topic: topic, retain: true, priority: .event, lane: .status,
                 body: ["active": .bool(true), "severity": .string("major"), "refused": .number(Double(refused)),
                        "message": .string("the outbox could not store uplink messages; \(refused) were refused: \(reason)")])
-        enqueue(topic: topic, retain: true, priority: .event,
+        enqueue(topic: topic, retain: true, priority: .event, lane: .status,
                 body: ["active": .bool(false), "severity": .string("major"), "refused": .number(Double(refused)),
                        "message": .string("the outbox writes again after refusing \(refused) messages")])
     }
@@ -184,7 +319,7 @@ final class UplinkService: @unchecked Sendable {
             switch e {
             case .control(let c):
                 if case .alarm(let a) = c.kind {
-                    enqueue(topic: "\(root)/alarm/\(c.source)/\(a.code.rawValue)", retain: true, priority: .event,
+                    enqueue(topic: "\(root)/alarm/\(c.source)/\(a.code.rawValue)", retain: true, priority: .event, lane: .status,
                             body: ["active": .bool(a.active), "severity": .string(a.severity.rawValue), "message": .string(a.message)])
                 } else {
                     var data: [String: ControlValue] = [:]
@@ -202,7 +337,7 @@ final class UplinkService: @unchecked Sendable {
             case .device(let d, let online, let error):
                 enqueue(topic: "\(root)/event/\(d)", retain: false, priority: .event,
                         body: ["type": .string(online ? "device.online" : "device.offline"), "data": .object(error.map { ["error": .string($0)] } ?? [:])])
-                enqueue(topic: "\(root)/alarm/\(d)/comm_lost", retain: true, priority: .event,
+                enqueue(topic: "\(root)/alarm/\(d)/comm_lost", retain: true, priority: .event, lane: .status,
                         body: ["active": .bool(!online), "severity": .string("major"), "message": .string(online ? "\(d) answers again" : "\(d) does not answer: \(error ?? "no reply")")])
             case .telemetry(let device, let values):
                 enqueue(topic: "\(root)/telemetry/\(device)", retain: false, priority: .telemetry, body: ["values": .object(values)])
@@ -232,8 +367,10 @@ final class UplinkService: @unchecked Sendable {
         cond.unlock()
         if up {
             logger.notice("uplink connected", metadata: ["broker": "\(config.uplink.broker)"])
-            enqueue(topic: root + "/status", retain: true, priority: .event,
+            // The status lane goes first: `online` overtakes any backlog of events and telemetry.
+            enqueue(topic: root + "/status", retain: true, priority: .event, lane: .status,
                     body: ["state": .string("online"), "version": .string(version), "boot_id": .string(bootID)])
+            reassertAlarms()
         } else {
             logger.warning("uplink disconnected; messages stay in the outbox", metadata: ["broker": "\(config.uplink.broker)"])
         }
@@ -255,27 +392,39 @@ final class UplinkService: @unchecked Sendable {
             logger.warning("command refused", metadata: ["code": "\(rejection.code)", "reason": "\(rejection.message)"])
             reply(id: rejection.id, ok: false, code: rejection.code, message: rejection.message)
         case .success(let command):
-            if replay?.hasSeen(command.id) == true {
-                return reply(id: command.id, ok: false, code: "replay", message: "command \(command.id) was already executed")
+            if replay.hasSeen(command.id) {
+                return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
             }
             if let rejection = CommandCatalog.validate(command, targetKind: targetKind(command.target)) {
                 return reply(id: command.id, ok: false, code: rejection.code, message: rejection.message)
             }
             // Remember the id before acting (check and record in one step): a crash after this
             // point can lose the command but never run it twice.
-            guard let replay else {
-                return reply(id: command.id, ok: false, code: "malformed", message: "the replay store is unavailable; actuating commands are refused")
-            }
             do {
                 guard try replay.recordIfNew(command.id, expires: command.expires) else {
-                    return reply(id: command.id, ok: false, code: "replay", message: "command \(command.id) was already executed")
+                    return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
                 }
             } catch {
-                return reply(id: command.id, ok: false, code: "malformed", message: "cannot record the command id: \(error)")
+                // The state disk fails. Safety does not need it: a command toward the safe state
+                // runs with its id kept in memory; every other one is refused.
+                guard CommandCatalog.towardSafeState.contains(command.action) else {
+                    return reply(id: command.id, ok: false, code: "unavailable",
+                                 message: "the state disk cannot record the command id (\(error)); only \(CommandCatalog.towardSafeState.sorted().joined(separator: ", ")) run until it can")
+                }
+                guard replay.recordInMemory(command.id, expires: command.expires) else {
+                    return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
+                }
+                stateDiskFailed("\(error)", command: command.id)
             }
             let agentCommand = AgentCommand(origin: .centre(keyID: command.keyID), id: command.id, target: command.target, action: command.action, args: command.args)
             execute(agentCommand) { [weak self] response in
                 guard let self else { return }
+                // The id stays spent either way; a later replay is told what became of it.
+                do {
+                    try replay.recordOutcome(command.id, outcome: response.ok ? "executed" : "refused: \(response.code ?? "error")", at: Date())
+                } catch {
+                    self.logger.error("cannot record a command's outcome in the replay store", metadata: ["id": "\(command.id)", "error": "\(error)"])
+                }
                 self.audit(command: agentCommand, response: response)
                 self.reply(id: command.id, ok: response.ok, code: response.code, message: response.message)
                 if response.ok {
@@ -295,39 +444,210 @@ final class UplinkService: @unchecked Sendable {
         return nil
     }
 
+    /// Answers on `ROOT/reply`. A reply the outbox refuses is held in memory (bounded) and
+    /// stored once it writes again: the centre learns every outcome.
     private func reply(id: String?, ok: Bool, code: String?, message: String?) {
         var body: [String: ControlValue] = ["id": id.map { .string($0) } ?? .null, "ok": .bool(ok)]
         if !ok { body["error"] = .object(["code": .string(code ?? "error"), "message": .string(message ?? "")]) }
-        enqueue(topic: root + "/reply", retain: false, priority: .event, body: body)
+        body["ts"] = .string(Timestamp.rfc3339())
+        if !enqueue(topic: root + "/reply", retain: false, priority: .event, body: body) {
+            hold(topic: root + "/reply", retain: false, priority: .event, lane: .event, body: body)
+        }
+    }
+
+    private func hold(topic: String, retain: Bool, priority: OutboxPriority, lane: OutboxLane, body: [String: ControlValue]) {
+        cond.lock()
+        if held.count < Self.maxHeld {
+            held.append((topic, retain, priority, lane, body))
+        } else {
+            logger.error("too many messages held in memory while the state disk fails; one dropped", metadata: ["topic": "\(topic)"])
+        }
+        cond.unlock()
+    }
+
+    /// A safety command ran without its replay record on disk: raise `state_disk_failed`
+    /// (status view at once; on `ROOT/alarm/gateway/state_disk_failed` once the disk is back).
+    private func stateDiskFailed(_ reason: String, command id: String) {
+        logger.critical("state disk refused a replay record; the command toward the safe state runs with its id kept in memory",
+                        metadata: ["id": "\(id)", "error": "\(reason)", "alarm": "gateway/state_disk_failed"])
+        let message = "the state disk refuses writes (\(reason)); safety commands run with their ids kept in memory, other commands are refused"
+        cond.lock()
+        let first = stateDiskError == nil
+        stateDiskError = reason
+        ownAlarms["gateway/state_disk_failed"] = ("critical", message)
+        cond.unlock()
+        if first {
+            let body: [String: ControlValue] = ["active": .bool(true), "severity": .string("critical"), "message": .string(message), "ts": .string(Timestamp.rfc3339())]
+            if !enqueue(topic: root + "/alarm/gateway/state_disk_failed", retain: true, priority: .event, lane: .status, body: body) {
+                hold(topic: root + "/alarm/gateway/state_disk_failed", retain: true, priority: .event, lane: .status, body: body)
+            }
+        }
+    }
+
+    /// Retries what waits in memory (held messages, replay records); clears `state_disk_failed`
+    /// once both are on disk. Called from the drainer about once a second.
+    private func retryHeld() {
+        let (pending, diskFailed) = cond.withLock { (held, stateDiskError != nil) }
+        guard !pending.isEmpty || diskFailed else { return }
+        var stored = 0
+        for m in pending {
+            guard enqueue(topic: m.topic, retain: m.retain, priority: m.priority, lane: m.lane, body: m.body) else { break }
+            stored += 1
+        }
+        cond.withLock { held.removeFirst(min(stored, held.count)) }
+        guard diskFailed, stored == pending.count, replay.persistMemory() == 0 else { return }
+        let body: [String: ControlValue] = ["active": .bool(false), "severity": .string("critical"),
+                                            "message": .string("the state disk accepts writes again; the replay records kept in memory are stored")]
+        if enqueue(topic: root + "/alarm/gateway/state_disk_failed", retain: true, priority: .event, lane: .status, body: body) {
+            cond.withLock {
+                stateDiskError = nil
+                ownAlarms["gateway/state_disk_failed"] = nil
+            }
+            logger.notice("state disk writes again; replay records kept in memory are stored", metadata: ["alarm": "gateway/state_disk_failed"])
+        }
+    }
+
+    // MARK: - Alarm re-assertion
+
+    /// Waits for `reassertAlarms()` requests; for each, once every polled device has answered
+    /// (or after `settleLimit`), publishes the state of every alarm in the ledger or active now.
+    private func reassertLoop() {
+        while true {
+            cond.lock()
+            while running, !reassertWanted { _ = cond.wait(until: Date().addingTimeInterval(1)) }
+            if !running {
+                cond.unlock()
+                return
+            }
+            reassertWanted = false
+            let provider = snapshotProvider
+            cond.unlock()
+            guard let provider else { continue }
+            let deadline = ContinuousClock.now + Self.settleLimit
+            var view: FieldAlarms?
+            while cond.withLock({ running }) {
+                let v = provider().flatMap(FieldAlarms.init)
+                if let v, v.settled || ContinuousClock.now >= deadline {
+                    view = v
+                    break
+                }
+                if ContinuousClock.now >= deadline { break }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+            if let view { publishAlarmStates(view) }
+        }
+    }
+
+    /// How long the re-assertion waits for every device's first poll before it goes with what is known.
+    static let settleLimit = Duration.seconds(5)
+
+    /// The control loop's alarms and which devices have been polled, from its status snapshot.
+    struct FieldAlarms {
+        var active: [String: (severity: String, message: String)] = [:]
+        /// Devices polled at least once (online or not); GPIO inputs count as polled.
+        var known: Set<String> = []
+        var settled = true
+
+        init?(_ snapshot: ControlValue) {
+            guard case .object(let o) = snapshot, case .object(let devices)? = o["devices"], case .array(let alarms)? = o["alarms"] else { return nil }
+            for (name, d) in devices {
+                guard case .object(let dev) = d else { continue }
+                if case .bool? = dev["online"] { known.insert(name) } else if dev["kind"]?.string == "gpio" { known.insert(name) } else { settled = false }
+            }
+            for a in alarms {
+                guard case .object(let x) = a, let device = x["device"]?.string, let code = x["code"]?.string else { continue }
+                active["\(device)/\(code)"] = (x["severity"]?.string ?? "major", x["message"]?.string ?? "")
+            }
+        }
+    }
+
+    private func publishAlarmStates(_ field: FieldAlarms) {
+        let own = cond.withLock { ownAlarms }
+        let published = ledger.active
+        var keys = Set(published.keys).union(field.active.keys).union(own.keys)
+        // An alarm of a device not polled yet stays as it is: its state is not known.
+        keys = keys.filter { key in
+            let device = String(key.split(separator: "/").first ?? "")
+            return device == "gateway" || field.known.contains(device) || field.active[key] != nil
+        }
+        var asserted = 0
+        var cleared = 0
+        for key in keys.sorted() {
+            let topic = "\(root)/alarm/\(key)"
+            if let a = field.active[key] ?? own[key] {
+                enqueue(topic: topic, retain: true, priority: .event, lane: .status,
+                        body: ["active": .bool(true), "severity": .string(a.severity), "message": .string(a.message)])
+                asserted += 1
+            } else {
+                enqueue(topic: topic, retain: true, priority: .event, lane: .status,
+                        body: ["active": .bool(false), "severity": .string(published[key] ?? "major"),
+                               "message": .string("\(key) is not active (state re-asserted after a start, reload or reconnect)")])
+                cleared += 1
+            }
+        }
+        logger.info("alarm states re-asserted", metadata: ["active": "\(asserted)", "cleared": "\(cleared)"])
     }
 
     // MARK: - Drainer
 
+    /// Publishes the outbox by lane: each round fills the in-flight window from the highest
+    /// lane first, so a status or an alarm waits at most for the window in flight, never for
+    /// the backlog below it.
     private func drain() {
+        var lastRetry = ContinuousClock.now
         while true {
+            if ContinuousClock.now - lastRetry >= .seconds(1) {
+                lastRetry = ContinuousClock.now
+                retryHeld()
+            }
             cond.lock()
-            while running && (!connected || inflight.count >= maxInflight) { _ = cond.wait(until: Date().addingTimeInterval(1)) }
-            if !running { cond.unlock(); return }
-            let room = maxInflight - inflight.count
-            let after = lastQueued
+            while running && (!connected || inflight.count >= maxInflight) {
+                _ = cond.wait(until: Date().addingTimeInterval(1))
+                if ContinuousClock.now - lastRetry >= .seconds(1) { break }
+            }
+            if !running {
+                draining = false
+                cond.broadcast()
+                cond.unlock()
+                return
+            }
+            if !connected || inflight.count >= maxInflight {
+                cond.unlock()
+                continue
+            }
+            var room = maxInflight - inflight.count
+            let cursors = lastQueued
             cond.unlock()
-            guard let outbox, let batch = try? outbox.peek(after: after, limit: room), !batch.isEmpty else {
+            guard let outbox else {
                 cond.lock()
                 if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
                 cond.unlock()
                 continue
             }
-            for m in batch {
-                do {
-                    cond.lock()
-                    let mid = try client.publish(MQTTMessage(topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain))
-                    inflight[mid] = m.seq
-                    lastQueued = m.seq
-                    cond.unlock()
-                } catch {
-                    cond.unlock()
-                    break
+            var sent = 0
+            var failed = false
+            lanes: for lane in OutboxLane.allCases where room > 0 {
+                guard let batch = try? outbox.peek(lane: lane, after: cursors[lane], limit: room), !batch.isEmpty else { continue }
+                for m in batch {
+                    do {
+                        cond.lock()
+                        let mid = try client.publish(MQTTMessage(topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain))
+                        inflight[mid] = m.seq
+                        lastQueued[lane] = m.seq
+                        cond.unlock()
+                        room -= 1
+                        sent += 1
+                    } catch {
+                        cond.unlock()
+                        failed = true
+                        break lanes
+                    }
                 }
+            }
+            if sent == 0 || failed {
+                cond.lock()
+                if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
+                cond.unlock()
             }
         }
     }

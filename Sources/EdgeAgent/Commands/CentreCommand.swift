@@ -93,21 +93,26 @@ struct WireEnvelope: Codable {
 /// (`malformed`); key id known and Ed25519 signature valid over the exact command bytes
 /// (`bad_signature`); command JSON shape (`malformed`); `gw` is this gateway
 /// (`wrong_gateway`); not expired at `now` (`expired`); not issued after `now + maxSkew`
-/// (`expired`, "issued in the future"). Replay, target, action and arguments are left to the caller.
+/// (`expired`, "issued in the future"); lifetime `expires - issued` at most `maxLifetime`
+/// (`malformed`: a command valid for longer is a standing order the centre never meant to
+/// sign). Replay, target, action and arguments are left to the caller.
 public struct CommandVerifier: Sendable {
     /// Envelopes larger than this are refused as malformed before parsing.
     public static let maxEnvelopeBytes = 65_536
 
     public let gatewayID: String
     public let maxSkew: Duration
+    /// The longest lifetime (`expires - issued`) accepted; default 1 h.
+    public let maxLifetime: Duration
     private let centreKeys: [String: [UInt8]]
 
     /// - Parameter centreKeys: key id -> raw 32-byte Ed25519 public key. A key of the wrong
     ///   length never verifies anything (its commands get `bad_signature`).
-    public init(gatewayID: String, centreKeys: [String: [UInt8]], maxSkew: Duration = .seconds(30)) {
+    public init(gatewayID: String, centreKeys: [String: [UInt8]], maxSkew: Duration = .seconds(30), maxLifetime: Duration = .seconds(3600)) {
         self.gatewayID = gatewayID
         self.centreKeys = centreKeys
         self.maxSkew = maxSkew
+        self.maxLifetime = maxLifetime
     }
 
     public func verify(envelope: [UInt8], now: Date) -> Result<CentreCommand, CommandRejection> {
@@ -157,6 +162,13 @@ public struct CommandVerifier: Sendable {
         }
         guard expires > now else {
             return .failure(CommandRejection(code: CommandRejection.expired, message: "command expired at \(RFC3339.format(expires)) (now \(RFC3339.format(now)))", id: command.id))
+        }
+        let lifetime = Double(maxLifetime.components.seconds) + Double(maxLifetime.components.attoseconds) / 1e18
+        guard expires.timeIntervalSince(issued) <= lifetime else {
+            return .failure(CommandRejection(
+                code: CommandRejection.malformed,
+                message: "command lifetime \(RFC3339.format(issued)) to \(RFC3339.format(expires)) is longer than the maximum \(maxLifetime)",
+                id: command.id))
         }
         let skew = Double(maxSkew.components.seconds) + Double(maxSkew.components.attoseconds) / 1e18
         guard issued <= now.addingTimeInterval(skew) else {

@@ -29,6 +29,12 @@ public enum CentreAction: Sendable, Equatable {
 /// a value outside its range is `out_of_range`; an action the target kind does not have is
 /// `unknown_action`; no target kind (the target is not configured) is `unknown_target`.
 public enum CommandCatalog {
+    /// Actions that only move outputs toward their safe state (bollard down and held down,
+    /// a priority request dropped) or touch nothing (`ping`). They run even when the state
+    /// disk fails (the replay record is then kept in memory); every other action is refused
+    /// with `unavailable` while the replay store cannot record it.
+    public static let towardSafeState: Set<String> = ["emergency_lower", "lower", "hold_down", "priority_cancel", "ping"]
+
     /// What a command's target is, as resolved by the caller from the configuration.
     public enum TargetKind: Sendable {
         case lamp

@@ -14,6 +14,11 @@ import Synchronization
 /// A corrupt file is moved aside to `replay.db.corrupt-<timestamp>` and a fresh one started
 /// (`recoveredFromCorruption`): commands still within their validity could then be replayed,
 /// so the agent should raise an alarm. Thread-safe.
+///
+/// When the state disk fails, commands toward the safe state must still run: `recordInMemory`
+/// then keeps the id in memory (checked by `hasSeen` like a stored one) with its outcome, and
+/// `persistMemory()` writes them once the disk accepts writes again. A store that cannot be
+/// opened at all is made with `init(unavailableAt:)`: memory only.
 public final class ReplayStore: Sendable {
     static let store = "replay store"
 
@@ -22,8 +27,30 @@ public final class ReplayStore: Sendable {
     private let logger: Logger
     private let clock: SteadyWallClock
     private let database: Mutex<SQLiteDatabase?>
+    /// Ids recorded while the disk refused writes (id -> record), until `persistMemory`.
+    private let memory = Mutex<[String: MemoryRecord]>([:])
+    private let memoryOnly: Bool
     /// The damaged file moved aside at open, if that happened.
     public let recoveredFromCorruption: String?
+
+    private struct MemoryRecord: Sendable {
+        var keepUntilMs: Int64
+        var receivedMs: Int64
+        var outcome: String?
+        var outcomeMs: Int64?
+    }
+
+    /// A store without a database (the file could not be opened): ids are kept in memory only,
+    /// for the commands toward the safe state that run regardless.
+    public init(unavailableAt path: String, skew: Duration = .seconds(30), logger: Logger = Logger(label: "edge-agent.replay")) {
+        self.path = path
+        self.skewMs = outboxMilliseconds(skew)
+        self.logger = logger
+        self.clock = SteadyWallClock(wall: nil, monotonic: nil)
+        database = Mutex(nil)
+        memoryOnly = true
+        recoveredFromCorruption = nil
+    }
 
     /// Opens (creating if needed) the store at `path`.
     /// - Parameters:
@@ -55,12 +82,19 @@ public final class ReplayStore: Sendable {
         }
         recoveredFromCorruption = recovered
         database = Mutex(db)
+        memoryOnly = false
     }
 
     private static func open(_ path: String) throws(SQLiteError) -> SQLiteDatabase {
         let db = try SQLiteDatabase(path: path, synchronous: .full)
         do {
-            try db.execute("CREATE TABLE IF NOT EXISTS executed(id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID")
+            try db.execute("CREATE TABLE IF NOT EXISTS executed(id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL, received_ms INTEGER, outcome TEXT, outcome_ms INTEGER) WITHOUT ROWID")
+            // Stores written before outcomes were kept: add the columns (their rows say "outcome not recorded").
+            var columns: [String] = []
+            try db.query("PRAGMA table_info(executed)", cache: false) { row in columns.append(row.text(1)) }
+            if !columns.contains("received_ms") { try db.execute("ALTER TABLE executed ADD COLUMN received_ms INTEGER") }
+            if !columns.contains("outcome") { try db.execute("ALTER TABLE executed ADD COLUMN outcome TEXT") }
+            if !columns.contains("outcome_ms") { try db.execute("ALTER TABLE executed ADD COLUMN outcome_ms INTEGER") }
             _ = try db.scalar("SELECT count(*) FROM executed")
         } catch {
             db.close()
@@ -72,6 +106,8 @@ public final class ReplayStore: Sendable {
     /// True when `id` was recorded and has not been pruned. On a storage failure this answers
     /// true (refuse: the safe side for actuating commands) and logs the error.
     public func hasSeen(_ id: String) -> Bool {
+        if memory.withLock({ $0[id] != nil }) { return true }
+        if memoryOnly { return false }
         do {
             return try withDatabase { db throws(SQLiteError) in
                 try db.scalar("SELECT 1 FROM executed WHERE id = ?", [.text(id)]) != nil
@@ -92,6 +128,97 @@ public final class ReplayStore: Sendable {
         try insert(id, expires: expires, replace: false)
     }
 
+    /// Records `id` in memory only (the disk refused `recordIfNew`); false when it was seen
+    /// before. Written to the file by `persistMemory()`.
+    public func recordInMemory(_ id: String, expires: Date) -> Bool {
+        if !memoryOnly, hasSeen(id) { return false }
+        let wall = outboxMilliseconds(clock.wallNow())
+        return memory.withLock { m in
+            if m[id] != nil { return false }
+            m[id] = MemoryRecord(keepUntilMs: outboxMilliseconds(expires) + skewMs, receivedMs: wall)
+            return true
+        }
+    }
+
+    /// Ids held in memory, not yet in the file.
+    public var heldInMemory: Int { memory.withLock { $0.count } }
+
+    /// Writes the ids held in memory (with their outcomes) to the file; returns how many are
+    /// still held (0 once all are stored). Nothing to do for a memory-only store.
+    @discardableResult
+    public func persistMemory() -> Int {
+        if memoryOnly { return heldInMemory }
+        let held = memory.withLock { $0 }
+        for (id, r) in held {
+            do {
+                _ = try withDatabase { db throws(SQLiteError) in
+                    try db.run("INSERT OR REPLACE INTO executed(id, expires_ms, received_ms, outcome, outcome_ms) VALUES(?, ?, ?, ?, ?)",
+                               [.text(id), .int(r.keepUntilMs), .int(r.receivedMs), r.outcome.map { .text($0) } ?? .null, r.outcomeMs.map { .int($0) } ?? .null])
+                }
+                memory.withLock { $0[id] = nil }
+            } catch {
+                break
+            }
+        }
+        return heldInMemory
+    }
+
+    /// What became of a spent id: when it was received, and `executed` or `refused: <contract
+    /// code>` and when; nil fields when not known (before the outcome, an agent stopped in
+    /// between, or a store written by an older version).
+    public struct Use: Sendable, Equatable {
+        public var receivedAt: Date?
+        public var outcome: String?
+        public var at: Date?
+    }
+
+    /// The recorded use of `id`, or nil when it is not remembered (or the store cannot be read).
+    public func use(of id: String) -> Use? {
+        if let r = memory.withLock({ $0[id] }) {
+            return Use(receivedAt: Self.date(r.receivedMs), outcome: r.outcome, at: r.outcomeMs.map(Self.date))
+        }
+        return try? withDatabase { db throws(SQLiteError) -> Use? in
+            var found: Use?
+            try db.query("SELECT received_ms, outcome, outcome_ms FROM executed WHERE id = ?", [.text(id)]) { row in
+                let received: Int64? = row.isNull(0) ? nil : row.int64(0)
+                let outcome: String? = row.isNull(1) ? nil : row.text(1)
+                let at: Int64? = row.isNull(2) ? nil : row.int64(2)
+                found = Use(receivedAt: received.map(Self.date), outcome: outcome, at: at.map(Self.date))
+            }
+            return found
+        }
+    }
+
+    private static func date(_ milliseconds: Int64) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
+
+    /// Records what became of `id` (recorded before by `recordIfNew`), at `at`.
+    public func recordOutcome(_ id: String, outcome: String, at: Date) throws(OutboxError) {
+        let inMemory = memory.withLock { m -> Bool in
+            guard m[id] != nil else { return false }
+            m[id]!.outcome = outcome
+            m[id]!.outcomeMs = outboxMilliseconds(at)
+            return true
+        }
+        if inMemory { return }
+        do {
+            _ = try withDatabase { db throws(SQLiteError) in
+                try db.run("UPDATE executed SET outcome = ?, outcome_ms = ? WHERE id = ?", [.text(outcome), .int(outboxMilliseconds(at)), .text(id)])
+            }
+        } catch {
+            throw OutboxError(error, store: Self.store)
+        }
+    }
+
+    /// The refusal message for a spent id: "id c-7 already used (refused: interlock at
+    /// 2026-12-04T10:00:00.000Z)", "(executed at ...)", or "(received at ..., no outcome
+    /// recorded)" while it runs or when the agent stopped before it ended.
+    public func replayMessage(for id: String) -> String {
+        guard let use = use(of: id) else { return "id \(id) already used" }
+        if let outcome = use.outcome, let at = use.at { return "id \(id) already used (\(outcome) at \(RFC3339.format(at)))" }
+        if let received = use.receivedAt { return "id \(id) already used (received at \(RFC3339.format(received)), no outcome recorded)" }
+        return "id \(id) already used"
+    }
+
     /// How many ids are remembered.
     public var count: Int {
         (try? withDatabase { db throws(SQLiteError) in Int(try db.scalar("SELECT count(*) FROM executed") ?? 0) }) ?? 0
@@ -110,12 +237,13 @@ public final class ReplayStore: Sendable {
         let nowMs = min(outboxMilliseconds(clock.wallNow()), outboxMilliseconds(clock.steadyNow()))
         let skew = skewMs
         let keepUntil = outboxMilliseconds(expires) + skew
+        let receivedMs = outboxMilliseconds(clock.wallNow())
         do {
             return try withDatabase { db throws(SQLiteError) in
                 try db.transaction { () throws(SQLiteError) -> Bool in
                     try db.run("DELETE FROM executed WHERE expires_ms < ?", [.int(nowMs)])
                     let verb = replace ? "INSERT OR REPLACE" : "INSERT OR IGNORE"
-                    return try db.run("\(verb) INTO executed(id, expires_ms) VALUES(?, ?)", [.text(id), .int(keepUntil)]) > 0
+                    return try db.run("\(verb) INTO executed(id, expires_ms, received_ms) VALUES(?, ?, ?)", [.text(id), .int(keepUntil), .int(receivedMs)]) > 0
                 }
             }
         } catch {

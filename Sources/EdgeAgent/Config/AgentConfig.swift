@@ -69,9 +69,16 @@ public struct AgentConfig: Sendable, Equatable {
         public var centreKeys: [String: [UInt8]]
         /// MQTT keep-alive: how soon a dead or silent broker link is noticed (5 s...65535 s).
         public var keepAlive: Duration
+        /// The outbox's size bound, topics and payloads summed (`outbox.max_bytes`, default 256 MiB).
+        public var outboxMaxBytes: Int
+        /// The longest lifetime (`expires - issued`) a centre command may have (default 1 h).
+        public var maxCommandLifetime: Duration
         public init(broker: String, prefix: String, tls: TLS?, telemetryInterval: Duration, outboxMaxMessages: Int, outboxMaxAge: Duration,
-                    centreKeys: [String: [UInt8]], keepAlive: Duration = .seconds(30)) {
+                    centreKeys: [String: [UInt8]], keepAlive: Duration = .seconds(30), outboxMaxBytes: Int = 256 << 20,
+                    maxCommandLifetime: Duration = .seconds(3600)) {
             self.keepAlive = keepAlive
+            self.outboxMaxBytes = outboxMaxBytes
+            self.maxCommandLifetime = maxCommandLifetime
             self.broker = broker
             self.prefix = prefix
             self.tls = tls
@@ -166,9 +173,11 @@ public struct BusConfig: Sendable, Equatable {
     public var transport: Transport
     /// Response timeout per request.
     public var timeout: Duration
-    /// How often every device on the bus is polled (default 200ms).
-    public var pollInterval: Duration
-    public init(name: String, transport: Transport, timeout: Duration, pollInterval: Duration = .milliseconds(200)) {
+    /// The bus's `poll:`: the period of every device of the bus without a `poll:` of its own;
+    /// nil (not set) = each device's role decides (`PollPeriods`: bollards and signal I/O 50 ms,
+    /// presence 100 ms, luminaires 2 s).
+    public var pollInterval: Duration?
+    public init(name: String, transport: Transport, timeout: Duration, pollInterval: Duration? = nil) {
         self.name = name
         self.transport = transport
         self.timeout = timeout
@@ -182,12 +191,18 @@ public struct DeviceConfig: Sendable, Equatable {
         case modbus(profile: String, bus: String, unit: UInt8)
         /// A line named in the board file.
         case gpio(line: String)
+        /// A bollard or signal I/O wired to the board's lines, one line per point (role ->
+        /// line name): outputs (coil roles) on output lines, inputs (discrete roles) on inputs.
+        case gpioPoints(kind: DeviceProfile.Kind, lines: [PointRole: String])
     }
     public var name: String
     public var attachment: Attachment
-    public init(name: String, attachment: Attachment) {
+    /// The device's `poll:` (Modbus only): its poll period, over the bus's and the role's.
+    public var pollPeriod: Duration?
+    public init(name: String, attachment: Attachment, pollPeriod: Duration? = nil) {
         self.name = name
         self.attachment = attachment
+        self.pollPeriod = pollPeriod
     }
 }
 
@@ -266,7 +281,11 @@ public struct BollardConfig: Sendable, Equatable {
     public var autoRaiseAfter: Duration?
     /// Reversals before the bollard stays down until a new command (default 3).
     public var maxReversals: Int
-    public init(name: String, preWarning: Duration, travelTimeout: Duration, autoRaiseAfter: Duration?, maxReversals: Int = 3) {
+    /// The oldest poll of its inputs a movement may start or continue on (default 300 ms, at most 500 ms).
+    public var maxSensorAge: Duration
+    public init(name: String, preWarning: Duration, travelTimeout: Duration, autoRaiseAfter: Duration?, maxReversals: Int = 3,
+                maxSensorAge: Duration = BollardController.defaultMaxSensorAge) {
+        self.maxSensorAge = maxSensorAge
         self.name = name
         self.preWarning = preWarning
         self.travelTimeout = travelTimeout

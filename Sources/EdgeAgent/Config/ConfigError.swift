@@ -1,8 +1,7 @@
 /// A configuration problem, located for a technician: the file, the line, and the dotted key
 /// path (`lighting.rue-liberte.hold`, `devices.lamp-01.unit`, `lighting.a.lamps[2]`).
 ///
-/// Loading stops at the first problem found, so there is exactly one message to fix at a
-/// time. `description` is the one-line form printed by `edge-agent` (exit 78) and
+/// `description` is the one-line form printed by `edge-agent` (exit 78) and
 /// `edgectl config check`:
 /// `agent.yaml:23: lighting.rue-liberte.hold: bad duration "10 s" (use a number with a unit: 500ms, 10s, 5m, 7d)`.
 ///
@@ -28,5 +27,65 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
         text += ": "
         if !key.isEmpty { text += "\(key): " }
         return text + message
+    }
+
+    /// Thrown by a check whose input was already found at fault (a device whose entry is
+    /// broken, a bus that did not parse): the first report stands, the follow-on is silent.
+    static let alreadyReported = ConfigError(file: "", line: nil, key: "", message: "")
+}
+
+/// Every problem found in one config, its board and its profiles, so a technician fixing a
+/// file by hand sees them all in one run (`edgectl config check`, `edge-agent` at start).
+///
+/// Invariants: `errors` is not empty; no two are equal; the config file's own problems come
+/// first, by line, then those of the other files (board, profiles) by file and line.
+public struct ConfigErrors: Error, CustomStringConvertible, Sendable, Equatable {
+    public var errors: [ConfigError]
+
+    public init(_ errors: [ConfigError]) {
+        precondition(!errors.isEmpty, "ConfigErrors needs at least one error")
+        self.errors = errors
+    }
+
+    /// The first problem (the one `ConfigLoader.load` throws).
+    public var first: ConfigError { errors[0] }
+
+    /// One line per problem.
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+/// Collects the problems of one load; each check runs in `check`, so a problem is recorded
+/// and the next check still runs. A reference type: the parsers' helpers share one.
+final class ConfigDiagnostics {
+    /// At most this many are kept (a file of garbage must not print a thousand lines).
+    static let limit = 200
+    private(set) var errors: [ConfigError] = []
+    private(set) var truncated = 0
+
+    func record(_ error: ConfigError) {
+        guard error != .alreadyReported, !errors.contains(error) else { return }
+        if errors.count >= Self.limit { truncated += 1; return }
+        errors.append(error)
+    }
+
+    /// Runs one check; a problem is recorded and nil returned.
+    func check<T>(_ body: () throws(ConfigError) -> T) -> T? {
+        do { return try body() } catch { record(error); return nil }
+    }
+
+    /// The problems in report order (see `ConfigErrors`), or nil when there are none.
+    func sorted(mainFile: String) -> ConfigErrors? {
+        guard !errors.isEmpty else { return nil }
+        var ordered = errors.enumerated().sorted { a, b in
+            let (x, y) = (a.element, b.element)
+            if (x.file == mainFile) != (y.file == mainFile) { return x.file == mainFile }
+            if x.file != y.file { return x.file < y.file }
+            if x.line != y.line { return (x.line ?? 0) < (y.line ?? 0) }
+            return a.offset < b.offset
+        }.map(\.element)
+        if truncated > 0 {
+            ordered.append(ConfigError(file: mainFile, line: nil, key: "", message: "\(truncated) more problems not shown"))
+        }
+        return ConfigErrors(ordered)
     }
 }

@@ -125,68 +125,22 @@ public enum ProfileLoader {
         p.width == 1 ? "\(p.address)" : "\(p.address)-\(Int(p.address) + p.width - 1)"
     }
 
-    // MARK: Roles per kind
-
-    /// A point a driver looks up by name: the tables it may live in, and whether it is required.
-    struct Role {
-        var name: String
-        var tables: [DeviceProfile.RegisterTable]
-        var required: Bool
-    }
-
-    /// The points each kind's driver uses (CONTRACT.md section 2).
-    static func roles(_ kind: DeviceProfile.Kind) -> [Role] {
-        let registers: [DeviceProfile.RegisterTable] = [.input, .holding]
-        switch kind {
-        case .luminaire:
-            return [
-                Role(name: "setpoint", tables: [.holding], required: true),
-                Role(name: "fade", tables: [.holding], required: false),
-                Role(name: "level", tables: registers, required: true),
-                Role(name: "power_w", tables: registers, required: false),
-                Role(name: "energy_wh", tables: registers, required: false),
-                Role(name: "status", tables: registers, required: false),
-                Role(name: "temperature_c", tables: registers, required: false),
-            ]
-        case .presence:
-            return [
-                Role(name: "presence", tables: [.discrete, .coil, .input, .holding], required: true),
-                Role(name: "lux", tables: registers, required: false),
-            ]
-        case .bollard:
-            return [
-                Role(name: "motor_up", tables: [.coil], required: true),
-                Role(name: "motor_down", tables: [.coil], required: true),
-                Role(name: "warning", tables: [.coil], required: true),
-                Role(name: "buzzer", tables: [.coil], required: false),
-                Role(name: "at_top", tables: [.discrete], required: true),
-                Role(name: "at_bottom", tables: [.discrete], required: true),
-                Role(name: "loop", tables: [.discrete], required: true),
-                Role(name: "photocell", tables: [.discrete], required: true),
-                Role(name: "motor_fault", tables: [.discrete], required: false),
-                Role(name: "emergency", tables: [.discrete], required: true),
-            ]
-        case .signalIO:
-            return (1...8).flatMap { n in
-                [Role(name: "request_\(n)", tables: [.coil], required: n == 1),
-                 Role(name: "ack_\(n)", tables: [.discrete], required: false)]
-            } + [Role(name: "degraded", tables: [.discrete], required: false)]
-        }
-    }
+    // MARK: Roles per kind (PointRole.specs, shared with the codec)
 
     static func checkRoles(_ profile: DeviceProfile, pointsNode: YAMLValue, entries: [(key: String, value: YAMLValue)]) throws(ConfigError) {
-        for role in roles(profile.kind) {
-            guard let point = profile.points[role.name] else {
-                if role.required {
-                    throw ConfigError(file: pointsNode.file, line: pointsNode.ownerLine, key: pointsNode.childPath(role.name),
-                                      message: "a \(profile.kind.rawValue) profile needs point \"\(role.name)\" (\(role.tables.map(\.rawValue).joined(separator: " or ")))")
+        for spec in PointRole.specs(for: profile.kind) {
+            let name = spec.role.pointName
+            guard let point = profile.points[name] else {
+                if spec.required {
+                    throw ConfigError(file: pointsNode.file, line: pointsNode.ownerLine, key: pointsNode.childPath(name),
+                                      message: "a \(profile.kind.rawValue) profile needs point \"\(name)\" (\(spec.tables.map(\.rawValue).joined(separator: " or ")))")
                 }
                 continue
             }
-            if !role.tables.contains(point.table) {
-                let node = entries.first { $0.key == role.name }!.value
+            if !spec.tables.contains(point.table) {
+                let node = entries.first { $0.key == name }!.value
                 let tableNode = (try? node.map(allowed: ["table", "address", "type", "scale", "offset", "word_order", "bits"]))?["table"] ?? node
-                throw tableNode.error("\(role.name) must be in the \(role.tables.map(\.rawValue).joined(separator: " or ")) table, not \(point.table.rawValue)")
+                throw tableNode.error("\(name) must be in the \(spec.tables.map(\.rawValue).joined(separator: " or ")) table, not \(point.table.rawValue)")
             }
         }
         if profile.kind == .signalIO {

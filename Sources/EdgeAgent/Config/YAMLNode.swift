@@ -66,6 +66,23 @@ struct YAMLValue {
         return map
     }
 
+    /// `map(allowed:required:)` that records every unknown key and every missing required
+    /// key in `diagnostics` and goes on (unknown keys are then never read); throws only when
+    /// this value is not a mapping at all.
+    func map(allowed: [String], required: [String] = [], reporting diagnostics: ConfigDiagnostics) throws(ConfigError) -> YAMLMap {
+        let entries = try openMap()
+        for entry in entries where !allowed.contains(entry.key) {
+            let hint = Suggest.hint(entry.key, among: allowed).map { " (did you mean \"\($0)\"?)" }
+                ?? " (expected one of: \(allowed.joined(separator: ", ")))"
+            diagnostics.record(ConfigError(file: file, line: entry.value.keyLine, key: entry.value.path, message: "unknown key \"\(entry.key)\"\(hint)"))
+        }
+        let map = YAMLMap(owner: self, entries: entries)
+        for key in required where !map.contains(key) {
+            diagnostics.record(ConfigError(file: file, line: ownerLine, key: childPath(key), message: "missing required key \"\(key)\""))
+        }
+        return map
+    }
+
     /// This value as a mapping whose keys are names chosen by the user (devices, buses ...),
     /// in document order. A null value is an empty mapping.
     func openMap() throws(ConfigError) -> [(key: String, value: YAMLValue)] {
@@ -162,6 +179,9 @@ struct YAMLValue {
         ConfigSyntax.resolve(try string(), against: base)
     }
 }
+
+/// A mapping's entries in document order.
+typealias YAMLEntries = [(key: String, value: YAMLValue)]
 
 /// A mapping checked against its allowed keys.
 struct YAMLMap {

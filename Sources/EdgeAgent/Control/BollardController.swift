@@ -12,6 +12,12 @@
 ///   when the pre-warning ends can be a poll period old: a vehicle that entered the loop
 ///   since would be missed. The controller waits in the pre-warning (lights and buzzer on)
 ///   for that fresh poll; a poll's `at` is when it was begun (`DeviceReading.timestampNanos`).
+/// - Sensor age: motion starts only on a poll begun at most `maxSensorAge` ago, and a running
+///   motor (up or down) is cut as soon as the latest poll of the loop, photocell and end
+///   switches is older than `maxSensorAge` (a stalled bus, a dead unit hogging the line, a
+///   queue of writes): fault `sensors_stale`, alarm `sensor_stale` (critical). The movement is
+///   not resumed: the next whole poll clears the alarm and the position is taken from the end
+///   switches, as after lost contact (an emergency latched meanwhile lowers again then).
 /// - A raise command is refused (`interlock`) while the loop is occupied or the photocell is
 ///   interrupted: the bollard never starts rising beneath a vehicle.
 /// - Obstruction (loop or photocell) while raising: in the same call `motorUp` goes off and
@@ -70,6 +76,7 @@ public struct BollardController: Sendable {
         case ioRestored = "io_restored"
         case holdExpired = "hold_expired"
         case switches
+        case sensorsStale = "sensors_stale"
     }
 
     /// Why the bollard is in fault.
@@ -82,6 +89,8 @@ public struct BollardController: Sendable {
         case motorFault
         /// Neither or both end switches after contact came back.
         case positionUnknown
+        /// The motor was cut because its inputs were older than `maxSensorAge`; not latched.
+        case sensorsStale
     }
 
     /// All discrete inputs of the bollard (one Modbus poll).
@@ -142,6 +151,10 @@ public struct BollardController: Sendable {
     public let travelTimeout: Duration
     public let autoRaiseAfter: Duration?
     public let maxReversals: Int
+    /// The oldest poll a movement may start or continue on.
+    public let maxSensorAge: Duration
+    /// The default `maxSensorAge`: six polls at the bollards' 50 ms period.
+    public static let defaultMaxSensorAge = Duration.milliseconds(300)
 
     public private(set) var sensors = Sensors()
     public private(set) var ioOnline = false
@@ -157,6 +170,8 @@ public struct BollardController: Sendable {
     /// When the latest whole poll (`Input.sensors`) was begun, as given (not clamped to the
     /// controller's clock): what motion may start on.
     public private(set) var lastPollAt: MonotonicInstant?
+    /// The latest edge of a GPIO-wired input (live lines: every input known as of then).
+    public private(set) var lastInputsAt: MonotonicInstant?
 
     private var phase: Phase = .unknown
     private var armedAt: MonotonicInstant?
@@ -173,19 +188,23 @@ public struct BollardController: Sendable {
         var travelTimeout = false
         var motorFault = false
         var positionUnknown = false
+        var sensorStale = false
     }
 
-    public init(name: String, preWarning: Duration, travelTimeout: Duration, autoRaiseAfter: Duration?, maxReversals: Int = 3) {
+    public init(name: String, preWarning: Duration, travelTimeout: Duration, autoRaiseAfter: Duration?, maxReversals: Int = 3,
+                maxSensorAge: Duration = BollardController.defaultMaxSensorAge) {
         self.name = name
         self.preWarning = preWarning
         self.travelTimeout = travelTimeout
         self.autoRaiseAfter = autoRaiseAfter
         self.maxReversals = max(1, maxReversals)
+        self.maxSensorAge = maxSensorAge
     }
 
     /// A controller built from its `bollards:` config entry.
     public init(config: BollardConfig) {
-        self.init(name: config.name, preWarning: config.preWarning, travelTimeout: config.travelTimeout, autoRaiseAfter: config.autoRaiseAfter, maxReversals: config.maxReversals)
+        self.init(name: config.name, preWarning: config.preWarning, travelTimeout: config.travelTimeout, autoRaiseAfter: config.autoRaiseAfter,
+                  maxReversals: config.maxReversals, maxSensorAge: config.maxSensorAge)
     }
 
     /// The position reported to the centre.
@@ -216,8 +235,8 @@ public struct BollardController: Sendable {
             // Pre-warning done: what remains is waiting for a fresh poll, which arrives as an input.
             if let c = clock, c >= since + preWarning { return nil }
             return since + preWarning
-        case .rising(_, let m): return m + travelTimeout
-        case .lowering(let m): return m + travelTimeout
+        case .rising(_, let m): return min(m + travelTimeout, staleAt ?? m + travelTimeout)
+        case .lowering(let m): return min(m + travelTimeout, staleAt ?? m + travelTimeout)
         case .down:
             if let h = holdUntil { return h }
             return autoRaiseTime
@@ -237,12 +256,13 @@ public struct BollardController: Sendable {
             sensors = s
             if lastPollAt.map({ at > $0 }) ?? true { lastPollAt = at }
             setOnline(true, now: now)
-        case .atTop(let v): sensors.atTop = v
-        case .atBottom(let v): sensors.atBottom = v
-        case .loopOccupied(let v): sensors.loopOccupied = v
-        case .photocellInterrupted(let v): sensors.photocellInterrupted = v
-        case .emergencyInput(let v): sensors.emergencyInput = v
-        case .motorFault(let v): sensors.motorFault = v
+            if isFresh(now: now) { sensorsFresh(now: now) }
+        case .atTop(let v): sensors.atTop = v; inputsLive(at: at)
+        case .atBottom(let v): sensors.atBottom = v; inputsLive(at: at)
+        case .loopOccupied(let v): sensors.loopOccupied = v; inputsLive(at: at)
+        case .photocellInterrupted(let v): sensors.photocellInterrupted = v; inputsLive(at: at)
+        case .emergencyInput(let v): sensors.emergencyInput = v; inputsLive(at: at)
+        case .motorFault(let v): sensors.motorFault = v; inputsLive(at: at)
         case .ioOnline(let v): setOnline(v, now: now)
         }
         // Clear-time bookkeeping for auto-raise.
@@ -378,6 +398,41 @@ public struct BollardController: Sendable {
         return now
     }
 
+    /// An edge of a GPIO-wired input: those lines are read live (the kernel reports every
+    /// change), so every input is known as of `at` for the age rule. (It is not a whole poll
+    /// for the start-of-motion rule: that needs `sensors`.)
+    private mutating func inputsLive(at: MonotonicInstant) {
+        if let f = lastInputsAt, at <= f { return }
+        lastInputsAt = at
+        if let now = clock, isFresh(now: now) { sensorsFresh(now: now) }
+    }
+
+    /// The first instant at which the inputs are too old to move on.
+    private var staleAt: MonotonicInstant? { inputsAt.map { $0 + maxSensorAge + .nanoseconds(1) } }
+
+    /// When every input was last known: the latest whole poll or live edge.
+    private var inputsAt: MonotonicInstant? {
+        switch (lastPollAt, lastInputsAt) {
+        case (let p?, let e?): max(p, e)
+        case (let p, let e): p ?? e
+        }
+    }
+
+    /// The inputs are young enough to start or continue a movement on.
+    private func isFresh(now: MonotonicInstant) -> Bool {
+        guard let t = inputsAt else { return false }
+        return now - t <= maxSensorAge
+    }
+
+    /// A fresh poll after the motor was cut for stale inputs: the movement is not resumed;
+    /// the position is taken from the end switches (`step` from `.unknown`).
+    private mutating func sensorsFresh(now: MonotonicInstant) {
+        guard case .fault(.sensorsStale) = phase else { return }
+        setAlarm(.sensorStale, false, .critical, "bollard \(name): inputs polled again, position from the end switches", now: now)
+        phase = .unknown
+        if emergencyLatched { emergencyRetryPending = true }
+    }
+
     private func offlineRefusal() -> ControlRefusal? {
         ioOnline ? nil : ControlRefusal(.deviceOffline, "bollard \(name): I/O not reachable")
     }
@@ -493,7 +548,7 @@ public struct BollardController: Sendable {
             cause = .switches
             let s = sensors.atTop ? "both end switches on" : "neither end switch on"
             setAlarm(.positionUnknown, true, .major, "bollard \(name): position unknown (\(s))", now: now)
-        case .noContact:
+        case .noContact, .sensorsStale:
             break
         }
     }
@@ -557,10 +612,17 @@ public struct BollardController: Sendable {
                 startLowering(now: now)
             } else if obstructed {
                 reverse(now: now)
-            } else if now - since >= preWarning, hasFreshPoll(since: since) {
+            } else if now - since >= preWarning, hasFreshPoll(since: since), isFresh(now: now) {
                 cause = .preWarningDone
                 phase = .rising(warnSince: since, motionSince: now)
             }
+        case .rising where !isFresh(now: now), .lowering where !isFresh(now: now):
+            let age = inputsAt.map { "\(now - $0)" } ?? "no poll"
+            setAlarm(.sensorStale, true, .critical,
+                     "bollard \(name): loop, photocell and end switches not polled for \(age) (limit \(maxSensorAge)), motor cut", now: now)
+            cause = .sensorsStale
+            phase = .fault(.sensorsStale)
+            if emergencyLatched { emergencyRetryPending = true }
         case .rising(_, let motion):
             if emergencyLatched {
                 cause = .emergency
@@ -641,7 +703,7 @@ public struct BollardController: Sendable {
         startLowering(now: now)
     }
 
-    private enum AlarmKind { case ioLost, travelTimeout, motorFault, positionUnknown }
+    private enum AlarmKind { case ioLost, travelTimeout, motorFault, positionUnknown, sensorStale }
 
     private mutating func setAlarm(_ kind: AlarmKind, _ on: Bool, _ severity: ControlEvent.Severity, _ message: String, now: MonotonicInstant) {
         let code: ControlEvent.AlarmCode
@@ -651,6 +713,7 @@ public struct BollardController: Sendable {
         case .travelTimeout: code = .travelTimeout; current = alarms.travelTimeout; alarms.travelTimeout = on
         case .motorFault: code = .motorFault; current = alarms.motorFault; alarms.motorFault = on
         case .positionUnknown: code = .positionUnknown; current = alarms.positionUnknown; alarms.positionUnknown = on
+        case .sensorStale: code = .sensorStale; current = alarms.sensorStale; alarms.sensorStale = on
         }
         guard current != on else { return }
         queue.append(ControlEvent(at: now, source: name, kind: .alarm(.init(code: code, active: on, severity: severity, message: message))))
@@ -670,10 +733,10 @@ public struct BollardController: Sendable {
                 o.warningLights = true
                 o.buzzer = true
                 o.motorUp = !s.loopOccupied && !s.photocellInterrupted && !s.emergencyInput && !emergencyLatched
-                    && !s.atTop && now - warn >= preWarning && now - motion < travelTimeout && hasFreshPoll(since: warn)
+                    && !s.atTop && now - warn >= preWarning && now - motion < travelTimeout && hasFreshPoll(since: warn) && isFresh(now: now)
             case .lowering(let motion):
                 o.warningLights = true
-                o.motorDown = !s.atBottom && now - motion < travelTimeout
+                o.motorDown = !s.atBottom && now - motion < travelTimeout && isFresh(now: now)
             case .down:
                 o.trafficGreen = s.atBottom && !s.atTop
             default:
@@ -694,6 +757,7 @@ public struct BollardController: Sendable {
         case .travelTimeout(let up): "travel timeout while \(up ? "raising" : "lowering")"
         case .motorFault: "motor fault"
         case .positionUnknown: "position unknown"
+        case .sensorsStale: "inputs not polled in time"
         }
     }
 }

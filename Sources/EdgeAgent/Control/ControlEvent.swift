@@ -76,6 +76,9 @@ public struct ControlEvent: Sendable, Equatable {
         public static let travelTimeout = AlarmCode(rawValue: "travel_timeout")
         public static let motorFault = AlarmCode(rawValue: "motor_fault")
         public static let positionUnknown = AlarmCode(rawValue: "position_unknown")
+        public static let sensorStale = AlarmCode(rawValue: "sensor_stale")
+        /// A device sent values that cannot be used (not finite, out of range, wrong sign).
+        public static let invalidValue = AlarmCode(rawValue: "invalid_value")
         // Bus priority.
         public static let controllerDegraded = AlarmCode(rawValue: "controller_degraded")
     }

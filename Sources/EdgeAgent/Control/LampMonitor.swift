@@ -6,8 +6,10 @@
 /// - `driver_fault` and `over_temperature` follow their status bits at once.
 /// - `lamp_failure`: the lamp-failure status bit, or (power check) the lamp should be lit
 ///   but draws less than 10 % of the expected power.
-/// - Power check (only with a rated power): expected = rated * actual level / 100. After
-///   `warmUp` since the actual level last changed (or the device came back), power above
+/// - Power check (only with a rated power): expected = rated * level / 100, where the level
+///   is the one the agent commanded (a driver that reports 0 % while commanded 80 % and draws
+///   nothing has failed; judging its own report would hide it), or the reported one when no
+///   command is known. After `warmUp` since that level last changed (or the device came back), power above
 ///   expected * (1 + tolerance) raises `power_high`, below expected * (1 - tolerance)
 ///   raises `power_low`; each clears once the power is back within 80 % of the tolerance
 ///   band (hysteresis, so a reading on the limit does not flap). No power check at level 0.
@@ -27,8 +29,9 @@ public struct LampMonitor: Sendable {
 
     /// What the runner reports from each poll of the luminaire.
     public enum Input: Sendable, Equatable {
-        /// One poll of the luminaire: actual level (%), power (W), status bits.
-        case reading(actualLevel: Int, powerW: Double, status: StatusBits)
+        /// One poll of the luminaire: actual level (%), power (W), status bits, and the level
+        /// the agent commanded (nil when unknown).
+        case reading(actualLevel: Int, powerW: Double, status: StatusBits, commandedLevel: Int? = nil)
         /// The luminaire does not answer.
         case offline
     }
@@ -84,7 +87,8 @@ public struct LampMonitor: Sendable {
         case .offline:
             isOnline = false
             return
-        case .reading(let level, let power, let status):
+        case .reading(let actual, let power, let status, let commanded):
+            let level = commanded ?? actual
             if !isOnline || lastReading?.level != level { levelChangedAt = now }
             isOnline = true
             lastReading = (level, power, status)

@@ -43,6 +43,15 @@ public struct LightingSchedule: Sendable {
         self.calendar = cal
     }
 
+    /// The schedule level at `wall` when the wall clock may be wrong: while it is not
+    /// synchronised (`clockTrusted` false: no RTC and no NTP yet, the clock may say noon at
+    /// midnight) the schedule never switches the lamps off or below `base` (presence still
+    /// boosts above it); a trusted clock gives `level(at:)`.
+    public func level(at wall: Date, clockTrusted: Bool) -> Int {
+        let scheduled = level(at: wall)
+        return clockTrusted ? scheduled : max(scheduled, base)
+    }
+
     /// The schedule level at `wall`: 0 (off) or the base/night level.
     public func level(at wall: Date) -> Int {
         guard isOn(at: wall) else { return 0 }

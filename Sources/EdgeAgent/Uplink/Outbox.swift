@@ -11,6 +11,23 @@ public enum OutboxPriority: Int, Sendable, Comparable {
     public static func < (lhs: OutboxPriority, rhs: OutboxPriority) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
+/// The outbox's delivery lanes, highest first: the drainer always takes every message of a
+/// higher lane before any of a lower one; inside a lane, messages go in seq order. So the
+/// gateway's status and its alarms overtake a backlog of events, and events overtake telemetry.
+public enum OutboxLane: Int, Sendable, Comparable, CaseIterable {
+    /// `status` and `alarm/...`: what the centre's retained view of the gateway is made of.
+    case status = 0
+    /// Events and replies.
+    case event = 1
+    /// Periodic readings.
+    case telemetry = 2
+
+    /// The lane a message goes to when the caller names none: telemetry for telemetry, events otherwise.
+    public static func `default`(for priority: OutboxPriority) -> OutboxLane { priority == .telemetry ? .telemetry : .event }
+
+    public static func < (lhs: OutboxLane, rhs: OutboxLane) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
 /// One uplink message held in the outbox until the broker acknowledges it.
 ///
 /// `seq` is the gateway's persistent sequence number, already written into `payload`.
@@ -22,8 +39,11 @@ public struct OutboxMessage: Sendable, Equatable {
     public var retain: Bool
     public var priority: OutboxPriority
     public var createdAt: Date
+    /// The delivery lane (see `OutboxLane`).
+    public var lane: OutboxLane
 
-    public init(seq: UInt64, topic: String, payload: [UInt8], qos: Int, retain: Bool, priority: OutboxPriority, createdAt: Date) {
+    public init(seq: UInt64, topic: String, payload: [UInt8], qos: Int, retain: Bool, priority: OutboxPriority, createdAt: Date, lane: OutboxLane? = nil) {
+        self.lane = lane ?? .default(for: priority)
         self.seq = seq
         self.topic = topic
         self.payload = payload
@@ -40,11 +60,18 @@ public struct OutboxMessage: Sendable, Equatable {
 /// - `seq` is strictly increasing across restarts and never reused, even after every message
 ///   was removed or the database file was lost: the high-water mark is also reserved ahead
 ///   in blocks in the small file `seq` beside the database (written atomically with fsync).
-/// - A message is visible to `peek` only once it is durable (committed to the WAL: it
-///   survives kill -9; the WAL is fsynced at checkpoints, `synchronous=NORMAL`).
-/// - Bounded by count and age: when full, the oldest telemetry is dropped first; events
-///   are dropped only when no telemetry is left; messages older than `maxAge` are pruned.
-///   Every drop is counted per priority and the counters are persisted.
+/// - A message is visible to `peek` only once it is durable: committed with the WAL fsynced
+///   (`synchronous=FULL`), so it survives a power cut as well as kill -9. Hence every seq the
+///   centre may have seen is on the disk, and after a restart (clean, kill -9 or power cut)
+///   the database's highest seq is the authority: no seq the centre saw is ever reused, and
+///   seqs handed out but never committed (never published) are handed out again, so nothing
+///   is skipped. Only when the database is not the one the `seq` file was written for (lost,
+///   replaced, moved aside as corrupt) does numbering jump past the reservation; that range
+///   is reported once in `skippedSeqs` for the agent to announce.
+/// - Messages go out by lane (`OutboxLane`), each lane in seq order (`peek(lane:after:limit:)`).
+/// - Bounded by count, bytes (topic + payload) and age: when over a bound the oldest
+///   telemetry is dropped first; events are dropped only when no telemetry is left; messages
+///   older than `maxAge` are pruned. Every drop is counted per priority, counters persisted.
 /// - Ages are measured on a steady wall clock (the wall time at open plus the monotonic time
 ///   since, `SteadyWallClock`): a wall-clock jump while the agent runs (RTC reset, NTP step)
 ///   neither ages queued messages nor keeps them young; `createdAt` is on that clock.
@@ -74,15 +101,16 @@ public final class Outbox: Sendable {
     ///   - monotonic: a monotonic reading (any origin) that ages advance with; default
     ///     CLOCK_MONOTONIC when `now` is not injected.
     /// - Throws: `OutboxError` (`cannotOpen`, `readOnly`, `diskFull`, `io`, `invalidArgument`).
+    ///   - maxBytes: the size bound, topics and payloads summed (> 0; default: none to speak of).
     public init(
-        path: String, maxMessages: Int, maxAge: Duration, logger: Logger,
+        path: String, maxMessages: Int, maxAge: Duration, logger: Logger, maxBytes: Int = Int.max,
         now: (@Sendable () -> Date)? = nil, monotonic: (@Sendable () -> Duration)? = nil,
         batchWindow: Duration = .milliseconds(20), batchLimit: Int = 500
     ) throws(OutboxError) {
-        guard maxMessages > 0, batchLimit > 0 else {
-            throw OutboxError(code: .invalidArgument, store: "outbox", path: path, reason: "maxMessages and batchLimit must be > 0")
+        guard maxMessages > 0, batchLimit > 0, maxBytes > 0 else {
+            throw OutboxError(code: .invalidArgument, store: "outbox", path: path, reason: "maxMessages, maxBytes and batchLimit must be > 0")
         }
-        core = try OutboxCore(path: path, maxMessages: maxMessages, maxAge: maxAge, logger: logger, ageClock: SteadyWallClock(wall: now, monotonic: monotonic), window: batchWindow, batchLimit: batchLimit)
+        core = try OutboxCore(path: path, maxMessages: maxMessages, maxBytes: maxBytes, maxAge: maxAge, logger: logger, ageClock: SteadyWallClock(wall: now, monotonic: monotonic), window: batchWindow, batchLimit: batchLimit)
         core.startFlusher()
     }
 
@@ -92,9 +120,10 @@ public final class Outbox: Sendable {
     /// it is durable. `makePayload` runs under the outbox's lock: it must not call the outbox.
     /// - Throws: `OutboxError` (`diskFull`, `corrupt`, `io`, `closed`, `invalidArgument` for qos outside 0...2).
     ///   On error the message is not stored (its seq is skipped).
+    /// `lane` defaults to `OutboxLane.default(for: priority)`.
     @discardableResult
-    public func append(topic: String, qos: Int, retain: Bool, priority: OutboxPriority, makePayload: (UInt64) -> [UInt8]) throws(OutboxError) -> UInt64 {
-        let (seq, generation) = try core.enqueue(topic: topic, qos: qos, retain: retain, priority: priority, durable: true, makePayload: makePayload)
+    public func append(topic: String, qos: Int, retain: Bool, priority: OutboxPriority, lane: OutboxLane? = nil, makePayload: (UInt64) -> [UInt8]) throws(OutboxError) -> UInt64 {
+        let (seq, generation) = try core.enqueue(topic: topic, qos: qos, retain: retain, priority: priority, lane: lane ?? .default(for: priority), durable: true, makePayload: makePayload)
         try core.waitCommitted(generation)
         return seq
     }
@@ -106,8 +135,8 @@ public final class Outbox: Sendable {
     /// and `lastError` is set.
     /// - Throws: `OutboxError` only for `closed`, an invalid qos or a failure to reserve seqs.
     @discardableResult
-    public func appendBuffered(topic: String, qos: Int, retain: Bool, priority: OutboxPriority, makePayload: (UInt64) -> [UInt8]) throws(OutboxError) -> UInt64 {
-        let (seq, _) = try core.enqueue(topic: topic, qos: qos, retain: retain, priority: priority, durable: false, makePayload: makePayload)
+    public func appendBuffered(topic: String, qos: Int, retain: Bool, priority: OutboxPriority, lane: OutboxLane? = nil, makePayload: (UInt64) -> [UInt8]) throws(OutboxError) -> UInt64 {
+        let (seq, _) = try core.enqueue(topic: topic, qos: qos, retain: retain, priority: priority, lane: lane ?? .default(for: priority), durable: false, makePayload: makePayload)
         return seq
     }
 
@@ -120,7 +149,13 @@ public final class Outbox: Sendable {
     /// Up to `limit` durable messages with `seq` greater than `after` (all when nil), oldest
     /// first, in seq order. Messages already passed to `remove` are left out.
     public func peek(after seq: UInt64?, limit: Int) throws(OutboxError) -> [OutboxMessage] {
-        try core.peek(after: seq, limit: limit)
+        try core.peek(lane: nil, after: seq, limit: limit)
+    }
+
+    /// Like `peek(after:limit:)`, within one lane (the drainer's view: it asks the lanes in
+    /// order, highest first).
+    public func peek(lane: OutboxLane, after seq: UInt64?, limit: Int) throws(OutboxError) -> [OutboxMessage] {
+        try core.peek(lane: lane, after: seq, limit: limit)
     }
 
     /// Removes a message once the broker acknowledged it (PUBACK). Buffered like appends;
@@ -132,6 +167,14 @@ public final class Outbox: Sendable {
 
     /// Messages held (commits pending work first, so it is exact).
     public var count: Int { core.count }
+
+    /// Bytes held, topics and payloads summed (commits pending work first).
+    public var byteCount: Int { core.byteCount }
+
+    /// Seqs skipped at open because the database was not the one the `seq` file was written
+    /// for (lost, replaced or moved aside as corrupt): none of them is in this database, and
+    /// some may have reached the centre before. Nil when numbering simply continues.
+    public var skippedSeqs: ClosedRange<UInt64>? { core.skippedSeqs }
 
     /// Messages dropped by the count and age bounds (and buffered appends whose commit
     /// failed), per priority, since the database was created. Persisted.
@@ -175,6 +218,30 @@ final class OutboxCore: @unchecked Sendable {
     /// After a failed background commit, wait this long before retrying.
     static let retryDelay: Duration = .seconds(1)
 
+    /// The `seq` file: the reservation, and the identity of the database it was written for
+    /// (`<reserved> <db id>`; files of older versions hold the reservation alone).
+    struct SeqFile: Equatable {
+        var reserved: UInt64
+        var database: Int64?
+
+        init(reserved: UInt64, database: Int64?) {
+            self.reserved = reserved
+            self.database = database
+        }
+
+        init?(text: String) {
+            let words = text.split(whereSeparator: \.isWhitespace)
+            guard (1...2).contains(words.count), let r = UInt64(words[0]) else { return nil }
+            reserved = r
+            if words.count == 2 {
+                guard let id = Int64(words[1]) else { return nil }
+                database = id
+            }
+        }
+
+        var text: String { database.map { "\(reserved) \($0)\n" } ?? "\(reserved)\n" }
+    }
+
     private struct Pending {
         var message: OutboxMessage
         var durable: Bool
@@ -189,6 +256,7 @@ final class OutboxCore: @unchecked Sendable {
 
     private struct BatchResult {
         var count: Int
+        var bytes: Int
         var droppedTelemetry = 0
         var droppedEvent = 0
         var persisted: Persisted
@@ -197,6 +265,7 @@ final class OutboxCore: @unchecked Sendable {
     let path: String
     let seqPath: String
     let maxMessages: Int
+    let maxBytes: Int
     let maxAgeMs: Int64
     let logger: Logger
     /// Stamps messages and measures their age (see `Outbox`).
@@ -222,6 +291,10 @@ final class OutboxCore: @unchecked Sendable {
     private var closed = false
     private var flusherRunning = false
     private var committedCount: Int
+    private var committedBytes: Int
+    /// The identity of the open database (`meta.db_id`), written into the `seq` file.
+    private var databaseID: Int64
+    private let skipped: ClosedRange<UInt64>?
     private var droppedTelemetry: Int
     private var droppedEvent: Int
     private var recovered: String?
@@ -233,10 +306,11 @@ final class OutboxCore: @unchecked Sendable {
     private var db: SQLiteDatabase?
     private var persisted: Persisted
 
-    init(path: String, maxMessages: Int, maxAge: Duration, logger: Logger, ageClock: SteadyWallClock, window: Duration, batchLimit: Int) throws(OutboxError) {
+    init(path: String, maxMessages: Int, maxBytes: Int, maxAge: Duration, logger: Logger, ageClock: SteadyWallClock, window: Duration, batchLimit: Int) throws(OutboxError) {
         self.path = path
         self.seqPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("seq")
         self.maxMessages = maxMessages
+        self.maxBytes = maxBytes
         self.maxAgeMs = outboxMilliseconds(maxAge)
         self.logger = logger
         self.ageClock = ageClock
@@ -252,10 +326,10 @@ final class OutboxCore: @unchecked Sendable {
             }
         }
 
-        var seqFileValue: UInt64?
+        var seqFile: SeqFile?
         if let text = try DurableFile.read(seqPath, store: Self.store) {
-            if let v = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                seqFileValue = v
+            if let v = SeqFile(text: text) {
+                seqFile = v
             } else {
                 logger.error("outbox sequence file is unreadable; relying on the database", metadata: ["file": "\(seqPath)"])
             }
@@ -264,26 +338,38 @@ final class OutboxCore: @unchecked Sendable {
         let opened = try Self.openOrRecover(path: path, logger: logger, now: ageClock.wallNow())
         let state = opened.state
         // The database is the authority when it is the same one the seq file was last
-        // written for (its recorded reservation matches). Otherwise (fresh, recovered,
-        // restored from elsewhere) never go below the seq file's high-water mark.
+        // written for (same identity; for an older file, the same recorded reservation):
+        // every seq ever published is committed in it, fsynced (synchronous=FULL). Otherwise
+        // (fresh, recovered, restored from elsewhere) never go below the seq file's mark,
+        // and say which seqs were skipped.
         let base: UInt64
-        if !opened.fresh, let file = seqFileValue, file == state.reservedSeq {
-            base = state.lastSeq
-        } else if !opened.fresh, seqFileValue == nil {
-            base = state.lastSeq
+        let sameDatabase: Bool
+        if opened.fresh { sameDatabase = false } else if let file = seqFile {
+            sameDatabase = file.database.map { $0 == opened.id } ?? (file.reserved == state.reservedSeq)
         } else {
-            base = max(state.lastSeq, seqFileValue ?? 0)
+            sameDatabase = true
+        }
+        if sameDatabase {
+            base = state.lastSeq
+            skipped = nil
+        } else {
+            base = max(state.lastSeq, seqFile?.reserved ?? 0)
+            skipped = base > state.lastSeq ? (state.lastSeq + 1)...base : nil
         }
         nextSeq = base + 1
         reservedSeq = base
+        databaseID = opened.id
         committedCount = opened.count
+        committedBytes = opened.bytes
         droppedTelemetry = state.droppedTelemetry
         droppedEvent = state.droppedEvent
         recovered = opened.recovered
         db = opened.db
         persisted = state
-        if base > state.lastSeq {
-            logger.notice("outbox continues after the seq file's high-water mark", metadata: ["file": "\(path)", "seq": "\(base + 1)"])
+        if let skipped {
+            logger.warning("outbox database is not the one the seq file was written for; seqs skipped", metadata: [
+                "file": "\(path)", "skipped": "\(skipped.lowerBound)-\(skipped.upperBound)", "seq": "\(base + 1)",
+            ])
         }
     }
 
@@ -302,6 +388,8 @@ final class OutboxCore: @unchecked Sendable {
         var db: SQLiteDatabase
         var state: Persisted
         var count: Int
+        var bytes: Int
+        var id: Int64
         var fresh: Bool
         var recovered: String?
     }
@@ -310,14 +398,14 @@ final class OutboxCore: @unchecked Sendable {
         let existed = FileManager.default.fileExists(atPath: path)
         if !existed { DurableFile.removeOrphanedWAL(path) }
         do {
-            let (db, state, count) = try openDatabase(path: path)
-            return Opened(db: db, state: state, count: count, fresh: !existed, recovered: nil)
+            let d = try openDatabase(path: path)
+            return Opened(db: d.db, state: d.state, count: d.count, bytes: d.bytes, id: d.id, fresh: !existed, recovered: nil)
         } catch where error.kind == .corrupt {
             let aside = try DurableFile.moveAside(path, store: store, now: now)
             logger.critical("outbox database is corrupt: moved aside, starting a fresh one", metadata: ["file": "\(path)", "moved_to": "\(aside)", "error": "\(error)"])
             do {
-                let (db, state, count) = try openDatabase(path: path)
-                return Opened(db: db, state: state, count: count, fresh: true, recovered: aside)
+                let d = try openDatabase(path: path)
+                return Opened(db: d.db, state: d.state, count: d.count, bytes: d.bytes, id: d.id, fresh: true, recovered: aside)
             } catch {
                 throw OutboxError(error, store: store)
             }
@@ -326,29 +414,65 @@ final class OutboxCore: @unchecked Sendable {
         }
     }
 
-    private static func openDatabase(path: String) throws(SQLiteError) -> (SQLiteDatabase, Persisted, Int) {
-        let db = try SQLiteDatabase(path: path, synchronous: .normal)
+    private struct OpenedDatabase {
+        var db: SQLiteDatabase
+        var state: Persisted
+        var count: Int
+        var bytes: Int
+        var id: Int64
+    }
+
+    /// Opens the database (schema 2: messages carry their lane), migrating a schema-1 file:
+    /// its status and alarm topics go to the status lane, telemetry to the telemetry lane.
+    private static func openDatabase(path: String) throws(SQLiteError) -> OpenedDatabase {
+        let db = try SQLiteDatabase(path: path, synchronous: .full)
         do {
             try db.execute("""
                 CREATE TABLE IF NOT EXISTS messages(
                     seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL,
                     qos INTEGER NOT NULL, retain INTEGER NOT NULL, priority INTEGER NOT NULL,
-                    created_ms INTEGER NOT NULL);
+                    created_ms INTEGER NOT NULL, lane INTEGER NOT NULL DEFAULT 2);
+                CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                """)
+            var columns: [String] = []
+            try db.query("PRAGMA table_info(messages)", cache: false) { row in columns.append(row.text(1)) }
+            if !columns.contains("lane") {
+                try db.transaction { () throws(SQLiteError) in
+                    try db.execute("ALTER TABLE messages ADD COLUMN lane INTEGER NOT NULL DEFAULT 2")
+                    try db.execute("""
+                        UPDATE messages SET lane = CASE WHEN priority = 0 THEN 2
+                            WHEN topic LIKE '%/status' OR topic LIKE '%/alarm/%' THEN 0 ELSE 1 END
+                        """)
+                }
+            }
+            try db.execute("""
                 CREATE INDEX IF NOT EXISTS messages_by_priority ON messages(priority);
                 CREATE INDEX IF NOT EXISTS messages_by_age ON messages(created_ms);
-                CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                PRAGMA user_version=1;
+                CREATE INDEX IF NOT EXISTS messages_by_lane ON messages(lane, seq);
+                PRAGMA user_version=2;
                 """)
             var meta: [String: Int64] = [:]
             try db.query("SELECT key, value FROM meta", cache: false) { row in meta[row.text(0)] = row.int64(1) }
-            let count = Int(try db.scalar("SELECT count(*) FROM messages") ?? 0)
+            let id: Int64
+            if let known = meta["db_id"] {
+                id = known
+            } else {
+                id = Int64.random(in: 1...Int64.max)
+                try db.run("INSERT INTO meta(key, value) VALUES('db_id', ?)", [.int(id)])
+            }
+            var count = 0
+            var bytes = 0
+            try db.query("SELECT count(*), total(length(topic) + length(payload)) FROM messages", cache: false) { row in
+                count = Int(row.int64(0))
+                bytes = Int(row.int64(1))
+            }
             let maxSeq = UInt64(try db.scalar("SELECT max(seq) FROM messages") ?? 0)
             let state = Persisted(
                 lastSeq: max(UInt64(meta["last_seq"] ?? 0), maxSeq),
                 reservedSeq: UInt64(meta["reserved_seq"] ?? 0),
                 droppedTelemetry: Int(meta["dropped_telemetry"] ?? 0),
                 droppedEvent: Int(meta["dropped_event"] ?? 0))
-            return (db, state, count)
+            return OpenedDatabase(db: db, state: state, count: count, bytes: bytes, id: id)
         } catch {
             db.close()
             throw error
@@ -365,8 +489,13 @@ final class OutboxCore: @unchecked Sendable {
             "file": "\(path)", "moved_to": "\(aside)", "messages_lost": "\(lost)", "error": "\(error)",
         ])
         do {
-            let (fresh, _, _) = try Self.openDatabase(path: path)
-            db = fresh
+            let fresh = try Self.openDatabase(path: path)
+            db = fresh.db
+            cond.withLock {
+                databaseID = fresh.id
+                // Make the next append write a seq file naming the new database.
+                reservedSeq = nextSeq - 1
+            }
         } catch {
             throw OutboxError(error, store: Self.store)
         }
@@ -374,12 +503,13 @@ final class OutboxCore: @unchecked Sendable {
         cond.withLock {
             recovered = aside
             committedCount = 0
+            committedBytes = 0
         }
     }
 
     // MARK: Appending and removing
 
-    func enqueue(topic: String, qos: Int, retain: Bool, priority: OutboxPriority, durable: Bool, makePayload: (UInt64) -> [UInt8]) throws(OutboxError) -> (UInt64, UInt64) {
+    func enqueue(topic: String, qos: Int, retain: Bool, priority: OutboxPriority, lane: OutboxLane, durable: Bool, makePayload: (UInt64) -> [UInt8]) throws(OutboxError) -> (UInt64, UInt64) {
         guard (0...2).contains(qos) else {
             throw OutboxError(code: .invalidArgument, store: Self.store, path: path, reason: "qos \(qos) is not 0, 1 or 2")
         }
@@ -389,11 +519,11 @@ final class OutboxCore: @unchecked Sendable {
         let seq = nextSeq
         if seq > reservedSeq {
             let reserve = seq + Self.seqBlock - 1
-            try DurableFile.replace(seqPath, contents: "\(reserve)\n", store: Self.store)
+            try DurableFile.replace(seqPath, contents: SeqFile(reserved: reserve, database: databaseID).text, store: Self.store)
             reservedSeq = reserve
         }
         nextSeq += 1
-        let message = OutboxMessage(seq: seq, topic: topic, payload: makePayload(seq), qos: qos, retain: retain, priority: priority, createdAt: ageClock.steadyNow())
+        let message = OutboxMessage(seq: seq, topic: topic, payload: makePayload(seq), qos: qos, retain: retain, priority: priority, createdAt: ageClock.steadyNow(), lane: lane)
         markPendingLocked()
         pendingInserts.append(Pending(message: message, durable: durable))
         let generation = openGeneration
@@ -458,7 +588,7 @@ final class OutboxCore: @unchecked Sendable {
 
     // MARK: Reading
 
-    func peek(after seq: UInt64?, limit: Int) throws(OutboxError) -> [OutboxMessage] {
+    func peek(lane: OutboxLane?, after seq: UInt64?, limit: Int) throws(OutboxError) -> [OutboxMessage] {
         guard limit > 0 else { return [] }
         dbLock.lock()
         defer { dbLock.unlock() }
@@ -467,16 +597,18 @@ final class OutboxCore: @unchecked Sendable {
         var out: [OutboxMessage] = []
         out.reserveCapacity(min(limit, 1024))
         do {
-            try db.query(
-                "SELECT seq, topic, payload, qos, retain, priority, created_ms FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
-                [.int(Int64(clamping: seq ?? 0)), .int(Int64(limit + excluded.count))]
-            ) { row in
+            let columns = "SELECT seq, topic, payload, qos, retain, priority, created_ms, lane FROM messages"
+            let sql = lane == nil ? "\(columns) WHERE seq > ? ORDER BY seq LIMIT ?" : "\(columns) WHERE lane = ? AND seq > ? ORDER BY seq LIMIT ?"
+            var bindings: [SQLiteValue] = [.int(Int64(clamping: seq ?? 0)), .int(Int64(limit + excluded.count))]
+            if let lane { bindings.insert(.int(Int64(lane.rawValue)), at: 0) }
+            try db.query(sql, bindings) { row in
                 let s = UInt64(row.int64(0))
                 guard out.count < limit, !excluded.contains(s) else { return }
                 out.append(OutboxMessage(
                     seq: s, topic: row.text(1), payload: row.blob(2), qos: Int(row.int64(3)), retain: row.int64(4) != 0,
                     priority: OutboxPriority(rawValue: Int(row.int64(5))) ?? .event,
-                    createdAt: Date(timeIntervalSince1970: Double(row.int64(6)) / 1000)))
+                    createdAt: Date(timeIntervalSince1970: Double(row.int64(6)) / 1000),
+                    lane: OutboxLane(rawValue: Int(row.int64(7))) ?? .telemetry))
             }
         } catch {
             throw OutboxError(error, store: Self.store)
@@ -493,6 +625,13 @@ final class OutboxCore: @unchecked Sendable {
         settle()
         return cond.withLock { (droppedTelemetry, droppedEvent) }
     }
+
+    var byteCount: Int {
+        settle()
+        return cond.withLock { committedBytes }
+    }
+
+    var skippedSeqs: ClosedRange<UInt64>? { skipped }
 
     var lastSeq: UInt64 { cond.withLock { nextSeq - 1 } }
     var recoveredFromCorruption: String? { cond.withLock { recovered } }
@@ -520,7 +659,7 @@ final class OutboxCore: @unchecked Sendable {
         let generation = openGeneration
         openGeneration += 1
         committing = true
-        let baseCount = committedCount
+        let baseCount = (committedCount, committedBytes)
         let counters = (droppedTelemetry, droppedEvent)
         let reserved = reservedSeq
         cond.unlock()
@@ -536,7 +675,7 @@ final class OutboxCore: @unchecked Sendable {
                 // Runtime corruption: start a fresh file and retry once.
                 do {
                     try recoverAtRuntime(after: error)
-                    result = writeBatch(messages, removals: [], baseCount: 0, counters: counters, reserved: reserved)
+                    result = writeBatch(messages, removals: [], baseCount: (0, 0), counters: counters, reserved: reserved)
                 } catch {
                     result = .failure(error)
                 }
@@ -552,6 +691,7 @@ final class OutboxCore: @unchecked Sendable {
         switch result {
         case .success(let batch):
             committedCount = batch.count
+            committedBytes = batch.bytes
             droppedTelemetry += batch.droppedTelemetry
             droppedEvent += batch.droppedEvent
             inflightRemovalSet = []
@@ -590,43 +730,69 @@ final class OutboxCore: @unchecked Sendable {
         return generation
     }
 
-    /// One transaction: inserts, removals, age pruning, count bound, counters. Called with `dbLock` held.
-    private func writeBatch(_ inserts: [OutboxMessage], removals: [UInt64], baseCount: Int, counters: (Int, Int), reserved: UInt64) -> Result<BatchResult, OutboxError> {
+    /// One transaction: inserts, removals, age pruning, count and byte bounds, counters. Called with `dbLock` held.
+    private func writeBatch(_ inserts: [OutboxMessage], removals: [UInt64], baseCount: (count: Int, bytes: Int), counters: (Int, Int), reserved: UInt64) -> Result<BatchResult, OutboxError> {
         guard let db else { return .failure(closedError()) }
         let cutoff = maxAgeMs > 0 ? outboxMilliseconds(ageClock.steadyNow()) - maxAgeMs : nil
         do {
             let batch = try db.transaction { () throws(SQLiteError) -> BatchResult in
-                var count = baseCount
+                var count = baseCount.count
+                var bytes = baseCount.bytes
                 for m in inserts {
+                    // INSERT OR REPLACE: a retried batch may meet its own rows.
+                    try db.query("DELETE FROM messages WHERE seq = ? RETURNING length(topic) + length(payload)", [.int(Int64(m.seq))]) { row in
+                        count -= 1
+                        bytes -= Int(row.int64(0))
+                    }
                     count += try db.run(
-                        "INSERT OR REPLACE INTO messages(seq, topic, payload, qos, retain, priority, created_ms) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO messages(seq, topic, payload, qos, retain, priority, created_ms, lane) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                         [.int(Int64(m.seq)), .text(m.topic), .blob(m.payload), .int(Int64(m.qos)), .int(m.retain ? 1 : 0),
-                         .int(Int64(m.priority.rawValue)), .int(outboxMilliseconds(m.createdAt))])
+                         .int(Int64(m.priority.rawValue)), .int(outboxMilliseconds(m.createdAt)), .int(Int64(m.lane.rawValue))])
+                    bytes += m.topic.utf8.count + m.payload.count
                 }
                 for seq in removals {
-                    count -= try db.run("DELETE FROM messages WHERE seq = ?", [.int(Int64(seq))])
+                    try db.query("DELETE FROM messages WHERE seq = ? RETURNING length(topic) + length(payload)", [.int(Int64(seq))]) { row in
+                        count -= 1
+                        bytes -= Int(row.int64(0))
+                    }
                 }
                 var droppedT = 0
                 var droppedE = 0
-                if let cutoff {
-                    try db.query("DELETE FROM messages WHERE created_ms < ? RETURNING priority", [.int(cutoff)]) { row in
+                /// Deletes by `sql` (which must return priority and size), counting what went.
+                func drop(_ sql: String, _ bindings: [SQLiteValue]) throws(SQLiteError) -> Int {
+                    var n = 0
+                    try db.query(sql, bindings) { row in
                         if row.int64(0) == Int64(OutboxPriority.telemetry.rawValue) { droppedT += 1 } else { droppedE += 1 }
+                        bytes -= Int(row.int64(1))
+                        count -= 1
+                        n += 1
                     }
+                    return n
                 }
-                count -= droppedT + droppedE
+                let returning = "RETURNING priority, length(topic) + length(payload)"
+                if let cutoff {
+                    _ = try drop("DELETE FROM messages WHERE created_ms < ? \(returning)", [.int(cutoff)])
+                }
+                let telemetry = SQLiteValue.int(Int64(OutboxPriority.telemetry.rawValue))
                 if count > maxMessages {
-                    let n = try db.run(
-                        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE priority = ? ORDER BY seq LIMIT ?)",
-                        [.int(Int64(OutboxPriority.telemetry.rawValue)), .int(Int64(count - maxMessages))])
-                    droppedT += n
-                    count -= n
+                    _ = try drop("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE priority = ? ORDER BY seq LIMIT ?) \(returning)",
+                                 [telemetry, .int(Int64(count - maxMessages))])
                 }
                 if count > maxMessages {
-                    let n = try db.run(
-                        "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?)",
-                        [.int(Int64(count - maxMessages))])
-                    droppedE += n
-                    count -= n
+                    _ = try drop("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT ?) \(returning)",
+                                 [.int(Int64(count - maxMessages))])
+                }
+                // The byte bound: oldest telemetry first, in chunks sized from the average message.
+                var telemetryLeft = true
+                while bytes > maxBytes, count > 0 {
+                    let chunk = Int64(max(1, (bytes - maxBytes) / max(1, bytes / count) + 1))
+                    if telemetryLeft {
+                        telemetryLeft = try drop("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE priority = ? ORDER BY seq LIMIT ?) \(returning)",
+                                                 [telemetry, .int(chunk)]) > 0
+                    } else {
+                        // No telemetry left: events, oldest first, one by one (they are worth more).
+                        if try drop("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq LIMIT 1) \(returning)", []) == 0 { break }
+                    }
                 }
                 let state = Persisted(
                     lastSeq: max(persisted.lastSeq, inserts.last?.seq ?? 0),
@@ -640,7 +806,7 @@ final class OutboxCore: @unchecked Sendable {
                     try db.run(upsert, [.text("dropped_telemetry"), .int(Int64(state.droppedTelemetry))])
                     try db.run(upsert, [.text("dropped_event"), .int(Int64(state.droppedEvent))])
                 }
-                return BatchResult(count: count, droppedTelemetry: droppedT, droppedEvent: droppedE, persisted: state)
+                return BatchResult(count: count, bytes: bytes, droppedTelemetry: droppedT, droppedEvent: droppedE, persisted: state)
             }
             persisted = batch.persisted
             if batch.droppedTelemetry + batch.droppedEvent > 0 {

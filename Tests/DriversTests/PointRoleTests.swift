@@ -1,0 +1,15 @@
+import Drivers
+import Testing
+
+/// Roles and their names: one name per role, the inverse mapping total.
+@Suite struct PointRoleTests {
+    @Test func everyRoleHasItsOwnNameAndBack() {
+        var seen: Set<String> = []
+        for role in PointRole.allCases {
+            #expect(seen.insert(role.pointName).inserted, "\(role) shares a name")
+            #expect(PointRole(pointName: role.pointName) == role)
+        }
+        #expect(PointRole.request(3).pointName == "request_3" && PointRole.ack(8).pointName == "ack_8")
+        #expect(PointRole(pointName: "colour") == nil)
+    }
+}
