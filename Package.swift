@@ -35,24 +35,38 @@ let ed25519Settings: [SwiftSetting] = [.define("EDGE_OPENSSL_ED25519")]
 
 /// The libgpiod API the GPIO backend is built for: 2 for libgpiod 2.x (Debian 13), 1 for 1.6.x
 /// (Debian 12). `EDGE_GPIOD_API=1|2` overrides; otherwise `pkg-config --modversion libgpiod`, which
-/// honours PKG_CONFIG_LIBDIR / PKG_CONFIG_SYSROOT_DIR, so a cross build asks the target's sysroot.
+/// honours PKG_CONFIG_LIBDIR / PKG_CONFIG_SYSROOT_DIR, so a cross build asks the target's sysroot;
+/// without a pkg-config program, the `Version:` of the first libgpiod.pc in the same folders.
 func libgpiodAPI() -> Int {
     #if os(Linux)
     let env = ProcessInfo.processInfo.environment
     if let forced = env["EDGE_GPIOD_API"], let api = Int(forced) { return api }
+    func api(_ version: String) -> Int? {
+        guard let major = version.split(separator: ".").first.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else { return nil }
+        return major >= 2 ? 2 : 1
+    }
     let pkgConfig = Process()
     pkgConfig.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     pkgConfig.arguments = [env["PKG_CONFIG"] ?? "pkg-config", "--modversion", "libgpiod"]
     let out = Pipe()
     pkgConfig.standardOutput = out
     pkgConfig.standardError = FileHandle.nullDevice
-    guard (try? pkgConfig.run()) != nil else { return 1 }
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    pkgConfig.waitUntilExit()
-    guard pkgConfig.terminationStatus == 0,
-          let major = String(decoding: data, as: UTF8.self).split(separator: ".").first.flatMap({ Int($0) })
-    else { return 1 }
-    return major >= 2 ? 2 : 1
+    if (try? pkgConfig.run()) != nil {
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        pkgConfig.waitUntilExit()
+        if pkgConfig.terminationStatus == 0, let found = api(String(decoding: data, as: UTF8.self)) { return found }
+    }
+    let dirs = (env["PKG_CONFIG_LIBDIR"] ?? "").split(separator: ":").map(String.init)
+        + (env["PKG_CONFIG_PATH"] ?? "").split(separator: ":").map(String.init)
+        + ["/usr/lib/x86_64-linux-gnu/pkgconfig", "/usr/lib/aarch64-linux-gnu/pkgconfig", "/usr/lib/arm-linux-gnueabihf/pkgconfig",
+           "/usr/lib/pkgconfig", "/usr/share/pkgconfig", "/usr/local/lib/pkgconfig"]
+    for dir in dirs {
+        guard let pc = try? String(contentsOfFile: dir + "/libgpiod.pc", encoding: .utf8) else { continue }
+        for line in pc.split(separator: "\n") where line.hasPrefix("Version:") {
+            if let found = api(String(line.dropFirst("Version:".count))) { return found }
+        }
+    }
+    return 1
     #else
     return 1
     #endif
