@@ -9,7 +9,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PACKAGES=(libmodbus-dev libgpiod-dev libmosquitto-dev libsqlite3-dev mosquitto mosquitto-clients
               socat mbpoll sqlite3 openssl tmux pkg-config python3 python3-pip
-              dpkg-dev systemd util-linux binutils faketime)
+              dpkg-dev systemd util-linux binutils faketime
+              rabbitmq-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,12 +21,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# Independent Python peers: pymodbus (Modbus server nobody here wrote) and astral (sun times reference).
+# Independent Python peers: pymodbus (Modbus server nobody here wrote), astral (sun times
+# reference), jsonschema + PyYAML (the AsyncAPI contract check), protobuf + pysparkplug (an
+# independent Sparkplug B decoder), amqtt (a third MQTT broker for the interop matrix).
 PY=python3
-if ! $PY -c 'import pymodbus, astral' 2>/dev/null; then
-    echo "setup: installing Python peers (pymodbus 3.16, astral)" >&2
-    $PY -m pip install -q 'pymodbus>=3.16,<3.17' 'astral>=3.2,<4' >&2 \
-        || $PY -m pip install -q --break-system-packages 'pymodbus>=3.16,<3.17' 'astral>=3.2,<4' >&2
+PY_PEERS=('pymodbus>=3.16,<3.17' 'astral>=3.2,<4' 'jsonschema>=4.18,<5' 'PyYAML>=6' 'protobuf>=4.21' 'pysparkplug>=0.6,<0.7' 'amqtt>=0.12,<0.13')
+if ! $PY -c 'import pymodbus, astral, jsonschema, yaml, google.protobuf, pysparkplug, amqtt' 2>/dev/null; then
+    echo "setup: installing Python peers (${PY_PEERS[*]})" >&2
+    $PY -m pip install -q "${PY_PEERS[@]}" >&2 \
+        || $PY -m pip install -q --break-system-packages "${PY_PEERS[@]}" >&2
 fi
 
 if ! command -v swift >/dev/null; then

@@ -45,6 +45,8 @@ final class UplinkService: @unchecked Sendable {
     private var reassertWanted = false
     private let verifier: CommandVerifier
     private let execute: Executor
+    /// issue 17: the Sparkplug B session (`uplink.dialect: sparkplug`); nil = the edge dialect. Guarded by `cond`.
+    private let sparkplug: SparkplugEdgeNode?
     private let bootID = UUID().uuidString.lowercased()
     private let cond = NSCondition()
     private var running = false
@@ -108,14 +110,28 @@ final class UplinkService: @unchecked Sendable {
         mqtt.keepAlive = config.uplink.keepAlive
         mqtt.will = MQTTMessage(topic: root + "/status", payload: Array(#"{"state":"offline"}"#.utf8), qos: 1, retain: true)
         if let tls = config.uplink.tls { mqtt.tls = .init(ca: tls.ca, cert: tls.cert, key: tls.key) }
+        // issue 17: the Sparkplug B dialect: NDEATH as the will, clean session (Sparkplug 3.0),
+        // room in the client's window for births beside the drainer's 20.
+        sparkplug = config.uplink.dialect == .sparkplug ? SparkplugEdgeNode(config: config, version: version, root: root) : nil
+        if let sparkplug {
+            mqtt.will = sparkplug.death()
+            mqtt.cleanSession = true
+            mqtt.maxInflight = maxInflight + 200
+        }
+        // issue 17: broker fail-over list and reconnect backoff.
+        mqtt.fallbackBrokers = config.uplink.fallbackBrokers
+        mqtt.reconnectDelay = config.uplink.reconnectInitial
+        mqtt.reconnectMaxDelay = config.uplink.reconnectMax
+        mqtt.reconnectJitter = config.uplink.reconnectJitter
         client = try MQTTClient(configuration: mqtt, logger: logger)
+        sparkplug?.bootID = bootID
     }
 
     var status: ControlValue {
         cond.lock()
         defer { cond.unlock() }
         var o: [String: ControlValue] = [
-            "broker": .string(config.uplink.broker),
+            "broker": .string(client.currentBroker),
             "connected": .bool(connected),
             "inflight": .number(Double(inflight.count)),
         ]
@@ -174,7 +190,7 @@ final class UplinkService: @unchecked Sendable {
         client.onConnectionChange { [weak self] up in self?.connectionChanged(up) }
         client.onPublished { [weak self] mid in self?.acknowledged(mid) }
         client.onMessage { [weak self] m in self?.received(m) }
-        try? client.subscribe(root + "/cmd", qos: 1)
+        for filter in sparkplug?.subscriptions ?? [root + "/cmd"] { try? client.subscribe(filter, qos: 1) }   // issue 17
         cond.lock()
         running = true
         draining = true
@@ -232,7 +248,8 @@ final class UplinkService: @unchecked Sendable {
         cond.lock()
         if let goodbye, connected {
             do {
-                let mid = try client.publish(MQTTMessage(topic: goodbye.topic, payload: goodbye.payload, qos: 1, retain: true))
+                // issue 17: in the Sparkplug dialect the goodbye is the NDEATH.
+                let mid = try client.publish(sparkplug?.death() ?? MQTTMessage(topic: goodbye.topic, payload: goodbye.payload, qos: 1, retain: true))
                 inflight[mid] = goodbye.seq
                 let deadline = Date().addingTimeInterval(Self.goodbyeTimeout.seconds)
                 while inflight[mid] != nil, connected, cond.wait(until: deadline) {}
@@ -363,10 +380,11 @@ final class UplinkService: @unchecked Sendable {
     private func connectionChanged(_ up: Bool) {
         cond.lock()
         connected = up
+        if let sparkplug { sparkplugConnectionChanged(up, sparkplug) }   // issue 17
         cond.broadcast()
         cond.unlock()
         if up {
-            logger.notice("uplink connected", metadata: ["broker": "\(config.uplink.broker)"])
+            logger.notice("uplink connected", metadata: ["broker": "\(client.currentBroker)"])
             // The status lane goes first: `online` overtakes any backlog of events and telemetry.
             enqueue(topic: root + "/status", retain: true, priority: .event, lane: .status,
                     body: ["state": .string("online"), "version": .string(version), "boot_id": .string(bootID)])
@@ -385,6 +403,7 @@ final class UplinkService: @unchecked Sendable {
     }
 
     private func received(_ message: MQTTMessage) {
+        if let sparkplug, message.topic != root + "/cmd" { return sparkplugReceived(message, sparkplug) }   // issue 17
         guard message.topic == root + "/cmd" else { return }
         let now = Date()
         switch verifier.verify(envelope: message.payload, now: now) {
@@ -601,7 +620,8 @@ final class UplinkService: @unchecked Sendable {
                 retryHeld()
             }
             cond.lock()
-            while running && (!connected || inflight.count >= maxInflight) {
+            // issue 17: in the Sparkplug dialect data waits for the NBIRTH (and the primary host).
+            while running && (!connected || inflight.count >= maxInflight || sparkplug?.born == false) {
                 _ = cond.wait(until: Date().addingTimeInterval(1))
                 if ContinuousClock.now - lastRetry >= .seconds(1) { break }
             }
@@ -611,7 +631,7 @@ final class UplinkService: @unchecked Sendable {
                 cond.unlock()
                 return
             }
-            if !connected || inflight.count >= maxInflight {
+            if !connected || inflight.count >= maxInflight || sparkplug?.born == false {
                 cond.unlock()
                 continue
             }
@@ -631,8 +651,8 @@ final class UplinkService: @unchecked Sendable {
                 for m in batch {
                     do {
                         cond.lock()
-                        let mid = try client.publish(MQTTMessage(topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain))
-                        inflight[mid] = m.seq
+                        // issue 17: the dialect decides what goes on the wire (nothing: done at once).
+                        if let mid = try publishWire(m) { inflight[mid] = m.seq } else { try? outbox.remove(seq: m.seq) }
                         lastQueued[lane] = m.seq
                         cond.unlock()
                         room -= 1
@@ -648,6 +668,67 @@ final class UplinkService: @unchecked Sendable {
                 cond.lock()
                 if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
                 cond.unlock()
+            }
+        }
+    }
+}
+
+// MARK: - Sparkplug B dialect hooks (issue 17; the dialect itself is Uplink/SparkplugEdgeNode.swift)
+
+extension UplinkService {
+    /// One stored message on the wire: as is (edge dialect) or mapped onto Sparkplug. Returns
+    /// the message id to await (the last one published), nil when nothing was published.
+    /// Called with `cond` held.
+    fileprivate func publishWire(_ m: OutboxMessage) throws(MQTTError) -> Int32? {
+        guard let sparkplug else { return try client.publish(MQTTMessage(topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain)) }
+        var last: Int32?
+        for wire in sparkplug.map(m) { last = try client.publish(wire) }
+        return last
+    }
+
+    /// Births (NBIRTH, DBIRTHs) on the wire, in seq order. Called with `cond` held.
+    fileprivate func publishBirths(_ sparkplug: SparkplugEdgeNode) {
+        for m in sparkplug.births(outboxLastSeq: outbox?.lastSeq ?? 0) {
+            do { _ = try client.publish(m) } catch { logger.error("Sparkplug birth not published", metadata: ["topic": "\(m.topic)", "error": "\(error)"]) }
+        }
+        cond.broadcast()
+    }
+
+    /// Called with `cond` held, on the network thread.
+    fileprivate func sparkplugConnectionChanged(_ up: Bool, _ sparkplug: SparkplugEdgeNode) {
+        if up {
+            if sparkplug.hostOnline { publishBirths(sparkplug) }
+        } else {
+            do { try client.setWill(sparkplug.linkDown()) } catch { logger.error("cannot set the next NDEATH will", metadata: ["error": "\(error)"]) }
+        }
+    }
+
+    /// NCMD, DCMD and the primary host's STATE.
+    fileprivate func sparkplugReceived(_ message: MQTTMessage, _ sparkplug: SparkplugEdgeNode) {
+        cond.lock()
+        let actions = sparkplug.handle(message)
+        cond.unlock()
+        for action in actions {
+            switch action {
+            case .rebirth:
+                logger.notice("Sparkplug rebirth requested")
+                cond.lock()
+                if connected && sparkplug.hostOnline { publishBirths(sparkplug) }
+                cond.unlock()
+            case .command(let envelope):
+                // The signed envelope of the contract: the same checks as on ROOT/cmd.
+                received(MQTTMessage(topic: root + "/cmd", payload: envelope, qos: 1, retain: false))
+            case .refused(let why):
+                logger.warning("Sparkplug command refused", metadata: ["reason": "\(why)"])
+                reply(id: nil, ok: false, code: "malformed", message: why)
+            case .hostState(let online):
+                logger.notice("Sparkplug primary host \(online ? "online" : "offline")", metadata: ["host": "\(sparkplug.primaryHost ?? "")"])
+                cond.lock()
+                if online, connected, !sparkplug.born { publishBirths(sparkplug) }
+                cond.broadcast()
+                cond.unlock()
+            case .ignore:
+                break
             }
         }
     }

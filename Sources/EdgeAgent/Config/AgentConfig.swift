@@ -73,6 +73,37 @@ public struct AgentConfig: Sendable, Equatable {
         public var outboxMaxBytes: Int
         /// The longest lifetime (`expires - issued`) a centre command may have (default 1 h).
         public var maxCommandLifetime: Duration
+        /// More broker URLs after `broker` (`uplink.broker` as a list), same scheme: fail-over order.
+        public var fallbackBrokers: [String] = []
+        /// Reconnect backoff (`uplink.reconnect`): first delay, cap, jitter fraction 0...1.
+        public var reconnectInitial: Duration = .milliseconds(500)
+        public var reconnectMax: Duration = .seconds(30)
+        public var reconnectJitter: Double = 0.25
+        /// Topic layout and payload encoding on the wire (`uplink.dialect`).
+        public var dialect: Dialect = .edge
+        /// Sparkplug B settings (`uplink.sparkplug`), used with `dialect == .sparkplug`.
+        public var sparkplug = Sparkplug()
+
+        /// `broker` then `fallbackBrokers`.
+        public var brokers: [String] { [broker] + fallbackBrokers }
+
+        public enum Dialect: String, Sendable, Equatable, CaseIterable {
+            /// The topic layout and JSON payloads of docs/CONTRACT.md.
+            case edge
+            /// Sparkplug B 3.0 (docs/SPARKPLUG.md).
+            case sparkplug
+        }
+
+        public struct Sparkplug: Sendable, Equatable {
+            /// The Sparkplug group id (`spBv1.0/<group>/...`).
+            public var groupID = "edge"
+            /// A primary host application id: data is held while its STATE is not online.
+            public var primaryHost: String?
+            public init(groupID: String = "edge", primaryHost: String? = nil) {
+                self.groupID = groupID
+                self.primaryHost = primaryHost
+            }
+        }
         public init(broker: String, prefix: String, tls: TLS?, telemetryInterval: Duration, outboxMaxMessages: Int, outboxMaxAge: Duration,
                     centreKeys: [String: [UInt8]], keepAlive: Duration = .seconds(30), outboxMaxBytes: Int = 256 << 20,
                     maxCommandLifetime: Duration = .seconds(3600)) {

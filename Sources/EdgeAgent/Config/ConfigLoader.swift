@@ -195,10 +195,61 @@ struct ConfigParser {
 
     func parseUplink(_ node: YAMLValue) -> AgentConfig.Uplink? {
         guard let u = check({ () throws(ConfigError) in
-            try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys", "max_command_lifetime"], required: ["broker"], reporting: diagnostics)
+            try node.map(allowed: ["broker", "prefix", "tls", "telemetry_interval", "keep_alive", "outbox", "centre_keys", "max_command_lifetime",
+                                   "dialect", "sparkplug", "reconnect"], required: ["broker"], reporting: diagnostics)
         }) else { return nil }
         let brokerNode = check { () throws(ConfigError) in try u.required("broker") }
-        let broker = brokerNode.flatMap { n in check { () throws(ConfigError) in try parseBroker(n) } }
+        // One URL, or a list of them (fail-over order), all of one scheme.
+        var brokerList: [String] = []
+        if let brokerNode {
+            if case .sequence = brokerNode.node {
+                let items = check { () throws(ConfigError) in try brokerNode.list() } ?? []
+                if items.isEmpty { diagnostics.record(brokerNode.error("the broker list is empty (give at least one URL)")) }
+                for item in items {
+                    guard let url = check({ () throws(ConfigError) in try parseBroker(item) }) else { continue }
+                    if let first = brokerList.first, first.hasPrefix("mqtts://") != url.hasPrefix("mqtts://") {
+                        diagnostics.record(item.error("every broker in the list must use the scheme of the first (\(first))"))
+                        continue
+                    }
+                    if brokerList.contains(url) {
+                        diagnostics.record(item.error("broker \"\(url)\" is listed twice"))
+                        continue
+                    }
+                    brokerList.append(url)
+                }
+            } else if let url = check({ () throws(ConfigError) in try parseBroker(brokerNode) }) {
+                brokerList = [url]
+            }
+        }
+        let broker = brokerList.first
+        let dialect = check { () throws(ConfigError) -> AgentConfig.Uplink.Dialect in
+            guard let d = u["dialect"] else { return .edge }
+            let text = try d.string()
+            guard let dialect = AgentConfig.Uplink.Dialect(rawValue: text) else {
+                let names = AgentConfig.Uplink.Dialect.allCases.map(\.rawValue)
+                throw d.error("unknown dialect \"\(text)\" (one of \(names.joined(separator: ", ")))\(Suggest.suffix(text, among: names))")
+            }
+            return dialect
+        } ?? .edge
+        var sparkplug = AgentConfig.Uplink.Sparkplug()
+        if let sp = u["sparkplug"], let m = check({ () throws(ConfigError) in try sp.map(allowed: ["group_id", "primary_host"], reporting: diagnostics) }) {
+            // Sparkplug ids are UTF-8 without the MQTT special characters + # /.
+            func sparkplugID(_ v: YAMLValue) throws(ConfigError) -> String {
+                let text = try v.string()
+                guard !text.contains(where: { "+#/".contains($0) }) else { throw v.error("\"\(text)\" may not contain +, # or /") }
+                return text
+            }
+            if let g = m["group_id"], let id = check({ () throws(ConfigError) in try sparkplugID(g) }) { sparkplug.groupID = id }
+            if let h = m["primary_host"], let id = check({ () throws(ConfigError) in try sparkplugID(h) }) { sparkplug.primaryHost = id }
+            if dialect != .sparkplug { diagnostics.record(sp.keyError("uplink.sparkplug is set but uplink.dialect is not sparkplug")) }
+        }
+        var reconnect: (initial: Duration, max: Duration, jitter: Double) = (.milliseconds(500), .seconds(30), 0.25)
+        if let r = u["reconnect"], let m = check({ () throws(ConfigError) in try r.map(allowed: ["initial", "max", "jitter"], reporting: diagnostics) }) {
+            if let v = check({ () throws(ConfigError) in try m["initial"]?.duration(max: .seconds(3600)) }) ?? nil { reconnect.initial = v }
+            if let v = check({ () throws(ConfigError) in try m["max"]?.duration(max: .seconds(86400)) }) ?? nil { reconnect.max = v }
+            if let v = check({ () throws(ConfigError) in try m["jitter"]?.double(in: 0...1) }) ?? nil { reconnect.jitter = v }
+            if reconnect.max < reconnect.initial { diagnostics.record(r.error("reconnect.max is shorter than reconnect.initial")) }
+        }
 
         let prefix = check { () throws(ConfigError) -> String in
             guard let p = u["prefix"] else { return ConfigLoader.defaultPrefix }
@@ -247,9 +298,16 @@ struct ConfigParser {
         for (kid, value) in entries(u["centre_keys"]) {
             if let key = check({ () throws(ConfigError) in try centreKey(kid, value) }) { keys[kid] = key }
         }
-        return AgentConfig.Uplink(broker: broker ?? "", prefix: prefix, tls: tls, telemetryInterval: interval ?? .seconds(60),
-                                  outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive ?? .seconds(30),
-                                  outboxMaxBytes: maxBytes, maxCommandLifetime: lifetime ?? .seconds(3600))
+        var uplink = AgentConfig.Uplink(broker: broker ?? "", prefix: prefix, tls: tls, telemetryInterval: interval ?? .seconds(60),
+                                        outboxMaxMessages: maxMessages, outboxMaxAge: maxAge, centreKeys: keys, keepAlive: keepAlive ?? .seconds(30),
+                                        outboxMaxBytes: maxBytes, maxCommandLifetime: lifetime ?? .seconds(3600))
+        uplink.fallbackBrokers = Array(brokerList.dropFirst())
+        uplink.dialect = dialect
+        uplink.sparkplug = sparkplug
+        uplink.reconnectInitial = reconnect.initial
+        uplink.reconnectMax = reconnect.max
+        uplink.reconnectJitter = reconnect.jitter
+        return uplink
     }
 
     /// `mqtt://host:port` or `mqtts://host:port`, no path or user.

@@ -45,12 +45,21 @@ public final class MQTTClient: Sendable {
     /// Whether the link is up (CONNACK accepted and not lost since).
     public var isConnected: Bool { core.isConnected }
 
+    /// The broker URL the client is connected to, or trying next (one of `configuration.brokers`).
+    public var currentBroker: String { core.currentBroker }
+
     /// The last connection failure (cleared by a successful connect), e.g. `.tls` when the
     /// broker's certificate is not trusted, `.io` when the broker is unreachable.
     public var lastError: MQTTError? { core.lastError }
 
     /// QoS 1/2 messages accepted and not yet acknowledged; never more than `maxInflight`.
     public var inflightCount: Int { core.inflightCount }
+
+    /// Replaces the will for the next CONNECT (the current link keeps the one it connected
+    /// with). Meant for a connection-change handler (the network thread, before it reconnects),
+    /// e.g. Sparkplug's NDEATH whose bdSeq changes per connect. Throws `.invalidArgument` for
+    /// a bad topic or QoS.
+    public func setWill(_ will: MQTTMessage) throws(MQTTError) { try core.setWill(will) }
 
     /// Called with `true` on every connect and `false` when an established link is lost or stopped.
     public func onConnectionChange(_ handler: @escaping @Sendable (Bool) -> Void) { core.onConnectionChange(handler) }
@@ -100,10 +109,13 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
         var networkThread: pthread_t?
         /// A CONNACK was accepted on the current socket (for wording failures).
         var hadLink = false
+        /// Index into `endpoints` of the broker in use (or tried next).
+        var endpointIndex = 0
     }
 
     let configuration: MQTTConfiguration
-    private let endpoint: MQTTEndpoint
+    /// `configuration.brokers`, parsed; the client fails over between them in order.
+    private let endpoints: [MQTTEndpoint]
     private let logger: Logger
     private let session: MosquittoSession
     private let shared: MQTTLocked<Shared>
@@ -118,7 +130,7 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
     private static let disconnectFlushTimeout: Duration = .seconds(2)
 
     init(configuration: MQTTConfiguration, logger: Logger) throws(MQTTError) {
-        endpoint = try configuration.validated()
+        endpoints = try configuration.validatedEndpoints()
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "broker"] = "\(configuration.broker)"
@@ -156,6 +168,21 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
     // MARK: State queries
 
     var isConnected: Bool { shared.withLock { $0.machine.isConnected } }
+    var currentBroker: String { configuration.brokers[shared.withLock { $0.endpointIndex }] }
+    private var endpoint: MQTTEndpoint { endpoints[shared.withLock { $0.endpointIndex }] }
+
+    /// After a failed attempt or a lost link: the next broker of the list (round robin).
+    /// Returns whether it changed (then the next attempt must connect afresh to its host).
+    private func failOver() -> Bool {
+        guard endpoints.count > 1 else { return false }
+        let (from, to) = shared.withLock { state -> (Int, Int) in
+            let from = state.endpointIndex
+            state.endpointIndex = (from + 1) % endpoints.count
+            return (from, state.endpointIndex)
+        }
+        logger.notice("MQTT failing over to the next broker", metadata: ["from": "\(configuration.brokers[from])", "to": "\(configuration.brokers[to])"])
+        return true
+    }
     var lastError: MQTTError? { shared.withLock { $0.machine.lastError } }
     var inflightCount: Int { shared.withLock { $0.machine.inflightCount } }
 
@@ -214,12 +241,14 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
         let keepAlive = Int(configuration.keepAlive.components.seconds)
         while !isStopping {
             if !linkOpen {
+                let target = endpoint
                 let status = hostGiven
                     ? session.reconnectAsync()
-                    : session.connectAsync(host: endpoint.host, port: endpoint.port, keepAliveSeconds: keepAlive)
+                    : session.connectAsync(host: target.host, port: target.port, keepAliveSeconds: keepAlive)
                 if !status.isInvalidArgument { hostGiven = true }
                 guard status.isSuccess else {
-                    backOff(after: status, what: "connecting to \(endpoint.host):\(endpoint.port)")
+                    backOff(after: status, what: "connecting to \(target.host):\(target.port)")
+                    if failOver() { hostGiven = false }
                     continue
                 }
                 linkOpen = true
@@ -229,8 +258,10 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
                 if isStopping { linkOpen = false; break }
                 linkOpen = false
                 let wasUp = linkLost()
-                backOff(after: status, what: wasUp ? "link to \(endpoint.host):\(endpoint.port) lost"
-                                                   : "connecting to \(endpoint.host):\(endpoint.port)")
+                let target = endpoint
+                backOff(after: status, what: wasUp ? "link to \(target.host):\(target.port) lost"
+                                                   : "connecting to \(target.host):\(target.port)")
+                if failOver() { hostGiven = false }
             }
         }
         if linkOpen {
@@ -260,8 +291,10 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
             state.lastRefusal = nil
             return (state.machine.attemptFailed(failure), failure)
         }
-        let delay = mqttReconnectDelay(attempt: attempt, base: configuration.reconnectDelay,
-                                       cap: configuration.reconnectMaxDelay, jitter: Double.random(in: 0.75...1.0))
+        // One backoff step per full round through the broker list: the next broker is tried soon.
+        let jitter = configuration.reconnectJitter
+        let delay = mqttReconnectDelay(attempt: attempt / endpoints.count, base: configuration.reconnectDelay,
+                                       cap: configuration.reconnectMaxDelay, jitter: 1 - jitter * Double.random(in: 0...1))
         let metadata: Logger.Metadata = ["attempt": "\(attempt + 1)", "retryIn": "\(delay)", "error": "\(failure)"]
         if attempt == 0 {
             logger.warning("MQTT connection failed", metadata: metadata)
@@ -348,6 +381,12 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
     }
 
     // MARK: Subscribe and publish
+
+    func setWill(_ will: MQTTMessage) throws(MQTTError) {
+        try validate(will)
+        let status = session.configureWill(will)
+        guard status.isSuccess else { throw error(status, "setting the will", topic: will.topic) }
+    }
 
     func subscribe(_ filter: String, qos: Int) throws(MQTTError) {
         guard (0...2).contains(qos), MosquittoSession.isValidTopicFilter(filter) else {

@@ -27,6 +27,16 @@ public struct MQTTConfiguration: Sendable {
     public var reconnectDelay: Duration = .milliseconds(500)
     /// Cap of the reconnect delay.
     public var reconnectMaxDelay: Duration = .seconds(30)
+    /// More brokers to fail over to, after `broker` (same scheme). On every failed attempt
+    /// or lost link the client moves to the next URL, round robin; the backoff delay grows
+    /// per full round through the list. Empty: one broker.
+    public var fallbackBrokers: [String] = []
+    /// Each reconnect wait is shortened by a random fraction of up to `reconnectJitter`
+    /// (0...1): 0 waits exactly the backoff delay, 1 anywhere from 0 to it ("full jitter").
+    public var reconnectJitter: Double = 0.25
+
+    /// `broker` followed by `fallbackBrokers`.
+    public var brokers: [String] { [broker] + fallbackBrokers }
 
     /// PEM files for mutual TLS. Paths are checked for readability when the client is made.
     public struct TLS: Sendable, Equatable {
@@ -126,6 +136,24 @@ struct MQTTEndpoint: Equatable {
 }
 
 extension MQTTConfiguration {
+    /// Checks every invariant stated on the type; returns the parsed endpoints (`brokers`).
+    func validatedEndpoints() throws(MQTTError) -> [MQTTEndpoint] {
+        let first = try validated()
+        var endpoints = [first]
+        for url in fallbackBrokers {
+            let e = try MQTTEndpoint(parsing: url)
+            guard e.usesTLS == first.usesTLS else {
+                throw MQTTError(kind: .invalidConfiguration, message: "broker '\(url)': every broker in the list must use the scheme of the first (\(broker))",
+                                broker: url, clientID: clientID)
+            }
+            endpoints.append(e)
+        }
+        guard (0...1).contains(reconnectJitter) else {
+            throw MQTTError(kind: .invalidConfiguration, message: "reconnectJitter must be 0...1 (got \(reconnectJitter))", broker: broker, clientID: clientID)
+        }
+        return endpoints
+    }
+
     /// Checks every invariant stated on the type; returns the parsed endpoint.
     func validated() throws(MQTTError) -> MQTTEndpoint {
         func bad(_ why: String) -> MQTTError {
