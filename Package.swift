@@ -1,11 +1,83 @@
 // swift-tools-version:6.0
 // edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims.
 import PackageDescription
+#if os(Linux)
+import Foundation
+#endif
 
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
+
+// Swift 6.0/6.1 (Debian 13's swiftlang is 6.0.3) cannot read swift-log 1.16.2's manifest (tools 6.2,
+// package traits) nor swift-crypto's dependency swift-asn1 1.7.4 (tools 6.1). They build swift-log's
+// 1.16.2 sources from Vendor/swift-log (patched for 6.0, see its PATCHES.md) and Ed25519 over
+// OpenSSL's libcrypto (CEd25519) instead of swift-crypto. Swift >= 6.2 builds as before.
+#if compiler(>=6.2)
+let toolchainDependencies: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+]
+let ed25519: [Target.Dependency] = [.product(name: "Crypto", package: "swift-crypto")]
+let ed25519Targets: [Target] = []
+let ed25519Settings: [SwiftSetting] = []
+#else
+let toolchainDependencies: [Package.Dependency] = [
+    .package(path: "Vendor/swift-log"),
+]
+let ed25519: [Target.Dependency] = ["CEd25519"]
+let ed25519Targets: [Target] = [
+    .target(name: "CEd25519", linkerSettings: [.linkedLibrary("crypto")]),
+]
+let ed25519Settings: [SwiftSetting] = [.define("EDGE_OPENSSL_ED25519")]
+#endif
+
+/// The libgpiod API the GPIO backend is built for: 2 for libgpiod 2.x (Debian 13), 1 for 1.6.x
+/// (Debian 12). `EDGE_GPIOD_API=1|2` overrides; otherwise `pkg-config --modversion libgpiod`, which
+/// honours PKG_CONFIG_LIBDIR / PKG_CONFIG_SYSROOT_DIR, so a cross build asks the target's sysroot;
+/// without a pkg-config program, the `Version:` of the first libgpiod.pc in the same folders.
+func libgpiodAPI() -> Int {
+    #if os(Linux)
+    let env = ProcessInfo.processInfo.environment
+    if let forced = env["EDGE_GPIOD_API"], let api = Int(forced) { return api }
+    func api(_ version: String) -> Int? {
+        guard let major = version.split(separator: ".").first.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else { return nil }
+        return major >= 2 ? 2 : 1
+    }
+    let pkgConfig = Process()
+    pkgConfig.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    pkgConfig.arguments = [env["PKG_CONFIG"] ?? "pkg-config", "--modversion", "libgpiod"]
+    let out = Pipe()
+    pkgConfig.standardOutput = out
+    pkgConfig.standardError = FileHandle.nullDevice
+    if (try? pkgConfig.run()) != nil {
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        pkgConfig.waitUntilExit()
+        if pkgConfig.terminationStatus == 0, let found = api(String(decoding: data, as: UTF8.self)) { return found }
+    }
+    let dirs = (env["PKG_CONFIG_LIBDIR"] ?? "").split(separator: ":").map(String.init)
+        + (env["PKG_CONFIG_PATH"] ?? "").split(separator: ":").map(String.init)
+        + ["/usr/lib/x86_64-linux-gnu/pkgconfig", "/usr/lib/aarch64-linux-gnu/pkgconfig", "/usr/lib/arm-linux-gnueabihf/pkgconfig",
+           "/usr/lib/pkgconfig", "/usr/share/pkgconfig", "/usr/local/lib/pkgconfig"]
+    for dir in dirs {
+        guard let pc = try? String(contentsOfFile: dir + "/libgpiod.pc", encoding: .utf8) else { continue }
+        for line in pc.split(separator: "\n") where line.hasPrefix("Version:") {
+            if let found = api(String(line.dropFirst("Version:".count))) { return found }
+        }
+    }
+    return 1
+    #else
+    return 1
+    #endif
+}
+
+let gpiodV2 = libgpiodAPI() >= 2
+let gpiodSwift: [SwiftSetting] = gpiodV2 ? [.define("GPIOD_V2")] : []
+let gpiodC: [CSetting] = gpiodV2 ? [.define("GPIOD_V2")] : []
+
+let driversSettings: [SwiftSetting] = strict + gpiodSwift
+let edgeAgentSettings: [SwiftSetting] = strict + ed25519Settings
 
 let package = Package(
     name: "edge-agent",
@@ -19,10 +91,8 @@ let package = Package(
         .library(name: "EdgeSimulator", targets: ["Simulator"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // System libraries (Debian packages; pkg-config names).
@@ -43,7 +113,7 @@ let package = Package(
         .target(
             name: "Drivers",
             dependencies: ["Protocols", "CGPIOD", "CSystemShims", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict
+            swiftSettings: driversSettings
         ),
         // The agent: config, control loops, outbox, uplink, commands, control socket.
         .target(
@@ -52,9 +122,8 @@ let package = Package(
                 "Drivers", "Protocols", "CSystemShims", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
-            swiftSettings: strict
+            swiftSettings: edgeAgentSettings
         ),
         // Field-device simulator library (reference devices with physics), used by edge-sim and tests.
         .target(
@@ -86,10 +155,17 @@ let package = Package(
         .executableTarget(name: "outbox-driver", dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")], path: "Tests/OutboxDriver", swiftSettings: strict),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
-        .target(name: "GPIODStubs", path: "Tests/GPIODStubs"),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport", "GPIODStubs"], swiftSettings: strict),
+        // One stub set per libgpiod API (stubs.c: v1, stubs_v2.c: v2), picked like the backend.
+        .target(name: "GPIODStubs", path: "Tests/GPIODStubs", cSettings: gpiodC),
+        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport", "GPIODStubs"], swiftSettings: driversSettings),
         .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Protocols", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SystemTests", dependencies: ["TestSupport"], swiftSettings: strict),
     ]
 )
+
+package.dependencies += toolchainDependencies
+package.targets += ed25519Targets
+if let edgeAgent = package.targets.first(where: { $0.name == "EdgeAgent" }) {
+    edgeAgent.dependencies += ed25519
+}

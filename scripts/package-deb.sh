@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the edge-agent Debian package: a release build with the Swift runtime linked
-# statically, the install layout, and a .deb made with dpkg-deb. Prints the .deb's path last.
+# statically (or Debian's, --shared-swift-runtime), the install layout, and a .deb made with
+# dpkg-deb. Prints the .deb's path last.
 #
 #   scripts/package-deb.sh                      release build (minutes), then dist/edge-agent_<version>_<arch>.deb
 #   scripts/package-deb.sh --check              preflight only: tools, input files, version; builds nothing
@@ -18,6 +19,13 @@
 #   --allow-shared-swift   accept binaries linked to the Swift runtime's shared libraries (debug
 #                          builds; for tests of the layout only: such a package does not run
 #                          on a gateway without a Swift toolchain)
+#   --shared-swift-runtime link the Swift runtime dynamically, from the distribution's package
+#                          (Debian 13: swiftlang's libswiftlang, which has no static runtime):
+#                          builds without --static-swift-stdlib, and Depends: gets the package
+#                          owning each runtime library the binaries load (dpkg -S), pinned to its
+#                          upstream version (the Swift runtime has no ABI stability on Linux).
+#                          Run it on (or in a chroot of) the target Debian release and
+#                          architecture: scripts/build-arm64.sh does that for Debian 13.
 #
 # The version has one source: `public static let version = "X.Y.Z"` in Sources/EdgeAgent/Agent/Agent.swift
 # (what the agent reports in status and over MQTT). The built edge-agent must print the same
@@ -38,6 +46,7 @@ COMPRESS="xz"
 BIN_DIR=""
 CHECK=0
 ALLOW_SHARED=0
+SHARED_RUNTIME=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --check) CHECK=1 ;;
@@ -49,6 +58,7 @@ while [ $# -gt 0 ]; do
         --depends) DEPENDS="${2:?--depends needs a list}"; shift ;;
         --compress) COMPRESS="${2:?--compress needs xz, gzip or none}"; shift ;;
         --allow-shared-swift) ALLOW_SHARED=1 ;;
+        --shared-swift-runtime) SHARED_RUNTIME=1 ;;
         -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
@@ -108,10 +118,11 @@ fi
 
 # --- the binaries -------------------------------------------------------------------------
 if [ -z "$BIN_DIR" ]; then
-    build=(swift build -c release --static-swift-stdlib --scratch-path "$SCRATCH")
+    build=(swift build -c release --scratch-path "$SCRATCH")
+    if [ "$SHARED_RUNTIME" -eq 0 ]; then build+=(--static-swift-stdlib); runtime_kind="static"; else runtime_kind="shared"; fi
     [ -z "$SWIFT_SDK" ] || build+=(--swift-sdk "$SWIFT_SDK")
     for product in edge-agent edgectl; do
-        note "building $product ($VERSION, $ARCH, release, static Swift runtime)"
+        note "building $product ($VERSION, $ARCH, release, $runtime_kind Swift runtime)"
         "${build[@]}" --product "$product" >&2
     done
     BIN_DIR="$("${build[@]}" --show-bin-path)"
@@ -122,7 +133,7 @@ for exe in edge-agent edgectl; do
     case "$machine" in *"$ELF_MACHINE"*) ;; *) die "$BIN_DIR/$exe is built for '$machine', not $ARCH" ;; esac
     shared_swift="$(readelf -d "$BIN_DIR/$exe" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' \
         | grep -E '^lib(swift|Foundation|dispatch|BlocksRuntime|_FoundationICU)' || true)"
-    if [ -n "$shared_swift" ] && [ "$ALLOW_SHARED" -eq 0 ]; then
+    if [ -n "$shared_swift" ] && [ "$ALLOW_SHARED" -eq 0 ] && [ "$SHARED_RUNTIME" -eq 0 ]; then
         die "$BIN_DIR/$exe needs the Swift runtime's shared libraries ($(echo $shared_swift)); build with --static-swift-stdlib"
     fi
 done
@@ -159,9 +170,10 @@ install -m 0644 examples/*.yaml "$PKG/usr/share/doc/edge-agent/examples/"
 cat > "$PKG/usr/share/doc/edge-agent/copyright" <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: edge-agent
-Comment: The executables link the Swift runtime and Foundation statically
- (Apache-2.0 with Runtime Library Exception, https://swift.org/LICENSE.txt) and
- swift-log, swift-argument-parser, swift-crypto (Apache-2.0) and Yams (MIT).
+Comment: The executables link the Swift runtime and Foundation
+ (Apache-2.0 with Runtime Library Exception, https://swift.org/LICENSE.txt),
+ statically or from the distribution's package, and swift-log,
+ swift-argument-parser, swift-crypto (Apache-2.0) and Yams (MIT).
 
 Files: *
 Copyright: the edge-agent authors
@@ -173,7 +185,18 @@ if [ -z "$DEPENDS" ]; then
     mkdir -p "$WORK/shlibs/debian"
     printf 'Source: edge-agent\n\nPackage: edge-agent\nArchitecture: any\n' > "$WORK/shlibs/debian/control"
     shlibdeps=(dpkg-shlibdeps -O)
-    if [ "$ALLOW_SHARED" -eq 1 ]; then
+    if [ "$SHARED_RUNTIME" -eq 1 ]; then
+        # The distribution's Swift runtime ships no shlibs/symbols file (Debian 13's
+        # libswiftlang): dpkg-shlibdeps skips it, and the owning package is added below.
+        runtime_lib_dirs=()
+        for exe in edge-agent edgectl; do
+            rp="$(readelf -d "$PKG/usr/bin/$exe" | sed -n 's/.*R\(UN\)\{0,1\}PATH.*\[\(.*\)\]/\2/p' | tr ':' '\n' | grep -v '^\$ORIGIN' || true)"
+            for d in $rp; do runtime_lib_dirs+=("$d"); done
+        done
+        [ "${#runtime_lib_dirs[@]}" -gt 0 ] || die "--shared-swift-runtime: the binaries have no RUNPATH to the Swift runtime"
+        for d in $(printf '%s\n' "${runtime_lib_dirs[@]}" | sort -u); do shlibdeps+=(-l"$d"); done
+        shlibdeps+=(--ignore-missing-info)
+    elif [ "$ALLOW_SHARED" -eq 1 ]; then
         # The toolchain's runtime is found but belongs to no package: no Depends for it.
         runtime="$(dirname "$(command -v swift)")/../lib/swift/linux"
         shlibdeps+=(-l"$runtime" --ignore-missing-info)
@@ -181,6 +204,31 @@ if [ -z "$DEPENDS" ]; then
     line="$(cd "$WORK/shlibs" && DEB_HOST_ARCH="$ARCH" "${shlibdeps[@]}" -e"$PKG/usr/bin/edge-agent" -e"$PKG/usr/bin/edgectl" 2>"$WORK/shlibdeps.err")" \
         || die "dpkg-shlibdeps failed (for a cross build pass --depends): $(cat "$WORK/shlibdeps.err")"
     DEPENDS="${line#shlibs:Depends=}"
+    if [ "$SHARED_RUNTIME" -eq 1 ]; then
+        # The package owning each Swift runtime library the binaries load, at this upstream version.
+        runtime_pkgs=()
+        for exe in edge-agent edgectl; do
+            for lib in $(readelf -d "$PKG/usr/bin/$exe" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' \
+                    | grep -E '^lib(swift|Foundation|dispatch|BlocksRuntime|_FoundationICU)' || true); do
+                file=""
+                for d in "${runtime_lib_dirs[@]}"; do [ -e "$d/$lib" ] && { file="$d/$lib"; break; }; done
+                [ -n "$file" ] || die "--shared-swift-runtime: $lib (needed by $exe) not found in ${runtime_lib_dirs[*]}"
+                owner="$(dpkg -S "$file" 2>/dev/null | head -n 1 | cut -d: -f1)" || true
+                [ -n "$owner" ] || owner="$(dpkg -S "$(readlink -f "$file")" 2>/dev/null | head -n 1 | cut -d: -f1)" || true
+                [ -n "$owner" ] || die "--shared-swift-runtime: $file (needed by $exe) belongs to no installed package"
+                runtime_pkgs+=("$owner")
+            done
+        done
+        for p in $(printf '%s\n' "${runtime_pkgs[@]}" | sort -u); do
+            v="$(dpkg-query -W -f '${Version}' "$p")"
+            upstream="${v#*:}"; upstream="${upstream%-*}"
+            DEPENDS="$DEPENDS, $p (>= $v)"
+            last="${upstream##*.}"
+            if [ "$last" != "$upstream" ] && [[ "$last" =~ ^[0-9]+$ ]]; then
+                DEPENDS="$DEPENDS, $p (<< ${upstream%.*}.$((last + 1))~)"
+            fi
+        done
+    fi
 fi
 # systemd: sysusers/tmpfiles in postinst and the unit; procps: /bin/kill for ExecReload.
 DEPENDS="$DEPENDS, systemd, procps"

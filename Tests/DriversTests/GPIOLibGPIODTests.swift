@@ -9,7 +9,9 @@ import TestSupport
 
 /// LibGPIODBackend: first against this machine's real libgpiod (no /dev/gpiochip*), then with
 /// the test-only gpiod_* stubs playing the kernel so the backend's Swift code runs for real.
-/// Serialized: the stubs are process-wide.
+/// Serialized: the stubs are process-wide. The same tests run against the libgpiod v1 backend
+/// (Debian 12, Tests/GPIODStubs/stubs.c) and the v2 one (Debian 13, stubs_v2.c), whichever the
+/// build picked (GPIOD_V2); a few are for one API only.
 @Suite(.serialized)
 struct GPIOLibGPIODTests {
     static let chip = "gpiochip7"
@@ -122,6 +124,7 @@ struct GPIOLibGPIODTests {
         }
     }
 
+    #if !GPIOD_V2
     @Test func preLinux57RealtimeTimestampsAreMovedOntoTheMonotonicClock() throws {
         try withStubChip {
             let gpio = LibGPIODBackend(logger: logger)
@@ -138,6 +141,59 @@ struct GPIOLibGPIODTests {
             #expect(stamp - before < .milliseconds(500) && before - stamp < .milliseconds(500))
         }
     }
+    #else
+    @Test func inputsAskTheKernelForMonotonicTimestampsAndTheDebouncePeriod() throws {
+        try withStubChip {
+            let gpio = LibGPIODBackend(logger: logger)
+            defer { gpio.stop() }
+            _ = try gpio.openInput(name: "stopline", chip: Self.chip, offset: 5, activeLow: false, debounce: .milliseconds(30))
+            _ = try gpio.openInput(name: "loop", chip: Self.chip, offset: 6, activeLow: true, debounce: .zero)
+            _ = try gpio.openOutput(name: "beacon", chip: Self.chip, offset: 12, activeLow: false, initial: false)
+            #expect(edge_gpiod_stubs_request_clock(Self.chip, 5) == 1)  // GPIOD_LINE_CLOCK_MONOTONIC
+            #expect(edge_gpiod_stubs_request_clock(Self.chip, 6) == 1)
+            #expect(edge_gpiod_stubs_request_debounce_us(Self.chip, 5) == 30_000)
+            #expect(edge_gpiod_stubs_request_debounce_us(Self.chip, 6) == 0)
+            #expect(edge_gpiod_stubs_request_debounce_us(Self.chip, 12) == 0)
+            #expect(edge_gpiod_stubs_request_kind(Self.chip, 12) == 2)
+        }
+    }
+
+    @Test func linesTheKernelDebouncesAreNotDebouncedAgain() throws {
+        try withStubChip {
+            #expect(edge_gpiod_stubs_set_kernel_debounce(Self.chip, 1) == 0)
+            let gpio = LibGPIODBackend(logger: logger)
+            defer { gpio.stop() }
+            let log = GPIOEdgeLog()
+            _ = try gpio.openInput(name: "stopline", chip: Self.chip, offset: 5, activeLow: false, debounce: .milliseconds(30))
+            try gpio.startEvents(log.handler)
+            #expect(Wait.until(timeout: .seconds(5)) { log.of("stopline").count == 1 })
+
+            // The kernel delivers only settled edges: each one reaches the handler, stamped as the kernel stamped it.
+            let t = Self.monotonicNow()
+            _ = edge_gpiod_stubs_set_level(Self.chip, 5, 1, t)
+            _ = edge_gpiod_stubs_set_level(Self.chip, 5, 0, t + 1_000_000)
+            _ = edge_gpiod_stubs_set_level(Self.chip, 5, 1, t + 2_000_000)
+            #expect(Wait.until(timeout: .seconds(5), interval: .milliseconds(2)) { log.of("stopline").count == 4 })
+            #expect(log.of("stopline").dropFirst().map(\.value) == [true, false, true])
+            #expect(log.of("stopline").dropFirst().map(\.timestamp) == [MonotonicNanos(t), MonotonicNanos(t + 1_000_000), MonotonicNanos(t + 2_000_000)])
+        }
+    }
+
+    @Test func aChipIsFoundByPathNameOrNumberAndOpenedOnce() throws {
+        try withStubChip {
+            let gpio = LibGPIODBackend(logger: logger)
+            defer { gpio.stop() }
+            _ = try gpio.openInput(name: "a", chip: "7", offset: 1, activeLow: false, debounce: .zero)
+            _ = try gpio.openInput(name: "b", chip: "/dev/\(Self.chip)", offset: 2, activeLow: false, debounce: .zero)
+            _ = try gpio.openOutput(name: "c", chip: Self.chip, offset: 3, activeLow: false, initial: true)
+            #expect(edge_gpiod_stubs_open_chips() == 1)
+            let twice = #expect(throws: GPIOError.self) {
+                _ = try gpio.openInput(name: "d", chip: "7", offset: 3, activeLow: false, debounce: .zero)
+            }
+            #expect(twice?.kind == .lineUnavailable)
+        }
+    }
+    #endif
 
     @Test func aBusyLineIsLineUnavailableNamingTheHolder() throws {
         try withStubChip {

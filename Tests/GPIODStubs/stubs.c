@@ -1,8 +1,11 @@
 /*
- * Test-only gpiod_* stubs: see include/gpiod_stubs.h. Only the calls LibGPIODBackend makes
+ * Test-only gpiod_* stubs for the libgpiod v1 API (1.6, Debian 12); stubs_v2.c is the v2 set.
+ * Package.swift defines GPIOD_V2 from the library's version, so exactly one of them is built.
+ * See include/gpiod_stubs.h. Only the calls LibGPIODBackend makes
  * are stubbed; each forwards to the real libgpiod unless the simulation is enabled (for
  * opens) or the object is one of ours (for everything else).
  */
+#ifndef GPIOD_V2
 #define _GNU_SOURCE
 #include "gpiod_stubs.h"
 
@@ -426,3 +429,27 @@ int gpiod_line_event_read(struct gpiod_line *line, struct gpiod_line_event *even
 	errno = err;
 	return rc;
 }
+
+/* ---- v2-only controls: not applicable to the v1 uAPI ---- */
+
+int edge_gpiod_stubs_set_kernel_debounce(const char *chip, int supported)
+{
+	(void)chip;
+	(void)supported;
+	return -1;
+}
+
+long edge_gpiod_stubs_request_debounce_us(const char *chip, unsigned int offset)
+{
+	(void)chip;
+	(void)offset;
+	return -1;
+}
+
+int edge_gpiod_stubs_request_clock(const char *chip, unsigned int offset)
+{
+	(void)chip;
+	(void)offset;
+	return -1;
+}
+#endif /* !GPIOD_V2 */

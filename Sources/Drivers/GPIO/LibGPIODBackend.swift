@@ -1,33 +1,43 @@
-import CGPIOD
 #if canImport(Glibc)
 import Glibc
 #endif
 public import Logging
 import Synchronization
 
-// The only file that touches libgpiod (v1 API, 1.6.x): every gpiod_* call and pointer is here.
+// The libgpiod backend above the library's API: chips, line bookkeeping, errors, the event thread.
+// Every gpiod_* call is in one wrapper file per libgpiod API, chosen at build time (Package.swift:
+// `pkg-config --modversion libgpiod`, define GPIOD_V2):
 //
-// Event timestamps: libgpiod 1.6 speaks the kernel's v1 GPIO uAPI, whose event timestamps are
-// CLOCK_MONOTONIC since Linux 5.7 (commit f8850206e160 "gpio: Switch timestamps to
-// ktime_get_ns()") and CLOCK_REALTIME before. We rely on CLOCK_MONOTONIC; for an older kernel
-// each timestamp is recognised by being nearer to the realtime clock than to the monotonic one,
-// and moved onto the monotonic time base (`monotonicTimestamp`).
+// - GPIODv1.swift, libgpiod 1.6 (Debian 12): line handles; the kernel's v1 uAPI has no debounce,
+//   and stamps events CLOCK_MONOTONIC only since Linux 5.7 (CLOCK_REALTIME before, moved onto the
+//   monotonic time base here: `monotonicTimestamp`).
+// - GPIODv2.swift, libgpiod 2.x (Debian 13): line requests with both-edge detection, the kernel's
+//   debounce where it takes it (read back from the line info) and event timestamps requested on
+//   CLOCK_MONOTONIC.
 //
-// Debounce: the v1 uAPI has no debounce, so edges go through `GPIODebouncer` on the event
-// thread, exactly as in the simulated backends.
+// Both provide `GPIODChip` (open by name, path, number or label; request an input or an output
+// line; who holds a line) and `GPIODLineRequest` (value, write, event fd, read events, release).
+// Edges the kernel does not debounce go through `GPIODebouncer` on the event thread, exactly as in
+// the simulated backends.
 
-/// A libgpiod chip or line object. libgpiod objects are not thread-safe by themselves: a chip is
-/// used only under the backend's state lock, a line only under its handle's lock or on the
-/// event thread (reads of the event fd), and both are freed only after that thread is joined.
-private struct GPIODRef: @unchecked Sendable {
-    let pointer: OpaquePointer
+/// A failed libgpiod call: the errno and the step it failed in.
+struct GPIODFailure: Error {
+    enum Step { case open, lineLookup, request, firstRead }
+    let errno: Int32
+    let step: Step
 }
 
-/// GPIO lines on a real gateway through libgpiod v1 (`/dev/gpiochipN`).
+/// One edge read from the kernel: the logical level after it and when it happened.
+struct GPIODEvent {
+    let rising: Bool
+    let at: MonotonicNanos
+}
+
+/// GPIO lines on a real gateway through libgpiod (`/dev/gpiochipN`), v1 or v2 API (see above).
 ///
 /// Inputs are requested for both-edge events (so a read and the edge stream see the same line);
-/// outputs with their initial level. Active-low is passed to the kernel
-/// (GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW), so all values here are logical. Each chip is opened
+/// outputs with their initial level. Active-low is passed to the kernel, so all values here are
+/// logical. Each chip is opened
 /// once and closed by `stop()`, which also releases every line. Call `stop()` before dropping it.
 public final class LibGPIODBackend: GPIOBackend {
     /// The consumer label shown by `gpioinfo` for our lines.
@@ -38,7 +48,7 @@ public final class LibGPIODBackend: GPIOBackend {
 
     private struct State {
         /// Open chips by kernel name (`gpiochip0`).
-        var chips: [String: GPIODRef] = [:]
+        var chips: [String: GPIODChip] = [:]
         /// Configured chip name/path/label -> kernel name.
         var aliases: [String: String] = [:]
         var inputs: [LibGPIODInput] = []
@@ -58,37 +68,38 @@ public final class LibGPIODBackend: GPIOBackend {
 
     public func openInput(name: String, chip: String, offset: UInt32, activeLow: Bool, debounce: Duration) throws(GPIOError) -> any GPIOInput {
         let input = try state.withLock { (s) throws(GPIOError) -> LibGPIODInput in
-            let (line, key) = try requestLine(&s, name: name, chip: chip, offset: offset)
-            let flags = activeLow ? Int32(GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW) : 0
-            if gpiod_line_request_both_edges_events_flags(line.pointer, consumer, flags) != 0 {
-                throw requestError(errno, line: line, name: name, chip: chip, offset: offset)
+            let (chipRef, key) = try lookupChip(&s, name: name, chip: chip, offset: offset)
+            let request: GPIODLineRequest
+            do throws(GPIODFailure) {
+                request = try chipRef.requestInput(offset: offset, consumer: consumer, activeLow: activeLow, debounce: debounce)
+            } catch {
+                throw gpioError(error, chip: chipRef, name: name, chipName: chip, offset: offset)
             }
-            let level = gpiod_line_get_value(line.pointer)
-            let fd = gpiod_line_event_get_fd(line.pointer)
-            if level < 0 || fd < 0 {
-                let code = errno
-                gpiod_line_release(line.pointer)
-                throw GPIOError.io(chip, offset: offset, line: name, errno: code, operation: "first read")
-            }
-            let input = LibGPIODInput(name: name, chip: chip, offset: offset, line: line, eventFD: fd,
-                                      initial: level == 1, debounce: debounce)
+            // Debounced by the kernel (v2, when it took the period): edges pass through as they come.
+            let input = LibGPIODInput(name: name, chip: chip, offset: offset, request: request,
+                                      debounce: request.kernelDebounce ? .zero : debounce)
             s.inputs.append(input)
             s.taken[key] = name
             return input
         }
-        logger.debug("GPIO input opened", metadata: ["line": "\(name)", "chip": "\(chip)", "offset": "\(offset)", "active_low": "\(activeLow)"])
+        logger.debug("GPIO input opened", metadata: [
+            "line": "\(name)", "chip": "\(chip)", "offset": "\(offset)", "active_low": "\(activeLow)",
+            "debounce": "\(debounce == .zero ? "none" : input.debounce == .zero ? "kernel" : "software")",
+        ])
         wakePipe.wake()  // the event thread picks up the new line
         return input
     }
 
     public func openOutput(name: String, chip: String, offset: UInt32, activeLow: Bool, initial: Bool) throws(GPIOError) -> any GPIOOutput {
         let output = try state.withLock { (s) throws(GPIOError) -> LibGPIODOutput in
-            let (line, key) = try requestLine(&s, name: name, chip: chip, offset: offset)
-            let flags = activeLow ? Int32(GPIOD_LINE_REQUEST_FLAG_ACTIVE_LOW) : 0
-            if gpiod_line_request_output_flags(line.pointer, consumer, flags, initial ? 1 : 0) != 0 {
-                throw requestError(errno, line: line, name: name, chip: chip, offset: offset)
+            let (chipRef, key) = try lookupChip(&s, name: name, chip: chip, offset: offset)
+            let request: GPIODLineRequest
+            do throws(GPIODFailure) {
+                request = try chipRef.requestOutput(offset: offset, consumer: consumer, activeLow: activeLow, initial: initial)
+            } catch {
+                throw gpioError(error, chip: chipRef, name: name, chipName: chip, offset: offset)
             }
-            let output = LibGPIODOutput(name: name, chip: chip, offset: offset, line: line)
+            let output = LibGPIODOutput(name: name, chip: chip, offset: offset, request: request)
             s.outputs.append(output)
             s.taken[key] = name
             return output
@@ -119,7 +130,7 @@ public final class LibGPIODBackend: GPIOBackend {
             guard !s.stopped else { return }
             for input in s.inputs { input.release() }
             for output in s.outputs { output.release() }
-            for chip in s.chips.values { gpiod_chip_close(chip.pointer) }
+            for chip in s.chips.values { chip.close() }
             s.inputs = []
             s.outputs = []
             s.chips = [:]
@@ -131,31 +142,33 @@ public final class LibGPIODBackend: GPIOBackend {
 
     // MARK: Requests
 
-    /// Opens (or reuses) the chip and looks the line up; returns the line and its "chip:offset"
-    /// key with the chip's kernel name, so `gpiochip0`, `/dev/gpiochip0` and a label agree.
-    private func requestLine(_ s: inout State, name: String, chip: String, offset: UInt32) throws(GPIOError) -> (line: GPIODRef, key: String) {
+    /// Opens (or reuses) the chip; returns it with the line's "chip:offset" key under the chip's
+    /// kernel name, so `gpiochip0`, `/dev/gpiochip0` and a label agree.
+    private func lookupChip(_ s: inout State, name: String, chip: String, offset: UInt32) throws(GPIOError) -> (chip: GPIODChip, key: String) {
         guard !s.stopped, !s.stopping else {
             throw GPIOError(kind: .invalidRequest, chip: chip, offset: offset, line: name, message: "GPIO backend stopped: cannot open \(name)")
         }
-        let chipRef: GPIODRef
+        let chipRef: GPIODChip
         let kernelName: String
         if let known = s.aliases[chip], let open = s.chips[known] {
             chipRef = open
             kernelName = known
         } else {
-            guard let p = gpiod_chip_open_lookup(chip) else {
-                let code = errno
-                switch code {
-                case EACCES, EPERM: throw GPIOError.permissionDenied(chip, errno: code, what: "open")
-                default: throw GPIOError.chipNotFound(chip, errno: code)
+            let opened: GPIODChip
+            do throws(GPIODFailure) {
+                opened = try GPIODChip.open(chip)
+            } catch {
+                switch error.errno {
+                case EACCES, EPERM: throw GPIOError.permissionDenied(chip, errno: error.errno, what: "open")
+                default: throw GPIOError.chipNotFound(chip, errno: error.errno)
                 }
             }
-            kernelName = gpiod_chip_name(p).map { String(cString: $0) } ?? chip
+            kernelName = opened.kernelName ?? chip
             if let open = s.chips[kernelName] {
-                gpiod_chip_close(p)  // the same chip under another name: keep one handle
+                opened.close()  // the same chip under another name: keep one handle
                 chipRef = open
             } else {
-                chipRef = GPIODRef(pointer: p)
+                chipRef = opened
                 s.chips[kernelName] = chipRef
             }
             s.aliases[chip] = kernelName
@@ -165,23 +178,28 @@ public final class LibGPIODBackend: GPIOBackend {
             throw GPIOError(kind: .lineUnavailable, chip: chip, offset: offset, line: name,
                             message: "GPIO line \(key) is configured twice, for \(holder) and \(name): fix the board file")
         }
-        guard let line = gpiod_chip_get_line(chipRef.pointer, offset) else {
-            let code = errno
-            if code == EINVAL { throw GPIOError.lineNotFound(chip, offset: offset, line: name, errno: code) }
-            throw GPIOError.io(chip, offset: offset, line: name, errno: code, operation: "line lookup")
-        }
-        return (GPIODRef(pointer: line), key)
+        return (chipRef, key)
     }
 
-    private func requestError(_ code: Int32, line: GPIODRef, name: String, chip: String, offset: UInt32) -> GPIOError {
-        switch code {
-        case EBUSY:
-            let holder = gpiod_line_consumer(line.pointer).map { String(cString: $0) }
-            return .lineBusy(chip, offset: offset, line: name, errno: code, holder: holder)
-        case EACCES, EPERM:
-            return .permissionDenied(chip, offset: offset, line: name, errno: code, what: "request")
-        default:
-            return .io(chip, offset: offset, line: name, errno: code, operation: "line request")
+    private func gpioError(_ failure: GPIODFailure, chip: GPIODChip, name: String, chipName: String, offset: UInt32) -> GPIOError {
+        let code = failure.errno
+        switch failure.step {
+        case .open:
+            return .chipNotFound(chipName, errno: code)
+        case .lineLookup:
+            if code == EINVAL { return .lineNotFound(chipName, offset: offset, line: name, errno: code) }
+            return .io(chipName, offset: offset, line: name, errno: code, operation: "line lookup")
+        case .firstRead:
+            return .io(chipName, offset: offset, line: name, errno: code, operation: "first read")
+        case .request:
+            switch code {
+            case EBUSY:
+                return .lineBusy(chipName, offset: offset, line: name, errno: code, holder: chip.holder(offset: offset))
+            case EACCES, EPERM:
+                return .permissionDenied(chipName, offset: offset, line: name, errno: code, what: "request")
+            default:
+                return .io(chipName, offset: offset, line: name, errno: code, operation: "line request")
+            }
         }
     }
 
@@ -192,6 +210,7 @@ public final class LibGPIODBackend: GPIOBackend {
         var lines = GPIOEdgeLines()
         lines.delivering = true
         var watched: [LibGPIODInput] = []
+        var events: [GPIODEvent] = []
         var fds: [pollfd] = [pollfd(fd: wakePipe.readFD, events: Int16(POLLIN), revents: 0)]
         while true {
             let (stopping, inputs) = state.withLock { s in (s.stopping, s.inputs) }
@@ -217,14 +236,10 @@ public final class LibGPIODBackend: GPIOBackend {
             for k in 1..<max(1, fds.count) where fds[k].revents != 0 {
                 let input = watched[k - 1]
                 if fds[k].revents & Int16(POLLIN) != 0 {
-                    var event = gpiod_line_event()
-                    let code = input.readEvent(&event)
-                    if code == 0 {
-                        let at = Self.monotonicTimestamp(event.ts)
-                        lines.observe(k - 1, value: event.event_type == Int32(GPIOD_LINE_EVENT_RISING_EDGE), at: at, handler)
-                        continue
-                    }
-                    if code == EAGAIN || code == EINTR { continue }
+                    events.removeAll(keepingCapacity: true)
+                    let code = input.readEvents(&events)
+                    for event in events { lines.observe(k - 1, value: event.rising, at: event.at, handler) }
+                    if code == 0 || code == EAGAIN || code == EINTR { continue }
                 }
                 // POLLERR/POLLHUP/POLLNVAL or a failed read: stop watching this line, loudly.
                 logger.error("GPIO line stopped delivering events", metadata: [
@@ -238,7 +253,11 @@ public final class LibGPIODBackend: GPIOBackend {
 
     /// Puts a v1 uAPI event timestamp on CLOCK_MONOTONIC (pre-5.7 kernels stamp CLOCK_REALTIME).
     static func monotonicTimestamp(_ ts: timespec) -> MonotonicNanos {
-        let t = Int64(ts.tv_sec) &* 1_000_000_000 &+ Int64(ts.tv_nsec)
+        monotonicTimestamp(nanoseconds: Int64(ts.tv_sec) &* 1_000_000_000 &+ Int64(ts.tv_nsec))
+    }
+
+    /// The same for a timestamp in nanoseconds.
+    static func monotonicTimestamp(nanoseconds t: Int64) -> MonotonicNanos {
         let mono = gpioClockNanos(CLOCK_MONOTONIC)
         let real = gpioClockNanos(CLOCK_REALTIME)
         if (t &- mono).magnitude <= (t &- real).magnitude { return MonotonicNanos(t) }
@@ -253,41 +272,42 @@ private final class LibGPIODInput: GPIOInput {
     let offset: UInt32
     let eventFD: Int32
     let initial: Bool
+    /// The software debounce (zero when the kernel debounces the line).
     let debounce: Duration
     /// nil once released by `stop()`.
-    private let line: Mutex<GPIODRef?>
+    private let request: Mutex<GPIODLineRequest?>
 
-    init(name: String, chip: String, offset: UInt32, line: GPIODRef, eventFD: Int32, initial: Bool, debounce: Duration) {
+    init(name: String, chip: String, offset: UInt32, request: GPIODLineRequest, debounce: Duration) {
         self.name = name
         self.chip = chip
         self.offset = offset
-        self.eventFD = eventFD
-        self.initial = initial
+        self.eventFD = request.eventFD
+        self.initial = request.initial
         self.debounce = debounce
-        self.line = Mutex(line)
+        self.request = Mutex(request)
     }
 
     func read() throws(GPIOError) -> Bool {
-        try line.withLock { (l) throws(GPIOError) -> Bool in
-            guard let l else { throw GPIOError.io(chip, offset: offset, line: name, errno: nil, operation: "read (line released)") }
-            let v = gpiod_line_get_value(l.pointer)
+        try request.withLock { (r) throws(GPIOError) -> Bool in
+            guard let r else { throw GPIOError.io(chip, offset: offset, line: name, errno: nil, operation: "read (line released)") }
+            let v = r.value()
             if v < 0 { throw GPIOError.io(chip, offset: offset, line: name, errno: errno, operation: "read") }
             return v == 1
         }
     }
 
-    /// Reads one queued event (event thread only); returns 0 or the errno.
-    func readEvent(_ event: inout gpiod_line_event) -> Int32 {
-        line.withLock { l in
-            guard let l else { return EBADF }
-            return gpiod_line_event_read(l.pointer, &event) == 0 ? 0 : errno
+    /// Reads the queued events (event thread only); returns 0 or the errno.
+    func readEvents(_ events: inout [GPIODEvent]) -> Int32 {
+        request.withLock { r in
+            guard let r else { return EBADF }
+            return r.readEvents(&events)
         }
     }
 
     func release() {
-        line.withLock { l in
-            if let p = l?.pointer { gpiod_line_release(p) }
-            l = nil
+        request.withLock { r in
+            r?.release()
+            r = nil
         }
     }
 }
@@ -297,28 +317,27 @@ private final class LibGPIODOutput: GPIOOutput {
     let name: String
     let chip: String
     let offset: UInt32
-    private let line: Mutex<GPIODRef?>
+    private let request: Mutex<GPIODLineRequest?>
 
-    init(name: String, chip: String, offset: UInt32, line: GPIODRef) {
+    init(name: String, chip: String, offset: UInt32, request: GPIODLineRequest) {
         self.name = name
         self.chip = chip
         self.offset = offset
-        self.line = Mutex(line)
+        self.request = Mutex(request)
     }
 
     func write(_ value: Bool) throws(GPIOError) {
-        try line.withLock { (l) throws(GPIOError) in
-            guard let l else { throw GPIOError.io(chip, offset: offset, line: name, errno: nil, operation: "write (line released)") }
-            if gpiod_line_set_value(l.pointer, value ? 1 : 0) != 0 {
-                throw GPIOError.io(chip, offset: offset, line: name, errno: errno, operation: "write")
-            }
+        try request.withLock { (r) throws(GPIOError) in
+            guard let r else { throw GPIOError.io(chip, offset: offset, line: name, errno: nil, operation: "write (line released)") }
+            let code = r.write(value)
+            if code != 0 { throw GPIOError.io(chip, offset: offset, line: name, errno: code, operation: "write") }
         }
     }
 
     func release() {
-        line.withLock { l in
-            if let p = l?.pointer { gpiod_line_release(p) }
-            l = nil
+        request.withLock { r in
+            r?.release()
+            r = nil
         }
     }
 }

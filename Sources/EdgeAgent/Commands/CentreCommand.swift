@@ -1,5 +1,7 @@
 public import Foundation
+#if !EDGE_OPENSSL_ED25519
 import Crypto
+#endif
 
 /// A command from the centre whose signature has been verified (CONTRACT.md 1, Commands).
 ///

@@ -1,7 +1,9 @@
 #ifndef EDGE_GPIOD_STUBS_H
 #define EDGE_GPIOD_STUBS_H
 /*
- * Test-only stand-ins for the gpiod_* calls LibGPIODBackend makes ("playing the kernel").
+ * Test-only stand-ins for the gpiod_* calls LibGPIODBackend makes ("playing the kernel"), one set
+ * per libgpiod API: stubs.c for v1 (1.6), stubs_v2.c for v2 (2.x), picked like the backend
+ * (GPIOD_V2). This control API is the same for both.
  *
  * Inert by default: every stub forwards to the real libgpiod (dlsym(RTLD_NEXT, ...)). After
  * edge_gpiod_stubs_enable(1), chip opens are served from the simulated chips added below, and
@@ -37,7 +39,10 @@ int edge_gpiod_stubs_set_level(const char *chip, unsigned int offset, int physic
 /* Physical level of a line (what an output drives), -1 if unknown. */
 int edge_gpiod_stubs_get_level(const char *chip, unsigned int offset);
 
-/* Request flags passed by the last request of the line, -1 if it is not requested now. */
+/*
+ * Request flags passed by the last request of the line, -1 if it is not requested now. v1: the
+ * GPIOD_LINE_REQUEST_FLAG_* bits; v2 reports active-low the same way (4), nothing else.
+ */
 int edge_gpiod_stubs_request_flags(const char *chip, unsigned int offset);
 
 /* 1 if requested for events, 2 if requested as output, 0 if free, -1 if unknown. */
@@ -45,5 +50,17 @@ int edge_gpiod_stubs_request_kind(const char *chip, unsigned int offset);
 
 /* Number of simulated chips currently open (open count summed). */
 int edge_gpiod_stubs_open_chips(void);
+
+/*
+ * v2 only (v1 returns -1): whether the chip's kernel takes a line's debounce period (then the
+ * line info reports it; events are queued as the test injects them, i.e. already debounced).
+ */
+int edge_gpiod_stubs_set_kernel_debounce(const char *chip, int supported);
+
+/* v2 only: the debounce period (µs) of the line's request, -1 if not requested (or v1). */
+long edge_gpiod_stubs_request_debounce_us(const char *chip, unsigned int offset);
+
+/* v2 only: the event clock of the line's request (enum gpiod_line_clock), -1 if not requested (or v1). */
+int edge_gpiod_stubs_request_clock(const char *chip, unsigned int offset);
 
 #endif
