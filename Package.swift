@@ -12,7 +12,8 @@ let strict: [SwiftSetting] = [
 
 // Swift 6.0/6.1 (Debian 13's swiftlang is 6.0.3) cannot read swift-log 1.16.2's manifest (tools 6.2,
 // package traits) nor swift-crypto's dependency swift-asn1 1.7.4 (tools 6.1). They build swift-log's
-// 1.16.2 sources from Vendor/swift-log (patched for 6.0, see its PATCHES.md) and Ed25519 over
+// 1.16.2 sources from Vendor/swift-log (made by scripts/vendor-swift-log.sh, patched for 6.0, see its
+// PATCHES.md) and Ed25519 over
 // OpenSSL's libcrypto (CEd25519) instead of swift-crypto. Swift >= 6.2 builds as before.
 #if compiler(>=6.2)
 let toolchainDependencies: [Package.Dependency] = [

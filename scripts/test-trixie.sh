@@ -14,6 +14,8 @@
 # and builds the v2 backend and stubs (GPIOD_V2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Swift < 6.2 builds swift-log 1.16.2 from Vendor/swift-log, made here from the package source (nothing of it committed).
+bash scripts/vendor-swift-log.sh
 REPO="$(pwd)"
 # shellcheck source=lib/debian-roots.sh
 . scripts/lib/debian-roots.sh
