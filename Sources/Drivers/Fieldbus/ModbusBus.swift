@@ -216,13 +216,20 @@ public final class ModbusBus: Sendable {
                 client?.close()
                 return
             case .write(let batch, let probe):
-                client?.responseTimeout = probe ? probeTimeout : timeout
+                setTimeout(probe ? probeTimeout : timeout, client)
                 performWrite(batch, probe: probe, client: client)
             case .poll(let i, let probe):
-                client?.responseTimeout = probe ? probeTimeout : timeout
+                setTimeout(probe ? probeTimeout : timeout, client)
                 poll(i, probe: probe, client: client, buffer: &blockBuffer)
             }
         }
+    }
+
+    /// Sets the client's response timeout only when it changes (each set is a libmodbus call;
+    /// flat out, nearly every job has the timeout of the one before).
+    private func setTimeout(_ t: Duration, _ client: ModbusClient?) {
+        guard let client, client.responseTimeout != t else { return }
+        client.responseTimeout = t
     }
 
     /// The next job, under the lock; sleeps while there is none.
@@ -238,7 +245,7 @@ public final class ModbusBus: Sendable {
                     return .stop
                 }
                 let writes = state.writes
-                let decision = scheduler.next(now: monotonicNanos(), writes: { writes.summary($0) })
+                let decision = scheduler.next(now: monotonicNanos(), pending: writes.pendingDevices, writes: { writes.summary($0) })
                 state.scheduler = scheduler
                 switch decision {
                 case .run(.poll(let d), let probe):
