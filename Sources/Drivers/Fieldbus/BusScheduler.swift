@@ -182,7 +182,7 @@ public struct BusScheduler: Sendable {
     /// device's write before its poll), in O(pending + safety devices + devices that do not
     /// answer + log(devices)) per decision.
     public mutating func next(now: Int64, pending: some Sequence<Int>, writes: (Int) -> WriteSummary?) -> Decision {
-        probes.removeAll { $0.1 <= now - settings.window }
+        if !probes.isEmpty { probes.removeAll { $0.1 <= now - settings.window } }
         if now < lastNow { rebuildHeaps() }
         lastNow = now
         // Rule 1: safety writes to answering devices, oldest first.

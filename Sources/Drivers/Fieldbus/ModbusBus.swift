@@ -236,17 +236,17 @@ public final class ModbusBus: Sendable {
     private func nextWork() -> Work {
         cond.withLock {
             while true {
-                guard var scheduler = state.scheduler else { return .stop }
+                // No local copy of the scheduler: it would share its arrays (states, heaps), and the
+                // decision below, made in place, would then copy them.
+                guard state.scheduler != nil else { return .stop }
                 if !state.running {
                     // Pending safety writes go out before the thread ends, one attempt each.
                     for d in state.devices.indices {
-                        if let batch = state.writes.take(d, onlySafety: true) { return .write(batch, probe: !scheduler.answers(d)) }
+                        if let batch = state.writes.take(d, onlySafety: true) { return .write(batch, probe: !state.scheduler!.answers(d)) }
                     }
                     return .stop
                 }
-                let writes = state.writes
-                let decision = scheduler.next(now: monotonicNanos(), pending: writes.pendingDevices, writes: { writes.summary($0) })
-                state.scheduler = scheduler
+                let decision = state.scheduler!.next(now: monotonicNanos(), pending: state.writes.pendingDevices, writes: { state.writes.summary($0) })
                 switch decision {
                 case .run(.poll(let d), let probe):
                     return .poll(d, probe: probe)
