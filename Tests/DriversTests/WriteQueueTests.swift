@@ -45,6 +45,29 @@ import Testing
         #expect(q.count == 0 && q.ticketCount == 0)
     }
 
+    /// `pendingDevices` (what `BusScheduler.next` looks at) is exactly the devices with a
+    /// summary, through random enqueues, empty writes, safety-only and full takes.
+    @Test func pendingDevicesAreExactlyTheDevicesWithPendingWrites() {
+        var q = WriteQueue(devices: 6)
+        var rng = SplitMix64(seed: 7)
+        let names = ["motor_down", "motor_up", "warning", "buzzer"]
+        for step in 0..<3000 {
+            let d = Int.random(in: 0..<6, using: &rng)
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0, 1:
+                let chosen = names.filter { _ in Int.random(in: 0..<3, using: &rng) == 0 }
+                _ = q.enqueue(device: d, name: "d\(d)", points: Self.points(chosen.map { ($0, 1, false) }),
+                              priority: Bool.random(using: &rng) ? .safety : .control, verify: false, now: Int64(step), completion: nil)
+            case 2:
+                if let b = q.take(d, onlySafety: true) { _ = q.finish(b, written: b.requests.count, failure: nil) }
+            default:
+                if let b = q.take(d) { _ = q.finish(b, written: b.requests.count, failure: nil) }
+            }
+            let expected = Set((0..<6).filter { q.summary($0) != nil })
+            #expect(Set(q.pendingDevices) == expected && q.pendingDevices.count == expected.count, "step \(step)")
+        }
+    }
+
     @Test func requestOffAndOnKeepTheirOrderLatestWins() {
         var q = WriteQueue(devices: 1)
         let o = Outcomes()

@@ -59,6 +59,13 @@ public struct BusScheduler: Sendable {
             case .poll(let d), .write(let d): return d
             }
         }
+        /// A device's write comes before its poll at equal deadlines.
+        var rank: Int {
+            switch self {
+            case .write: return 0
+            case .poll: return 1
+            }
+        }
     }
 
     public enum Decision: Sendable, Equatable {
@@ -118,11 +125,38 @@ public struct BusScheduler: Sendable {
     private var probes: [(Int64, Int64)] = []
     private var rng: SplitMix64
 
+    // Indexes over `states`, so a decision visits only the devices that can matter (the rules'
+    // outcome is that of a scan of every device in index order; these only find it faster).
+    // Invariants, between calls:
+    // - `safetyDevices`: the safety devices' indices, ascending (fixed: `safety` never changes).
+    // - `notAnswering`: exactly the devices whose health is not `.online`.
+    // - Every online non-safety device `d` has exactly one live entry (its `version` equals
+    //   `versions[d]`), in `waiting` (keyed by its due time) or in `released` (keyed by its
+    //   deadline, due + period; only once its due time was <= the `now` of a decision). Any
+    //   change of a device's due time or health bumps `versions[d]`, which makes its old entry
+    //   stale; stale entries are dropped when they surface (lazy deletion), and both heaps are
+    //   rebuilt when they hold too many of them. `released` holds only devices due at
+    //   `lastNow`: a decision at an earlier time than the last rebuilds the heaps.
+    private let safetyDevices: [Int]
+    private var notAnswering: DeviceSet
+    private var versions: [UInt32]
+    private var waiting = DeviceHeap()
+    private var released = DeviceHeap()
+    private var lastNow = Int64.min
+    /// Stale entries the heaps may hold (beyond one live entry per device) before they are
+    /// rebuilt (tests lower it to rebuild at every stale entry).
+    var staleAllowance: Int
+
     public init(devices: [Device], settings: Settings, start: Int64, seed: UInt64) {
         self.settings = settings
         // Every device is due at once: the rules' order and the probe budget pace the first round.
         states = devices.map { State(device: $0, due: start, backoff: settings.backoffStart, writeCost: $0.writeCost) }
         rng = SplitMix64(seed: seed)
+        safetyDevices = devices.indices.filter { devices[$0].safety }
+        // Nothing answers yet: every device is `unknown`, none is in the poll heaps.
+        notAnswering = DeviceSet(count: devices.count, all: true)
+        versions = Array(repeating: 0, count: devices.count)
+        staleAllowance = max(64, devices.count)
     }
 
     public var count: Int { states.count }
@@ -134,59 +168,116 @@ public struct BusScheduler: Sendable {
         probes.reduce(0) { $0 + max(0, $1.1 - max($1.0, now - settings.window)) }
     }
 
-    /// The next job, given each device's pending writes (`writes[d]`, nil: none).
+    /// The next job, given each device's pending writes (`writes[d]`, nil: none). Asks every
+    /// device for its writes (O(devices)); a bus that knows which devices have writes passes
+    /// them to `next(now:pending:writes:)`.
     public mutating func next(now: Int64, writes: (Int) -> WriteSummary?) -> Decision {
-        probes.removeAll { $0.1 <= now - settings.window }
+        next(now: now, pending: 0..<states.count, writes: writes)
+    }
+
+    /// The next job, given each device's pending writes (`writes[d]`, nil: none) and `pending`,
+    /// the devices that may have some: every device with `writes(d) != nil` must be in it (any
+    /// order; others and repeats are harmless). Decides exactly as a scan of every device in
+    /// index order by the rules above (equal deadlines: the lower device index first, and a
+    /// device's write before its poll), in O(pending + safety devices + devices that do not
+    /// answer + log(devices)) per decision.
+    public mutating func next(now: Int64, pending: some Sequence<Int>, writes: (Int) -> WriteSummary?) -> Decision {
+        if !probes.isEmpty { probes.removeAll { $0.1 <= now - settings.window } }
+        if now < lastNow { rebuildHeaps() }
+        lastNow = now
         // Rule 1: safety writes to answering devices, oldest first.
         var best: (Int, Int64)?
-        for (d, s) in states.enumerated() where s.health == .online {
-            if let w = writes(d), w.safety, best.map({ w.oldestQueuedAt < $0.1 }) ?? true { best = (d, w.oldestQueuedAt) }
+        for d in pending where states[d].health == .online {
+            if let w = writes(d), w.safety, best.map({ (w.oldestQueuedAt, d) < ($0.1, $0.0) }) ?? true { best = (d, w.oldestQueuedAt) }
         }
         if let best { return .run(.write(best.0), probe: false) }
-        // Rule 2: released polls of answering safety devices, earliest deadline first.
+        // Rule 2: released polls of answering safety devices, earliest deadline first; with the
+        // latest start they tolerate (rule 3) and the earliest of their due times (rule 6).
         var poll: (Int, Int64)?
-        for (d, s) in states.enumerated() where s.health == .online && s.device.safety && s.due <= now {
-            let deadline = s.due + s.device.period
-            if poll.map({ deadline < $0.1 }) ?? true { poll = (d, deadline) }
-        }
-        if let poll { return .run(.poll(poll.0), probe: false) }
-        // Rule 3: the rest, earliest deadline first, each only if it fits before the safety polls.
         var latestStart = Int64.max
         var wake = Int64.max
-        for s in states where s.health == .online && s.device.safety {
+        for d in safetyDevices where states[d].health == .online {
+            let s = states[d]
+            if s.due <= now {
+                let deadline = s.due + s.device.period
+                if poll.map({ deadline < $0.1 }) ?? true { poll = (d, deadline) }
+            }
             latestStart = min(latestStart, s.due + s.device.period / 2)
             wake = min(wake, s.due)
         }
+        if let poll { return .run(.poll(poll.0), probe: false) }
+        // Rule 3: the rest, earliest deadline first, each only if it fits before the safety polls.
         let slack = latestStart == .max ? Int64.max : latestStart - now
-        let budgetLeft = Int64(Double(settings.window) * settings.probeShare) - probeTime(now: now)
-        var pick: (job: Job, probe: Bool, deadline: Int64)?
-        func consider(_ job: Job, probe: Bool, deadline: Int64) {
-            if pick.map({ deadline < $0.deadline }) ?? true { pick = (job, probe, deadline) }
+        var pick: Candidate?
+        func consider(_ c: Candidate) {
+            if pick.map({ c.precedes($0) }) ?? true { pick = c }
         }
-        for (d, s) in states.enumerated() {
-            let w = writes(d)
-            if s.health == .online {
-                if let w, s.writeCost <= slack { consider(.write(d), probe: false, deadline: w.oldestQueuedAt + settings.controlWriteLatency) }
-                if s.due <= now {
-                    if !s.device.safety, s.device.pollCost <= slack { consider(.poll(d), probe: false, deadline: s.due + s.device.period) }
-                } else {
-                    wake = min(wake, s.due)
-                }
-            } else {
-                let release = s.health == .offline ? max(s.notBefore, s.due) : s.due
-                guard release <= now else { wake = min(wake, release); continue }
-                // A probe lasts its timeout, or the poll if the unit answers after all.
-                guard max(settings.probeTimeout, s.device.pollCost) <= slack else { continue }
-                guard settings.probeTimeout <= budgetLeft else {
-                    // Budget again once the oldest probes leave the window.
-                    if let first = probes.first { wake = min(wake, first.1 + settings.window) }
-                    continue
-                }
-                consider(w != nil ? .write(d) : .poll(d), probe: true, deadline: release + s.device.period)
+        // Control writes to answering devices.
+        for d in pending where states[d].health == .online {
+            if let w = writes(d), states[d].writeCost <= slack {
+                consider(Candidate(job: .write(d), probe: false, deadline: w.oldestQueuedAt + settings.controlWriteLatency))
             }
         }
+        // Probes of the devices that do not answer.
+        var budgetLeft: Int64?
+        for d in notAnswering.members {
+            let s = states[d]
+            let release = s.health == .offline ? max(s.notBefore, s.due) : s.due
+            guard release <= now else { wake = min(wake, release); continue }
+            // A probe lasts its timeout, or the poll if the unit answers after all.
+            guard max(settings.probeTimeout, s.device.pollCost) <= slack else { continue }
+            let left = budgetLeft ?? Int64(Double(settings.window) * settings.probeShare) - probeTime(now: now)
+            budgetLeft = left
+            guard settings.probeTimeout <= left else {
+                // Budget again once the oldest probes leave the window.
+                if let first = probes.first { wake = min(wake, first.1 + settings.window) }
+                continue
+            }
+            consider(Candidate(job: writes(d) != nil ? .write(d) : .poll(d), probe: true, deadline: release + s.device.period))
+        }
+        // Released polls of answering non-safety devices: the earliest deadline that fits.
+        while let e = waiting.top, e.key <= now {
+            waiting.pop()
+            if isLive(e) { released.push(.init(key: states[e.device].due + states[e.device].device.period, device: e.device, version: e.version)) }
+        }
+        while let e = waiting.top, !isLive(e) { waiting.pop() }
+        if let e = waiting.top { wake = min(wake, e.key) }
+        var tooLong: [DeviceHeap.Entry] = []
+        while let e = released.top {
+            guard isLive(e) else { released.pop(); continue }
+            let c = Candidate(job: .poll(e.device), probe: false, deadline: e.key)
+            // Nothing further down the heap can come before the pick.
+            if let pick, !c.precedes(pick) { break }
+            if states[e.device].device.pollCost <= slack { pick = c; break }
+            tooLong.append(e)
+            released.pop()
+        }
+        for e in tooLong { released.push(e) }
         if let pick { return .run(pick.job, probe: pick.probe) }
         return .sleep(until: wake == .max ? nil : max(wake, now))
+    }
+
+    /// A job rule 3 may pick. Order: earliest deadline, then the lower device index, then a
+    /// device's write before its poll (the order of a scan of the devices by index).
+    private struct Candidate {
+        var job: Job
+        var probe: Bool
+        var deadline: Int64
+        func precedes(_ other: Candidate) -> Bool {
+            (deadline, job.device, job.rank) < (other.deadline, other.job.device, other.job.rank)
+        }
+    }
+
+    private func isLive(_ e: DeviceHeap.Entry) -> Bool { versions[e.device] == e.version }
+
+    /// Puts every online non-safety device's live entry back into `waiting` (the next decision
+    /// releases the due ones): after the clock went back, or to drop the stale entries.
+    private mutating func rebuildHeaps() {
+        waiting.removeAll()
+        released.removeAll()
+        for (d, s) in states.enumerated() where s.health == .online && !s.device.safety {
+            waiting.push(.init(key: s.due, device: d, version: versions[d]))
+        }
     }
 
     /// Reports a job's end; returns the device's health change.
@@ -229,7 +320,16 @@ public struct BusScheduler: Sendable {
                 s.due = max(s.due, ended)
             }
         }
+        let before = states[d]
         states[d] = s
+        if s.health != before.health || s.due != before.due {
+            versions[d] &+= 1
+            if s.health == .online && !s.device.safety {
+                waiting.push(.init(key: s.due, device: d, version: versions[d]))
+                if waiting.count + released.count > states.count + staleAllowance { rebuildHeaps() }
+            }
+            if s.health == .online { notAnswering.remove(d) } else { notAnswering.insert(d) }
+        }
         return Transition(from: from, to: s.health)
     }
 
@@ -237,6 +337,87 @@ public struct BusScheduler: Sendable {
     private mutating func jittered(_ step: Int64) -> Int64 {
         let fraction = Double(rng.next() >> 11) / Double(1 << 53)
         return step * 3 / 4 + Int64(Double(step / 2) * fraction)
+    }
+}
+
+/// A binary min-heap of device entries, ordered by key, then device index.
+struct DeviceHeap: Sendable {
+    struct Entry: Sendable {
+        var key: Int64
+        var device: Int
+        /// The device's version when pushed (the entry is stale once the device's moved on).
+        var version: UInt32
+        func less(_ o: Entry) -> Bool { key < o.key || (key == o.key && device < o.device) }
+    }
+
+    private(set) var entries: [Entry] = []
+    var count: Int { entries.count }
+    var top: Entry? { entries.first }
+
+    mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
+
+    mutating func push(_ e: Entry) {
+        entries.append(e)
+        var i = entries.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard entries[i].less(entries[parent]) else { break }
+            entries.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    /// Removes the top entry (the heap must not be empty).
+    mutating func pop() {
+        let last = entries.removeLast()
+        guard !entries.isEmpty else { return }
+        entries[0] = last
+        var i = 0
+        let n = entries.count
+        while true {
+            let l = 2 * i + 1
+            guard l < n else { break }
+            var m = l
+            if l + 1 < n, entries[l + 1].less(entries[l]) { m = l + 1 }
+            guard entries[m].less(entries[i]) else { break }
+            entries.swapAt(i, m)
+            i = m
+        }
+    }
+}
+
+/// A set of device indices with O(1) insert, remove and membership, and its members as an array
+/// (in no particular order).
+struct DeviceSet: Sendable {
+    private(set) var members: [Int] = []
+    /// Position of each device in `members`, -1: not a member.
+    private var position: [Int]
+
+    init(count: Int, all: Bool = false) {
+        position = Array(repeating: -1, count: count)
+        if all {
+            members = Array(0..<count)
+            position = members
+        }
+    }
+
+    func contains(_ d: Int) -> Bool { position[d] >= 0 }
+
+    mutating func insert(_ d: Int) {
+        guard position[d] < 0 else { return }
+        position[d] = members.count
+        members.append(d)
+    }
+
+    mutating func remove(_ d: Int) {
+        let i = position[d]
+        guard i >= 0 else { return }
+        let last = members.removeLast()
+        if last != d {
+            members[i] = last
+            position[last] = i
+        }
+        position[d] = -1
     }
 }
 

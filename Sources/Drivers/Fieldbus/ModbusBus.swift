@@ -216,30 +216,37 @@ public final class ModbusBus: Sendable {
                 client?.close()
                 return
             case .write(let batch, let probe):
-                client?.responseTimeout = probe ? probeTimeout : timeout
+                setTimeout(probe ? probeTimeout : timeout, client)
                 performWrite(batch, probe: probe, client: client)
             case .poll(let i, let probe):
-                client?.responseTimeout = probe ? probeTimeout : timeout
+                setTimeout(probe ? probeTimeout : timeout, client)
                 poll(i, probe: probe, client: client, buffer: &blockBuffer)
             }
         }
+    }
+
+    /// Sets the client's response timeout only when it changes (each set is a libmodbus call;
+    /// flat out, nearly every job has the timeout of the one before).
+    private func setTimeout(_ t: Duration, _ client: ModbusClient?) {
+        guard let client, client.responseTimeout != t else { return }
+        client.responseTimeout = t
     }
 
     /// The next job, under the lock; sleeps while there is none.
     private func nextWork() -> Work {
         cond.withLock {
             while true {
-                guard var scheduler = state.scheduler else { return .stop }
+                // No local copy of the scheduler: it would share its arrays (states, heaps), and the
+                // decision below, made in place, would then copy them.
+                guard state.scheduler != nil else { return .stop }
                 if !state.running {
                     // Pending safety writes go out before the thread ends, one attempt each.
                     for d in state.devices.indices {
-                        if let batch = state.writes.take(d, onlySafety: true) { return .write(batch, probe: !scheduler.answers(d)) }
+                        if let batch = state.writes.take(d, onlySafety: true) { return .write(batch, probe: !state.scheduler!.answers(d)) }
                     }
                     return .stop
                 }
-                let writes = state.writes
-                let decision = scheduler.next(now: monotonicNanos(), writes: { writes.summary($0) })
-                state.scheduler = scheduler
+                let decision = state.scheduler!.next(now: monotonicNanos(), pending: state.writes.pendingDevices, writes: { state.writes.summary($0) })
                 switch decision {
                 case .run(.poll(let d), let probe):
                     return .poll(d, probe: probe)

@@ -63,12 +63,19 @@ struct WriteQueue {
     }
 
     private var pending: [[Entry]]
+    /// Exactly the devices with at least one pending entry (kept on `enqueue` and `take`).
+    private var withPending: DeviceSet
     private var tickets: [Int: Ticket] = [:]
     private var nextTicket = 0
 
     init(devices: Int) {
         pending = Array(repeating: [], count: devices)
+        withPending = DeviceSet(count: devices)
     }
+
+    /// The devices that have pending writes, in no particular order (for `BusScheduler.next`,
+    /// which then looks only at these).
+    var pendingDevices: [Int] { withPending.members }
 
     /// Pending entries in all (for the bound: never more than the devices' writable points).
     var count: Int { pending.reduce(0) { $0 + $1.count } }
@@ -111,6 +118,7 @@ struct WriteQueue {
                 fresh += 1
             }
         }
+        if !pending[device].isEmpty { withPending.insert(device) }
         if fresh > 0 {
             tickets[ticket] = Ticket(device: name, completion: completion, unresolved: fresh)
         } else if let completion {
@@ -129,6 +137,7 @@ struct WriteQueue {
             taken.append(e)
             return true
         }
+        if pending[device].isEmpty { withPending.remove(device) }
         guard !taken.isEmpty else { return nil }
         var requests: [Request] = []
         var groups: [[Entry]] = []
