@@ -15,7 +15,7 @@ import Synchronization
 
 @_cdecl("FuzzFieldData_main")
 func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    FuzzDriver.main(argc, argv, seeds: FieldSeeds.all) { data, size in fuzz(data, size) }
+    FuzzDriver.main(argc, argv, seeds: { FieldSeeds.all }) { data, size in fuzz(data, size) }
 }
 
 /// The field as a recorder that checks every write the step sends.
