@@ -137,10 +137,6 @@ final class CoreRig: Sendable {
     }
 }
 
-extension MonotonicInstant {
-    var nanoseconds: Int64 { Int64((self - MonotonicInstant(nanoseconds: 0)).components.seconds) * 1_000_000_000 + (self - MonotonicInstant(nanoseconds: 0)).components.attoseconds / 1_000_000_000 }
-}
-
 @Suite struct ControlWiringTests {
     static let bollardDown: [PointRole: Double] = [.atTop: 0, .atBottom: 1, .loop: 0, .photocell: 0, .motorFault: 0, .emergency: 0]
     static let bollardMidway: [PointRole: Double] = [.atTop: 0, .atBottom: 0, .loop: 0, .photocell: 0, .motorFault: 0, .emergency: 0]

@@ -88,7 +88,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             let online = flags & 0x80 == 0
             let age = Int64(flags & 0x3F) * 10_000_000
             inbox.post(.reading(DeviceReading(device: id, online: online, values: online ? values : PointValues(),
-                                              timestampNanos: max(0, nanos(now) - age), invalid: online ? invalid : [])))
+                                              timestampNanos: max(0, now.nanoseconds - age), invalid: online ? invalid : [])))
             if flags & 0x40 != 0, let b = FieldHarness.bollard {
                 let action = ["raise", "lower", "emergency_lower", "clear_emergency"][Int(head >> 6)]
                 _ = core.execute(AgentCommand(origin: .local(uid: 0), id: "fuzz", target: b, action: action, args: [:]), now: now)
@@ -98,11 +98,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
         return 0
     }
-}
-
-func nanos(_ t: MonotonicInstant) -> Int64 {
-    let d = t - MonotonicInstant(nanoseconds: 0)
-    return d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
 }
 
 /// Seeds: every device polled once with zeros, with 0xFFFF, and a bollard raise on a clear world.

@@ -260,7 +260,7 @@ final class ControlCore: @unchecked Sendable {
         if !map.approachesOfDevice[id].isEmpty {
             signalStale[id] = false
             if r.online {
-                outputs.compare(id, reported: v, roles: map.approachesOfDevice[id].map { .request(map.approachNumber[$0]) })
+                outputs.compare(id, reported: v, roles: map.requestRoles[id])
             } else {
                 outputs.forget(id)
             }

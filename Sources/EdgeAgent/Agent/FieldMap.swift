@@ -49,6 +49,8 @@ struct FieldMap: Sendable {
     let approachesOfDevice: [[Int]]
     let approachOfCheckin: [Int?]
     let approachOfCheckout: [Int?]
+    /// The request points of each device's approaches (by device id).
+    let requestRoles: [[PointRole]]
 
     init(config: AgentConfig) {
         let names = config.devices.keys.sorted()
@@ -153,6 +155,7 @@ struct FieldMap: Sendable {
         self.approachesOfDevice = approachesOfDevice
         self.approachOfCheckin = approachOfCheckin
         self.approachOfCheckout = approachOfCheckout
+        requestRoles = approachesOfDevice.map { $0.map { PointRole.request(approachNumber[$0]) } }
     }
 
     var count: Int { names.count }

@@ -16,18 +16,8 @@ struct OutputTracker {
         pending = Array(repeating: false, count: count)
     }
 
-    func isPending(_ id: Int) -> Bool { pending[id] }
-
     /// The value last written to `role` of `id`, if known.
     func written(_ id: Int, _ role: PointRole) -> Double? { written[id]?[role] }
-
-    /// Whether `outputs` differ from what is known to be written (and no write is in flight).
-    func needsWrite(_ id: Int, _ outputs: [(PointRole, Double)]) -> Bool {
-        if pending[id] { return false }
-        guard let w = written[id] else { return true }
-        for (role, value) in outputs where w[role] != value { return true }
-        return false
-    }
 
     /// Whether one output differs from what is known to be written (and no write is in flight);
     /// allocates nothing (the step asks this for every output at every step).
@@ -37,11 +27,11 @@ struct OutputTracker {
     }
 
     /// `outputs` were queued for `id`.
-    mutating func queued(_ id: Int, _ outputs: [(PointRole, Double)], track: Bool = true) {
+    mutating func queued(_ id: Int, _ outputs: [(PointRole, Double)]) {
         var w = written[id] ?? PointValues()
         for (role, value) in outputs { w[role] = value }
         written[id] = w
-        if track { pending[id] = true }
+        pending[id] = true
     }
 
     mutating func done(_ id: Int) { pending[id] = false }

@@ -963,16 +963,13 @@ struct ConfigParser {
         let groups = (try? lighting?.openMap()) ?? []
         let approaches = (try? priority?.openMap()) ?? []
         let deviceNames = Set(deviceOrder)
-        for (name, value) in groups where deviceNames.contains(name) {
-            diagnostics.record(value.keyError("lighting group \"\(name)\" has the id of device \(name); devices, lighting groups and approaches share one namespace (their events and alarms are published under ROOT/event/<id> and ROOT/alarm/<id>/...)"))
-        }
         let groupNames = Set(groups.map(\.key))
+        func clash(_ what: String, _ name: String, _ value: YAMLValue, with other: String) {
+            diagnostics.record(value.keyError("\(what) \"\(name)\" has the id of \(other) \(name); devices, lighting groups and approaches share one namespace (their events and alarms are published under ROOT/event/<id> and ROOT/alarm/<id>/...)"))
+        }
+        for (name, value) in groups where deviceNames.contains(name) { clash("lighting group", name, value, with: "device") }
         for (name, value) in approaches {
-            if deviceNames.contains(name) {
-                diagnostics.record(value.keyError("approach \"\(name)\" has the id of device \(name); devices, lighting groups and approaches share one namespace (their events and alarms are published under ROOT/event/<id> and ROOT/alarm/<id>/...)"))
-            } else if groupNames.contains(name) {
-                diagnostics.record(value.keyError("approach \"\(name)\" has the id of lighting group \(name); devices, lighting groups and approaches share one namespace (their events and alarms are published under ROOT/event/<id> and ROOT/alarm/<id>/...)"))
-            }
+            if deviceNames.contains(name) { clash("approach", name, value, with: "device") } else if groupNames.contains(name) { clash("approach", name, value, with: "lighting group") }
         }
     }
 
