@@ -33,11 +33,8 @@ struct InteropMatrixTests {
         let broker = try Self.start(kind)
         defer { broker.shutdown() }
         let rig = try FieldRig(brokerPort: broker.port)
-        let keyFile = rig.scratch.file("centre.key")
-        let keygen = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", keyFile, "--json"])
-        let pub = (try JSONSerialization.jsonObject(with: Data(keygen.stdout.utf8)) as? [String: Any])?["public_key"] as? String ?? ""
-        let otherKey = rig.scratch.file("other.key")
-        _ = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", otherKey])
+        let (keyFile, pub) = try rig.centreKey()
+        let otherKey = try rig.centreKey("other.key").keyFile
         let config = rig.agentConfig(telemetry: "1s").replacingOccurrences(
             of: "  outbox: {max_messages: 100000, max_age: 1d}",
             with: "  outbox: {max_messages: 100000, max_age: 1d}\n  keep_alive: 5s\n  centre_keys: {centre-test: \"\(pub)\"}")

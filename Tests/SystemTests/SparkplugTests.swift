@@ -157,11 +157,8 @@ struct SparkplugTests {
     @Test func aSignedDCMDIsExecutedAndAnUnsignedWriteIsRefused() throws {
         let broker = try MosquittoBroker()
         let rig = try FieldRig(brokerPort: broker.port)
-        let keyFile = rig.scratch.file("centre.key")
-        let keygen = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", keyFile, "--json"])
-        let pub = (try JSONSerialization.jsonObject(with: Data(keygen.stdout.utf8)) as? [String: Any])?["public_key"] as? String ?? ""
-        let otherKey = rig.scratch.file("other.key")
-        _ = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", otherKey])
+        let (keyFile, pub) = try rig.centreKey()
+        let otherKey = try rig.centreKey("other.key").keyFile
         let host = try Host(port: broker.port)
         Thread.sleep(forTimeInterval: 0.3)
         try rig.startAgent(config: Self.config(rig, extraUplink: "  centre_keys: {centre-test: \"\(pub)\"}\n"))

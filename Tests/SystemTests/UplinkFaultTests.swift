@@ -242,10 +242,7 @@ struct UplinkFaultTests {
         try #require(Wait.until(timeout: .seconds(10)) { centre.subscriptions(broker) >= 1 }, "the centre did not subscribe")
 
         // Keys: the centre signs with its own (true) clock, or on purpose with the agent's.
-        let keyFile = rig.scratch.file("centre.key")
-        let keygen = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", keyFile, "--json"])
-        try #require(keygen.status == 0, "\(keygen.stderr)")
-        let pub = try #require((try JSONSerialization.jsonObject(with: Data(keygen.stdout.utf8)) as? [String: Any])?["public_key"] as? String)
+        let (keyFile, pub) = try rig.centreKey()
         var config = Self.config(rig)
             .replacingOccurrences(of: "  outbox: {max_messages: 100000, max_age: 1d}", with: "  outbox: {max_messages: 100000, max_age: 1d}\n  centre_keys: {centre-test: \"\(pub)\"}")
             .replacingOccurrences(of: "timezone: Europe/Paris", with: "timezone: UTC")

@@ -140,12 +140,8 @@ struct UplinkSystemTests {
     @Test func everyRefusalOfTheContractIsRepliedAndActuatesNothing() throws {
         let broker = try MosquittoBroker()
         let rig = try FieldRig(brokerPort: broker.port)
-        let keyFile = rig.scratch.file("centre.key")
-        let keygen = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", keyFile, "--json"])
-        #expect(keygen.status == 0, "\(keygen.stderr)")
-        let pub = (try JSONSerialization.jsonObject(with: Data(keygen.stdout.utf8)) as? [String: Any])?["public_key"] as? String ?? ""
-        let otherKey = rig.scratch.file("other.key")
-        _ = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", otherKey])
+        let (keyFile, pub) = try rig.centreKey()
+        let otherKey = try rig.centreKey("other.key").keyFile
         let config = rig.agentConfig().replacingOccurrences(of: "  outbox: {max_messages: 100000, max_age: 1d}",
                                                             with: "  outbox: {max_messages: 100000, max_age: 1d}\n  centre_keys: {centre-test: \"\(pub)\"}")
         try rig.startAgent(config: config)

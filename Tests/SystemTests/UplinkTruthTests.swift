@@ -36,11 +36,8 @@ struct UplinkTruthTests {
     static func setpoint(_ rig: FieldRig, _ lamp: String) -> Int? { ((try? rig.device(lamp))?["setpoint"] as? NSNumber)?.intValue }
 
     static func signer(_ rig: FieldRig) throws -> (key: String, pub: String) {
-        let keyFile = rig.scratch.file("centre.key")
-        let keygen = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", keyFile, "--json"])
-        try #require(keygen.status == 0, "\(keygen.stderr)")
-        let pub = try #require((try JSONSerialization.jsonObject(with: Data(keygen.stdout.utf8)) as? [String: Any])?["public_key"] as? String)
-        return (keyFile, pub)
+        let k = try rig.centreKey()
+        return (k.keyFile, k.publicKey)
     }
 
     static func sign(_ key: String, id: String, target: String, action: String) throws -> String {

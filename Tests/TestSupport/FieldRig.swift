@@ -110,6 +110,17 @@ public final class FieldRig: @unchecked Sendable {
         return agent
     }
 
+    /// A centre signing key made by the real `edgectl keygen` in the scratch folder (key id
+    /// `centre-test`): the private key file and the base64 public key to configure.
+    public func centreKey(_ name: String = "centre.key") throws -> (keyFile: String, publicKey: String) {
+        let keyFile = scratch.file(name)
+        let keygen = try runCommand(BuildProducts.executable("edgectl"), ["keygen", "--kid", "centre-test", "--out", keyFile, "--json"])
+        guard keygen.status == 0, let pub = (try? JSONSerialization.jsonObject(with: Data(keygen.stdout.utf8)) as? [String: Any])?["public_key"] as? String else {
+            throw RigError("edgectl keygen: \(keygen.status) \(keygen.stderr)")
+        }
+        return (keyFile, pub)
+    }
+
     /// Runs the real edgectl against this rig's agent.
     public func edgectl(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         try runCommand(BuildProducts.executable("edgectl"), ["--socket", agentSocket] + args, timeout: .seconds(20))
