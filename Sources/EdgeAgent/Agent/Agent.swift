@@ -36,9 +36,10 @@ public final class Agent: @unchecked Sendable {
     }
 
     private static func build(config: AgentConfig, logger: Logger, events: @escaping @Sendable ([AgentEvent]) -> Void) -> (FieldIO, ControlInbox, ControlCore) {
-        let field = FieldIO(config: config, logger: logger)
+        let map = FieldMap(config: config)
+        let field = FieldIO(config: config, map: map, logger: logger)
         let inbox = ControlInbox()
-        let core = ControlCore(config: config, field: field, inbox: inbox, logger: logger, onEvents: events)
+        let core = ControlCore(config: config, map: map, field: field, inbox: inbox, logger: logger, onEvents: events)
         return (field, inbox, core)
     }
 

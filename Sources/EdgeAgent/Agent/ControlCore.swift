@@ -86,10 +86,11 @@ final class ControlCore: @unchecked Sendable {
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
     private let stepLock = NSLock()
 
-    init(config: AgentConfig, field: any FieldPort, inbox: ControlInbox, logger: Logger,
+    /// `map`: the compiled config, shared with the field (built from `config` when not given).
+    init(config: AgentConfig, map: FieldMap? = nil, field: any FieldPort, inbox: ControlInbox, logger: Logger,
          wallClock: @escaping @Sendable () -> Date = { Date() }, onEvents: @escaping @Sendable ([AgentEvent]) -> Void) {
         self.config = config
-        let map = FieldMap(config: config)
+        let map = map ?? FieldMap(config: config)
         self.map = map
         self.field = field
         self.inbox = inbox
@@ -330,20 +331,18 @@ final class ControlCore: @unchecked Sendable {
     private func applyWiredEdge(_ e: GPIOEdge, device id: Int, role: PointRole) {
         let at = MonotonicInstant(nanoseconds: e.timestamp.nanoseconds)
         wiredInputs[id][role] = e.value ? 1 : 0
-        if let b = map.bollardOfDevice[id] {
-            guard let s = Self.sensors(wiredInputs[id]) else { return }
-            if online[id] != true {
-                online[id] = true
-                pendingEvents.append(.device(device: map.names[id], online: true, error: nil))
-            }
+        let bollard = map.bollardOfDevice[id]
+        let sensors = bollard != nil ? Self.sensors(wiredInputs[id]) : nil
+        // Online once its lines have reported: every input a bollard needs, any line of a signal I/O.
+        if online[id] != true, bollard == nil || sensors != nil {
+            online[id] = true
+            pendingEvents.append(.device(device: map.names[id], online: true, error: nil))
+        }
+        if let b = bollard, let s = sensors {
             bollardSensors[b] = s
             bollards[b].handle(.sensors(s), at: at)
         }
         for a in map.approachesOfDevice[id] {
-            if online[id] != true {
-                online[id] = true
-                pendingEvents.append(.device(device: map.names[id], online: true, error: nil))
-            }
             let n = map.approachNumber[a]
             if role == .ack(n) { approaches[a].handle(.acknowledged(e.value), at: at) }
             if role == .degraded { approaches[a].handle(.degraded(e.value), at: at) }

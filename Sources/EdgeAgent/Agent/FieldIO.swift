@@ -31,7 +31,9 @@ final class FieldIO: FieldPort, @unchecked Sendable {
     private let config: AgentConfig
     private let logger: Logger
 
-    init(config: AgentConfig, logger: Logger) {
+    /// `map`: the compiled config whose device ids `write(device:)` takes (the control step's
+    /// own, so both number the devices the same way); built from `config` when not given.
+    init(config: AgentConfig, map: FieldMap? = nil, logger: Logger) {
         self.config = config
         self.logger = logger
         var buses: [String: ModbusBus] = [:]
@@ -48,8 +50,7 @@ final class FieldIO: FieldPort, @unchecked Sendable {
         var busOfDevice: [String: String] = [:]
         var deviceOfLine: [String: String] = [:]
         var pointOfLine: [String: (device: String, role: PointRole)] = [:]
-        // Ids as `FieldMap` gives them: the index in name order.
-        names = config.devices.keys.sorted()
+        names = (map ?? FieldMap(config: config)).names
         for (id, name) in names.enumerated() {
             switch config.devices[name]!.attachment {
             case .modbus(let profile, let bus, let unit):
