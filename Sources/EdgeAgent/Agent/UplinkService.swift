@@ -533,7 +533,8 @@ final class UplinkService: @unchecked Sendable {
     private func reassertLoop() {
         while true {
             cond.lock()
-            while running, !reassertWanted { _ = cond.wait(until: Date().addingTimeInterval(1)) }
+            // Woken by `reassertAlarms` and `stop` (both broadcast): no periodic wake-up when idle.
+            while running, !reassertWanted { cond.wait() }
             if !running {
                 cond.unlock()
                 return
