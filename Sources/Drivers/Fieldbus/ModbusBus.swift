@@ -115,7 +115,7 @@ public final class ModbusBus: Sendable {
 
     /// The period a device is polled at.
     private func period(_ d: DeviceState) -> Duration {
-        d.pollPeriod ?? pollInterval ?? PollPeriods.period(for: d.spec.profile.kind)
+        PollPeriods.period(device: d.pollPeriod, bus: pollInterval, kind: d.spec.profile.kind)
     }
 
     /// The line model of this bus and its devices (probe timeout, first cost estimates).

@@ -24,6 +24,12 @@ public enum PollPeriods {
         }
     }
 
+    /// The period a device is polled at: its own `poll`, else its bus's `poll`, else its role's
+    /// default. The one rule the config check, the bus and the sensor-age check all use.
+    public static func period(device: Duration?, bus: Duration?, kind: DeviceProfile.Kind) -> Duration {
+        device ?? bus ?? period(for: kind)
+    }
+
     /// Safety devices' polls go before other work, and `config check` refuses a bus that cannot
     /// poll them within their periods.
     public static func isSafety(_ kind: DeviceProfile.Kind) -> Bool {

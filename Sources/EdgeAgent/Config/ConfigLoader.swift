@@ -529,7 +529,7 @@ struct ConfigParser {
             for name in deviceOrder {
                 guard let d = devices[name], case .modbus(let profileName, let b, _) = d.attachment, b == busName,
                       let profile = profiles[profileName] else { continue }
-                let period = d.pollPeriod ?? bus.pollInterval ?? PollPeriods.period(for: profile.kind)
+                let period = PollPeriods.period(device: d.pollPeriod, bus: bus.pollInterval, kind: profile.kind)
                 if profile.kind == .signalIO, period > Self.longestSafetyPoll {
                     let at = Self.child(d.pollPeriod != nil ? deviceNodes[name] : busNode, "poll")
                     let node = at ?? deviceNodes[name] ?? busNode
@@ -883,7 +883,7 @@ struct ConfigParser {
         // Polled inputs: the limit must cover two polls (else every movement is cut), and is
         // at most 500 ms (older than that nothing may move on them).
         var period: Duration?
-        if case .modbus(_, let bus, _) = d.attachment { period = d.pollPeriod ?? buses[bus]?.pollInterval ?? PollPeriods.bollard }
+        if case .modbus(_, let bus, _) = d.attachment { period = PollPeriods.period(device: d.pollPeriod, bus: buses[bus]?.pollInterval, kind: .bollard) }
         if let period, period * 2 > .milliseconds(500) {
             diagnostics.record(node.keyError("bollard \(name) is polled every \(ConfigSyntax.format(period)) (poll); its inputs must be polled at least every 250ms (max_sensor_age, at most 500ms, covers two polls)"))
         }
