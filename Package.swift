@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims.
+// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> EdgeRuntime -> C shims.
 import PackageDescription
 #if os(Linux)
 import Foundation
@@ -88,7 +88,7 @@ let package = Package(
         .executable(name: "edgectl", targets: ["edgectl"]),
         .executable(name: "edge-sim", targets: ["edge-sim"]),
         // For the packages beside this one (Fuzz/, Benchmarks/swift/) that drive the layers directly.
-        .library(name: "EdgeAgentCore", targets: ["EdgeAgent"]),
+        .library(name: "EdgeAgentCore", targets: ["EdgeAgent", "EdgeRuntime"]),
         .library(name: "EdgeSimulator", targets: ["Simulator"]),
     ],
     dependencies: [
@@ -104,23 +104,27 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
 
+        // The runtime tools every layer shares: one lock (priority-inheriting), one named-thread
+        // helper, one monotonic time type, one EINTR retry. Glibc only, no Foundation.
+        .target(name: "EdgeRuntime", dependencies: ["CSystemShims"], swiftSettings: strict),
+
         // Swift over the wire: Modbus (libmodbus), MQTT (libmosquitto), sd_notify.
         .target(
             name: "Protocols",
-            dependencies: ["CModbus", "CMosquitto", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeRuntime", "CModbus", "CMosquitto", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The field: GPIO lines (libgpiod and simulated), device drivers built from profiles.
         .target(
             name: "Drivers",
-            dependencies: ["Protocols", "CGPIOD", "CSystemShims", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeRuntime", "Protocols", "CGPIOD", "CSystemShims", .product(name: "Logging", package: "swift-log")],
             swiftSettings: driversSettings
         ),
         // The agent: config, control loops, outbox, uplink, commands, control socket.
         .target(
             name: "EdgeAgent",
             dependencies: [
-                "Drivers", "Protocols", "CSystemShims", "CSQLite",
+                "EdgeRuntime", "Drivers", "Protocols", "CSystemShims", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -129,12 +133,12 @@ let package = Package(
         // Field-device simulator library (reference devices with physics), used by edge-sim and tests.
         .target(
             name: "Simulator",
-            dependencies: ["Protocols", .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["EdgeRuntime", "Protocols", .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "edge-agent",
-            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeAgent", "EdgeRuntime", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -154,12 +158,13 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TestSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
         // Test-only: drives the real Outbox in a small process for the power-cut test (never shipped).
         .executableTarget(name: "outbox-driver", dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")], path: "Tests/OutboxDriver", swiftSettings: strict),
+        .testTarget(name: "EdgeRuntimeTests", dependencies: ["EdgeRuntime"], swiftSettings: strict),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
         // One stub set per libgpiod API (stubs.c: v1, stubs_v2.c: v2), picked like the backend.
         .target(name: "GPIODStubs", path: "Tests/GPIODStubs", cSettings: gpiodC),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport", "GPIODStubs"], swiftSettings: driversSettings),
-        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "DriversTests", dependencies: ["EdgeRuntime", "Drivers", "TestSupport", "GPIODStubs"], swiftSettings: driversSettings),
+        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeRuntime", "EdgeAgent", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Protocols", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SystemTests", dependencies: ["TestSupport"], swiftSettings: strict),
     ]

@@ -1,4 +1,5 @@
 import EdgeAgent
+import EdgeRuntime
 import Foundation
 import Logging
 #if canImport(Glibc)
@@ -54,7 +55,7 @@ do {
     exit(1)
 }
 
-let done = DispatchSemaphore(value: 0)
+let done = Event()
 SignalWatcher.start { event in
     switch event {
     case .reload:
@@ -62,7 +63,7 @@ SignalWatcher.start { event in
     case .terminate(let sig):
         logger.notice("signal \(sig): stopping")
         agent.stop()
-        done.signal()
+        done.set()
     }
 }
 done.wait()

@@ -1,3 +1,4 @@
+import EdgeRuntime
 @testable import EdgeAgent
 import Drivers
 import Foundation
@@ -111,7 +112,7 @@ final class CoreRig: Sendable {
 
     /// An edge of a board line, at now.
     func edge(_ line: String, _ value: Bool, initial: Bool = false) {
-        inbox.post(.edge(GPIOEdge(line: line, value: value, timestamp: MonotonicNanos(now.nanoseconds), initial: initial)))
+        inbox.post(.edge(GPIOEdge(line: line, value: value, timestamp: now, initial: initial)))
     }
 
     func command(_ action: String, _ target: String, _ args: [String: ControlValue] = [:]) -> ControlResponse {

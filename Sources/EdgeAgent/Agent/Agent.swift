@@ -1,4 +1,5 @@
 import Drivers
+import EdgeRuntime
 import Foundation
 public import Logging
 import Protocols
@@ -13,7 +14,7 @@ import Protocols
 public final class Agent: @unchecked Sendable {
     public private(set) var config: AgentConfig
     private let logger: Logger
-    private let lock = NSLock()
+    private let lock = Lock()
     private var field: FieldIO
     private var inbox: ControlInbox
     private var core: ControlCore
@@ -21,7 +22,6 @@ public final class Agent: @unchecked Sendable {
     private var server: ControlServer?
     private var uplink: UplinkService?
     private var notifier: SystemdNotifier?
-    private var watchdogThread: Thread?
     /// Control-loop events on their way to the log and the outbox, off the loop thread.
     private var eventPump: EventPump<AgentEvent>?
     private var stopping = false
@@ -209,7 +209,7 @@ public final class Agent: @unchecked Sendable {
         try? notifier.notify("READY=1\nSTATUS=running: \(config.devices.count) devices, gateway \(config.gateway.id)")
         guard let interval = notifier.watchdogInterval else { return }
         let logger = self.logger
-        let t = Thread { [weak self] in
+        OSThread.detached(name: "watchdog") { [weak self] in
             var withheld = false
             while let self, !self.lock.withLock({ self.stopping }) {
                 // WATCHDOG=1 only while every control loop has ticked within its allowance.
@@ -223,12 +223,9 @@ public final class Agent: @unchecked Sendable {
                     logger.critical("control loop stalled; withholding WATCHDOG=1 so systemd restarts the agent", metadata: ["stalls": "\(stalls)"])
                     withheld = true
                 }
-                Thread.sleep(forTimeInterval: interval.seconds / 2)
+                MonotonicInstant.sleep(for: interval / 2)
             }
         }
-        t.name = "watchdog"
-        t.start()
-        watchdogThread = t
     }
 
     /// Loads and validates `path`; on success swaps in the new config (buses, loops and
@@ -281,7 +278,7 @@ public final class Agent: @unchecked Sendable {
 
 /// A one-shot result slot for crossing from the loop thread back to a waiting thread.
 final class ResponseBox: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = Lock()
     private var value: ControlResponse?
     func set(_ v: ControlResponse) {
         cond.lock()
@@ -292,7 +289,7 @@ final class ResponseBox: @unchecked Sendable {
     func wait(timeout: Duration) -> ControlResponse? {
         cond.lock()
         defer { cond.unlock() }
-        let deadline = Date().addingTimeInterval(timeout.seconds)
+        let deadline = MonotonicInstant.now() + timeout
         while value == nil, cond.wait(until: deadline) {}
         return value
     }

@@ -1,7 +1,7 @@
 import Drivers
 import Foundation
 import Logging
-import Synchronization
+import EdgeRuntime
 
 /// The control step: everything the control loop thread owns. The state machines (lighting
 /// groups, lamp monitors, bollards, approaches) and what the field last told about each
@@ -82,9 +82,9 @@ final class ControlCore: @unchecked Sendable {
     /// Devices whose readings must be acted on at once (by id): their readings wake the loop.
     let waking: [Bool]
     /// Set once by `halt`: from then on `step` does nothing and no output is written.
-    private let halted = Mutex(false)
+    private let halted = Locked(false)
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
-    private let stepLock = NSLock()
+    private let stepLock = Lock()
 
     /// `map`: the compiled config, shared with the field (built from `config` when not given).
     init(config: AgentConfig, map: FieldMap? = nil, field: any FieldPort, inbox: ControlInbox, logger: Logger,
@@ -441,7 +441,7 @@ final class ControlCore: @unchecked Sendable {
     @discardableResult
     func halt(within timeout: Duration) -> Bool {
         halted.withLock { $0 = true }
-        guard stepLock.lock(before: Date().addingTimeInterval(timeout.seconds)) else {
+        guard stepLock.lock(before: MonotonicInstant.now() + timeout) else {
             logger.critical("control loop step did not finish in time; outputs cut regardless", metadata: ["timeout": "\(timeout)"])
             return false
         }
@@ -624,7 +624,7 @@ final class ControlCore: @unchecked Sendable {
             }
             let seconds = min(max(number("duration_s") ?? 30, 0), 600)
             logger.warning("test hook: control loop blocked on purpose", metadata: ["seconds": "\(seconds)"])
-            Thread.sleep(forTimeInterval: seconds)
+            MonotonicInstant.sleep(for: .seconds(seconds))
             return .success()
         default:
             return .failure("unknown_action", "unknown action \(c.action)")

@@ -1,5 +1,6 @@
 import Drivers
 import Foundation
+import EdgeRuntime
 
 /// Something for the control loop thread: a device poll, a GPIO edge, a command, a failed write.
 enum ControlInput: Sendable {
@@ -16,7 +17,7 @@ enum ControlInput: Sendable {
 /// the whole batch out under the lock. Past `capacity` the oldest device readings are dropped
 /// (a newer poll supersedes them); edges and commands are never dropped.
 final class ControlInbox: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var items: [ControlInput] = []
     private(set) var droppedReadings = 0
     let capacity: Int

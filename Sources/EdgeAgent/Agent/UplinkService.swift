@@ -1,5 +1,6 @@
 import Drivers
 import Foundation
+import EdgeRuntime
 import Logging
 import Protocols
 
@@ -48,7 +49,7 @@ final class UplinkService: @unchecked Sendable {
     /// issue 17: the Sparkplug B session (`uplink.dialect: sparkplug`); nil = the edge dialect. Guarded by `cond`.
     private let sparkplug: SparkplugEdgeNode?
     private let bootID = UUID().uuidString.lowercased()
-    private let cond = NSCondition()
+    private let cond = Lock()
     private var running = false
     private var connected = false
     private var inflight: [Int32: UInt64] = [:]
@@ -210,12 +211,8 @@ final class UplinkService: @unchecked Sendable {
         }
         clockTrust.onChange { [weak self] quality in self?.clockChanged(quality) }
         reassertAlarms()
-        let t = Thread { [weak self] in self?.drain() }
-        t.name = "uplink-drain"
-        t.start()
-        let r = Thread { [weak self] in self?.reassertLoop() }
-        r.name = "uplink-alarms"
-        r.start()
+        OSThread.detached(name: "uplink-drain") { [weak self] in self?.drain() }
+        OSThread.detached(name: "uplink-alarms") { [weak self] in self?.reassertLoop() }
         client.start()
     }
 
@@ -240,7 +237,7 @@ final class UplinkService: @unchecked Sendable {
         cond.broadcast()
         // The drainer leaves its loop at once (it never blocks on the broker); wait for it so
         // no publish of the backlog is in progress when the goodbye goes out.
-        let drainerDeadline = Date().addingTimeInterval(1)
+        let drainerDeadline = MonotonicInstant.now() + .seconds(1)
         while draining, cond.wait(until: drainerDeadline) {}
         cond.unlock()
         let goodbye = store(topic: root + "/status", retain: true, priority: .event, lane: .status,
@@ -251,7 +248,7 @@ final class UplinkService: @unchecked Sendable {
                 // issue 17: in the Sparkplug dialect the goodbye is the NDEATH.
                 let mid = try client.publish(sparkplug?.death() ?? MQTTMessage(topic: goodbye.topic, payload: goodbye.payload, qos: 1, retain: true))
                 inflight[mid] = goodbye.seq
-                let deadline = Date().addingTimeInterval(Self.goodbyeTimeout.seconds)
+                let deadline = MonotonicInstant.now() + Self.goodbyeTimeout
                 while inflight[mid] != nil, connected, cond.wait(until: deadline) {}
                 if inflight[mid] != nil {
                     logger.warning("the broker did not acknowledge the offline status in time; it stays in the outbox for the next start",
@@ -552,7 +549,7 @@ final class UplinkService: @unchecked Sendable {
                     break
                 }
                 if ContinuousClock.now >= deadline { break }
-                Thread.sleep(forTimeInterval: 0.1)
+                MonotonicInstant.sleep(for: .milliseconds(100))
             }
             if let view { publishAlarmStates(view) }
         }
@@ -623,7 +620,7 @@ final class UplinkService: @unchecked Sendable {
             cond.lock()
             // issue 17: in the Sparkplug dialect data waits for the NBIRTH (and the primary host).
             while running && (!connected || inflight.count >= maxInflight || sparkplug?.born == false) {
-                _ = cond.wait(until: Date().addingTimeInterval(1))
+                cond.wait(until: MonotonicInstant.now() + .seconds(1))
                 if ContinuousClock.now - lastRetry >= .seconds(1) { break }
             }
             if !running {
@@ -641,7 +638,7 @@ final class UplinkService: @unchecked Sendable {
             cond.unlock()
             guard let outbox else {
                 cond.lock()
-                if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
+                if running { cond.wait(until: MonotonicInstant.now() + .milliseconds(50)) }
                 cond.unlock()
                 continue
             }
@@ -667,7 +664,7 @@ final class UplinkService: @unchecked Sendable {
             }
             if sent == 0 || failed {
                 cond.lock()
-                if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
+                if running { cond.wait(until: MonotonicInstant.now() + .milliseconds(50)) }
                 cond.unlock()
             }
         }

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 public import Foundation
-import Synchronization
+import EdgeRuntime
 
 /// Who asked for an audited action.
 public enum AuditOrigin: Sendable, Equatable, CustomStringConvertible {
@@ -46,7 +46,7 @@ public struct AuditLogError: Error, Sendable, Equatable, CustomStringConvertible
 /// Thread-safe; entries from concurrent callers never interleave.
 public final class AuditLog: Sendable {
     public let path: String
-    private let fd: Mutex<Int32>
+    private let fd: Locked<Int32>
 
     /// Opens (creating, mode 0640) the log at `path`.
     public init(path: String) throws(AuditLogError) {
@@ -67,7 +67,7 @@ public final class AuditLog: Sendable {
                 Glibc.close(reader)
             }
         }
-        fd = Mutex(descriptor)
+        fd = Locked(descriptor)
     }
 
     deinit { close() }
@@ -92,11 +92,8 @@ public final class AuditLog: Sendable {
             guard descriptor >= 0 else { throw AuditLogError(path: path, call: "write", errno: EBADF) }
             var written = 0
             while written < bytes.count {
-                let n = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw AuditLogError(path: path, call: "write", errno: errno)
-                }
+                let n = retryingOnInterrupt { bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) } }
+                if n < 0 { throw AuditLogError(path: path, call: "write", errno: errno) }
                 written += n
             }
             if fsync(descriptor) != 0 { throw AuditLogError(path: path, call: "fsync", errno: errno) }

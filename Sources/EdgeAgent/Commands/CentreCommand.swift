@@ -1,3 +1,4 @@
+import EdgeRuntime
 public import Foundation
 #if !EDGE_OPENSSL_ED25519
 import Crypto

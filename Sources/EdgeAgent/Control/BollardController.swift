@@ -1,3 +1,5 @@
+public import EdgeRuntime
+
 /// The safety state machine of one retractable bollard. Pure logic: no I/O, no clock; the
 /// runner feeds it the bollard's inputs and commands and writes `outputs` to the coils.
 ///

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EdgeRuntime
 import Foundation
 public import Logging
 
@@ -17,7 +18,7 @@ public final class ControlServer: @unchecked Sendable {
     private let group: String?
     private let logger: Logger
     private let handler: Handler
-    private let lock = NSLock()
+    private let lock = Lock()
     private var listenFD: Int32 = -1
     private var running = false
     private var active = 0
@@ -37,9 +38,7 @@ public final class ControlServer: @unchecked Sendable {
             listenFD = fd
             running = true
         }
-        let t = Thread { [self] in acceptLoop(fd) }
-        t.name = "control-socket"
-        t.start()
+        OSThread.detached(name: "control-socket") { [self] in acceptLoop(fd) }
     }
 
     /// Stops accepting and removes the socket file.
@@ -59,9 +58,9 @@ public final class ControlServer: @unchecked Sendable {
 
     private func acceptLoop(_ fd: Int32) {
         while lock.withLock({ running }) {
-            let c = accept(fd, nil, nil)
+            let c = retryingOnInterrupt { accept(fd, nil, nil) }
             if c < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == ECONNABORTED { continue }
                 if !lock.withLock({ running }) { return }
                 logger.error("control socket accept failed: \(UnixSocket.errnoText())")
                 usleep(100_000)
@@ -77,13 +76,11 @@ public final class ControlServer: @unchecked Sendable {
                 close(c)
                 continue
             }
-            let t = Thread { [self] in
+            OSThread.detached(name: "control-conn") { [self] in
                 serve(c)
                 close(c)
                 lock.withLock { active -= 1 }
             }
-            t.name = "control-conn"
-            t.start()
         }
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EdgeRuntime
 import Foundation
 import CSystemShims
 
@@ -115,8 +116,8 @@ enum UnixSocket {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
-            if n < 0 { if errno == EINTR { continue }; return false }
+            let n = retryingOnInterrupt { bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) } }
+            if n < 0 { return false }
             off += n
         }
         return true
@@ -132,8 +133,7 @@ enum UnixSocket {
             }
             if buffer.count > limit { return nil }
             var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) } }
             if n <= 0 { return nil }
             buffer.append(contentsOf: chunk[..<n])
         }

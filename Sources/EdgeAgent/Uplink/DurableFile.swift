@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EdgeRuntime
 import Foundation
 
 /// Small durable-file helpers for the state folder: atomic replace with fsync (the outbox's
@@ -14,10 +15,9 @@ enum DurableFile {
         let bytes = Array(contents.utf8)
         var written = 0
         while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let n = retryingOnInterrupt { bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
             if n < 0 {
                 let e = errno
-                if e == EINTR { continue }
                 close(fd)
                 unlink(tmp)
                 throw error(e, "write", tmp, store)

@@ -1,4 +1,5 @@
 public import Foundation
+import EdgeRuntime
 public import Logging
 
 /// How the outbox treats a message when it must drop something: telemetry goes first.
@@ -275,7 +276,7 @@ final class OutboxCore: @unchecked Sendable {
     private let clock = ContinuousClock()
 
     // Guarded by `cond`.
-    private let cond = NSCondition()
+    private let cond = Lock()
     private var nextSeq: UInt64
     private var reservedSeq: UInt64
     private var pendingInserts: [Pending] = []
@@ -302,7 +303,7 @@ final class OutboxCore: @unchecked Sendable {
     private var commitHandler: (@Sendable (UInt64) -> Void)?
 
     // Guarded by `dbLock`.
-    private let dbLock = NSLock()
+    private let dbLock = Lock()
     private var db: SQLiteDatabase?
     private var persisted: Persisted
 
@@ -377,9 +378,7 @@ final class OutboxCore: @unchecked Sendable {
         cond.lock()
         flusherRunning = true
         cond.unlock()
-        let thread = Thread { [self] in self.flusherLoop() }
-        thread.name = "edge-outbox"
-        thread.start()
+        OSThread.detached(name: "edge-outbox") { [self] in self.flusherLoop() }
     }
 
     // MARK: Opening and recovery
@@ -840,7 +839,7 @@ final class OutboxCore: @unchecked Sendable {
                         cond.lock()
                     }
                 } else {
-                    _ = cond.wait(until: Date(timeIntervalSinceNow: outboxSeconds(due - now)))
+                    cond.wait(until: MonotonicInstant.now() + (due - now))
                 }
             } else {
                 let due = lastMaintenance + Self.maintenanceInterval
@@ -852,7 +851,7 @@ final class OutboxCore: @unchecked Sendable {
                         cond.lock()
                     }
                 } else {
-                    _ = cond.wait(until: Date(timeIntervalSinceNow: outboxSeconds(due - now)))
+                    cond.wait(until: MonotonicInstant.now() + (due - now))
                 }
             }
         }

@@ -1,3 +1,4 @@
+import EdgeRuntime
 import Foundation
 
 /// Wall time that advances only with the monotonic clock: the wall clock read once, at `init`,
