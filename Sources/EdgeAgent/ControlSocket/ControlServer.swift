@@ -73,7 +73,7 @@ public final class ControlServer: @unchecked Sendable {
                 return true
             }
             guard admitted else {
-                _ = UnixSocket.writeAll(c, ControlCoding.encodeLine(ControlResponse.failure("busy", "too many control connections")))
+                _ = UnixSocket.writeAll(c, ControlCoding.encodeLine(ControlResponse.failure(.busy, "too many control connections")))
                 close(c)
                 continue
             }
@@ -114,7 +114,7 @@ public final class ControlServer: @unchecked Sendable {
             var buffer: [UInt8] = []
             _ = UnixSocket.readLine(fd, buffer: &buffer)
             _ = UnixSocket.writeAll(fd, ControlCoding.encodeLine(ControlResponse.failure(
-                "permission_denied", "uid \(peer.uid) may not use the control socket: join group \(group ?? "of the agent") (sudo usermod -aG \(group ?? "GROUP") USER), then log in again")))
+                .permissionDenied, "uid \(peer.uid) may not use the control socket: join group \(group ?? "of the agent") (sudo usermod -aG \(group ?? "GROUP") USER), then log in again")))
             return
         }
         UnixSocket.setTimeout(fd, .seconds(600))
