@@ -57,7 +57,7 @@ public final class Agent: @unchecked Sendable {
         eventPump = pump
         (field, inbox, core) = Agent.build(config: config, logger: logger) { [pump] events in pump.post(events) }
         try startLoopAndField()
-        let server = ControlServer(path: config.gateway.controlSocket, group: config.gateway.controlGroup, logger: logger) { [weak self] request, peer in
+        let server = ControlServer(path: config.gateway.controlSocket, access: ControlAccess(gateway: config.gateway), logger: logger) { [weak self] request, peer in
             self?.handleControl(request, peer: peer) ?? .failure(.stopping, "the agent is stopping")
         }
         try server.start()
