@@ -138,7 +138,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "edge-agent",
-            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
