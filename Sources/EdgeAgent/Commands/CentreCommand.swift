@@ -1,7 +1,4 @@
 public import Foundation
-#if !EDGE_OPENSSL_ED25519
-import Crypto
-#endif
 
 /// A command from the centre whose signature has been verified (CONTRACT.md 1, Commands).
 ///
@@ -77,13 +74,15 @@ public struct CommandVerifier: Sendable {
     public let maxSkew: Duration
     /// The longest lifetime (`expires - issued`) accepted; default 1 h.
     public let maxLifetime: Duration
-    private let centreKeys: [String: [UInt8]]
+    /// Key id -> the checked key, or why the configured bytes are not one.
+    private let centreKeys: [String: Result<Ed25519.PublicKey, Ed25519.Failure>]
 
-    /// - Parameter centreKeys: key id -> raw 32-byte Ed25519 public key. A key of the wrong
-    ///   length never verifies anything (its commands get `bad_signature`).
+    /// - Parameter centreKeys: key id -> raw 32-byte Ed25519 public key. A key that is not one
+    ///   (wrong length, not a curve point) never verifies anything: its commands get
+    ///   `bad_signature` with the key's fault in the message.
     public init(gatewayID: String, centreKeys: [String: [UInt8]], maxSkew: Duration = .seconds(30), maxLifetime: Duration = .seconds(3600)) {
         self.gatewayID = gatewayID
-        self.centreKeys = centreKeys
+        self.centreKeys = centreKeys.mapValues { raw in Result { () throws(Ed25519.Failure) in try Ed25519.PublicKey(raw) } }
         self.maxSkew = maxSkew
         self.maxLifetime = maxLifetime
     }
@@ -105,14 +104,14 @@ public struct CommandVerifier: Sendable {
             return .failure(CommandError(code: .malformed, message: "envelope field sig is not valid base64"))
         }
         let unverifiedID = Self.peekID(commandData)
-        guard let rawKey = centreKeys[wire.kid] else {
+        guard let configuredKey = centreKeys[wire.kid] else {
             return .failure(CommandError(code: .badSignature, message: "unknown key id '\(Self.printable(wire.kid))'", id: unverifiedID))
         }
-        guard signature.count == 64,
-              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawKey),
-              key.isValidSignature(signature, for: commandData)
-        else {
-            return .failure(CommandError(code: .badSignature, message: "signature does not verify with key '\(wire.kid)'", id: unverifiedID))
+        do {
+            try configuredKey.get().verify([UInt8](signature), for: [UInt8](commandData))
+        } catch {
+            let reason = error.message == "signature does not verify" ? "" : ": \(error.message)"
+            return .failure(CommandError(code: .badSignature, message: "signature does not verify with key '\(wire.kid)'\(reason)", id: unverifiedID))
         }
 
         let command: WireCommand
@@ -190,13 +189,13 @@ public enum CommandSigner {
 
     /// A fresh key pair, each raw 32 bytes (the public key goes into `uplink.centre_keys`, base64).
     public static func generateKey() -> (privateKey: [UInt8], publicKey: [UInt8]) {
-        let key = Curve25519.Signing.PrivateKey()
-        return ([UInt8](key.rawRepresentation), [UInt8](key.publicKey.rawRepresentation))
+        let key = Ed25519.PrivateKey()
+        return (key.bytes, key.publicKey.bytes)
     }
 
     /// The raw public key of a raw private key.
     public static func publicKey(of privateKey: [UInt8]) throws(SigningError) -> [UInt8] {
-        [UInt8](try signingKey(privateKey).publicKey.rawRepresentation)
+        try signingKey(privateKey).publicKey.bytes
     }
 
     /// Signs `command` (its `jsonBytes()`) with `privateKey` under `command.keyID`; returns the envelope JSON.
@@ -207,22 +206,26 @@ public enum CommandSigner {
     /// Signs the exact `commandBytes`; returns the envelope `{"cmd","kid","sig"}` as JSON bytes.
     public static func sign(commandBytes: [UInt8], keyID: String, privateKey: [UInt8]) throws(SigningError) -> [UInt8] {
         let key = try signingKey(privateKey)
-        let signature: Data
+        let signature: [UInt8]
         do {
             signature = try key.signature(for: commandBytes)
         } catch {
             throw SigningError(message: "signing failed: \(error)")
         }
-        let envelope = WireEnvelope(kid: keyID, cmd: Data(commandBytes).base64EncodedString(), sig: signature.base64EncodedString())
+        let envelope = WireEnvelope(kid: keyID, cmd: Data(commandBytes).base64EncodedString(), sig: Data(signature).base64EncodedString())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? [UInt8](encoder.encode(envelope))) ?? []
     }
 
-    private static func signingKey(_ raw: [UInt8]) throws(SigningError) -> Curve25519.Signing.PrivateKey {
-        guard raw.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+    private static func signingKey(_ raw: [UInt8]) throws(SigningError) -> Ed25519.PrivateKey {
+        guard raw.count == Ed25519.privateKeyBytes else {
             throw SigningError(message: "private key must be 32 raw bytes (Ed25519), got \(raw.count)")
         }
-        return key
+        do {
+            return try Ed25519.PrivateKey(raw)
+        } catch {
+            throw SigningError(message: "private key refused: \(error)")
+        }
     }
 }
