@@ -1,3 +1,4 @@
+import CSystemShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,11 +83,11 @@ public final class Lock: @unchecked Sendable {
     }
 
     /// Like `wait()`, but gives up at the absolute `deadline`; returns false when it has passed
-    /// (pthread_cond_timedwait on CLOCK_MONOTONIC), true when woken before it.
+    /// (pthread_cond_clockwait on CLOCK_MONOTONIC), true when woken before it.
     @discardableResult
     public func wait(until deadline: MonotonicInstant) -> Bool {
         var ts = deadline.timespec
-        return pthread_cond_timedwait(cond, mutex, &ts) != ETIMEDOUT
+        return edge_cond_wait_monotonic(cond, mutex, &ts) != ETIMEDOUT
     }
 
     /// glibc's kind word of the mutex (tests read the priority-inheritance bit).
