@@ -25,6 +25,7 @@ public final class Agent: @unchecked Sendable {
     /// Control-loop events on their way to the log and the outbox, off the loop thread.
     private var eventPump: EventPump<AgentEvent>?
     private var stopping = false
+    private var safetyStore: SafetyStateStore?
     /// The release version (also `edge-agent --version`, status and the uplink status message).
     public static let version = "0.1.0"
     public var version: String { Agent.version }
@@ -35,11 +36,12 @@ public final class Agent: @unchecked Sendable {
         (field, inbox, core) = Agent.build(config: config, logger: logger, events: { _ in })
     }
 
-    private static func build(config: AgentConfig, logger: Logger, events: @escaping @Sendable ([AgentEvent]) -> Void) -> (FieldIO, ControlInbox, ControlCore) {
+    private static func build(config: AgentConfig, logger: Logger, restoring: SafetyState? = nil, store: SafetyStateStore? = nil,
+                              events: @escaping @Sendable ([AgentEvent]) -> Void) -> (FieldIO, ControlInbox, ControlCore) {
         let map = FieldMap(config: config)
         let field = FieldIO(config: config, map: map, logger: logger)
         let inbox = ControlInbox()
-        let core = ControlCore(config: config, map: map, field: field, inbox: inbox, logger: logger, onEvents: events)
+        let core = ControlCore(config: config, map: map, field: field, inbox: inbox, logger: logger, restoring: restoring, safetyStore: store, onEvents: events)
         return (field, inbox, core)
     }
 
@@ -55,7 +57,9 @@ public final class Agent: @unchecked Sendable {
         }
         pump.start()
         eventPump = pump
-        (field, inbox, core) = Agent.build(config: config, logger: logger) { [pump] events in pump.post(events) }
+        let store = SafetyStateStore(directory: config.gateway.stateDirectory, logger: logger)
+        safetyStore = store
+        (field, inbox, core) = Agent.build(config: config, logger: logger, restoring: store.load(), store: store) { [pump] events in pump.post(events) }
         try startLoopAndField()
         let server = ControlServer(path: config.gateway.controlSocket, group: config.gateway.controlGroup, logger: logger) { [weak self] request, peer in
             self?.handleControl(request, peer: peer) ?? .failure("stopping", "the agent is stopping")
@@ -246,11 +250,12 @@ public final class Agent: @unchecked Sendable {
         lock.withLock {
             core.halt(within: .seconds(1))
             core.safeOutputs()
+            let carried = core.exportSafetyState()
             loop?.stop(timeout: .seconds(1))
             field.stop()
             config = newConfig
             let pump = eventPump
-            (field, inbox, core) = Agent.build(config: config, logger: logger) { events in pump?.post(events) }
+            (field, inbox, core) = Agent.build(config: config, logger: logger, restoring: carried, store: safetyStore) { events in pump?.post(events) }
         }
         do { try startLoopAndField() } catch {
             logger.error("restart after reload failed: \(error)")
@@ -273,6 +278,7 @@ public final class Agent: @unchecked Sendable {
         }
         loop?.stop(timeout: .seconds(1))
         field.stop()
+        safetyStore?.stop()
         eventPump?.stop()
         uplink?.stop()
         logger.info("edge-agent stopped")
