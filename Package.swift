@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
-// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims.
+// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims;
+// EdgeAgent and Simulator read their config files with ConfigToolkit (over libyaml).
 import PackageDescription
 #if os(Linux)
 import Foundation
@@ -93,7 +94,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // System libraries (Debian packages; pkg-config names).
@@ -103,6 +103,11 @@ let package = Package(
         .target(name: "CSystemShims"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+
+        // Config files (agent and simulator): YAML over libyaml with marks, durations, host:port,
+        // did-you-mean, file:line:key errors. No Foundation.
+        .target(name: "ConfigToolkit", dependencies: ["CYAML"], swiftSettings: strict),
 
         // Swift over the wire: Modbus (libmodbus), MQTT (libmosquitto), sd_notify.
         .target(
@@ -120,21 +125,20 @@ let package = Package(
         .target(
             name: "EdgeAgent",
             dependencies: [
-                "Drivers", "Protocols", "CSystemShims", "CSQLite",
+                "Drivers", "Protocols", "CSystemShims", "CSQLite", "ConfigToolkit",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: edgeAgentSettings
         ),
         // Field-device simulator library (reference devices with physics), used by edge-sim and tests.
         .target(
             name: "Simulator",
-            dependencies: ["Protocols", .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["Protocols", "ConfigToolkit", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "edge-agent",
-            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -154,6 +158,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TestSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
         // Test-only: drives the real Outbox in a small process for the power-cut test (never shipped).
         .executableTarget(name: "outbox-driver", dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")], path: "Tests/OutboxDriver", swiftSettings: strict),
+        .testTarget(name: "ConfigToolkitTests", dependencies: ["ConfigToolkit"], swiftSettings: strict),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
         // One stub set per libgpiod API (stubs.c: v1, stubs_v2.c: v2), picked like the backend.

@@ -173,7 +173,7 @@ Upstream-Name: edge-agent
 Comment: The executables link the Swift runtime and Foundation
  (Apache-2.0 with Runtime Library Exception, https://swift.org/LICENSE.txt),
  statically or from the distribution's package, and swift-log,
- swift-argument-parser, swift-crypto (Apache-2.0) and Yams (MIT).
+ swift-argument-parser and swift-crypto (Apache-2.0).
 
 Files: *
 Copyright: the edge-agent authors

@@ -7,7 +7,7 @@ export PATH="$PATH:/opt/swift/usr/bin"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES=(libmodbus-dev libgpiod-dev libmosquitto-dev libsqlite3-dev mosquitto mosquitto-clients
+APT_PACKAGES=(libmodbus-dev libgpiod-dev libmosquitto-dev libsqlite3-dev libyaml-dev mosquitto mosquitto-clients
               socat mbpoll sqlite3 openssl tmux pkg-config python3 python3-pip
               dpkg-dev systemd util-linux binutils faketime
               rabbitmq-server)

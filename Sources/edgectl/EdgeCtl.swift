@@ -326,7 +326,14 @@ struct Maintenance: ParsableCommand {
 }
 
 struct Config: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Agent configuration.", subcommands: [Check.self])
+    static let configuration = CommandConfiguration(abstract: "Agent configuration.", subcommands: [Check.self, Reload.self])
+    struct Reload: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the running agent reload its config file (as SIGHUP does); prints why when it keeps the running one.")
+        @OptionGroup var connection: Connection
+        @Flag(name: .long) var json = false
+        func run() throws { try Self.finish { try actuate(connection, ControlRequest(verb: "config.reload"), json: json) } }
+    }
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Validate a config file (and its board and profiles) without starting anything.")
         @Argument var file: String

@@ -36,6 +36,19 @@ final class ControlInbox: @unchecked Sendable {
         }
     }
 
+    /// Drops queued readings, edges and write results (the field that sent them is gone: a
+    /// reload renumbers devices); commands and status requests stay for the next control step.
+    func discardFieldInputs() {
+        lock.withLock {
+            items.removeAll { input in
+                switch input {
+                case .command, .snapshot: false
+                case .reading, .edge, .writeFailed, .writeDone: true
+                }
+            }
+        }
+    }
+
     /// Moves every queued input into `buffer` (which the loop reuses, so no allocation per tick).
     func drain(into buffer: inout [ControlInput]) {
         lock.withLock {

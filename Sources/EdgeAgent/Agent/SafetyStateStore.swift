@@ -203,6 +203,12 @@ final class SafetyStateStore: Sendable {
         let text = Self.encode(state, wall: wall)
         enum Next { case start, wake, writeHere }
         let next = pending.withLock { p -> Next in
+            if p.stopped {
+                // Stopped earlier (the field stopped and starts again): a new writer.
+                p.stopped = false
+                p.stopping = false
+                p.started = false
+            }
             if p.stopping { return .writeHere }
             p.text = text
             p.completions += completions
@@ -213,7 +219,7 @@ final class SafetyStateStore: Sendable {
         case .start: startWriter(); wake.signal()
         case .wake: wake.signal()
         case .writeHere:
-            // After `stop` (a late step): written on the caller's thread, never dropped.
+            // While `stop` runs: written on the caller's thread, never dropped.
             write(text)
             for c in completions { c() }
         }
@@ -232,7 +238,7 @@ final class SafetyStateStore: Sendable {
         done.wait()
     }
 
-    /// Writes what is pending, then ends the writer thread.
+    /// Writes what is pending, then ends the writer thread (a later `save` starts a new one).
     func stop() {
         let running = pending.withLock { p -> Bool in
             p.stopping = true

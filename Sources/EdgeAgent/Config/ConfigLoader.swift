@@ -1,3 +1,4 @@
+public import ConfigToolkit
 import Drivers
 import Foundation
 
@@ -319,7 +320,7 @@ struct ConfigParser {
         }
         var rest = String(broker.dropFirst(scheme.count + 3))
         if rest.hasSuffix("/") { rest.removeLast() }
-        guard !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), let (_, portText) = Self.splitHostPort(rest) else {
+        guard !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), let (_, portText) = HostPort.split(rest) else {
             throw brokerNode.error("bad broker URL \"\(broker)\" (use \(scheme)://host:port, no path or user)")
         }
         if let portText {
@@ -351,27 +352,6 @@ struct ConfigParser {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw node.error("file not found: \(path)") }
         guard !isDir.boolValue else { throw node.error("\(path) is a folder, not a file") }
         return path
-    }
-
-    /// "host:port", "[v6]:port", "host" -> (host, port text); nil when malformed.
-    static func splitHostPort(_ s: String) -> (String, String?)? {
-        var host: Substring, port: Substring?
-        if s.hasPrefix("[") {
-            guard let close = s.firstIndex(of: "]") else { return nil }
-            host = s[s.index(after: s.startIndex)..<close]
-            let after = s[s.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { return nil }
-                port = after.dropFirst()
-            }
-        } else {
-            let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count <= 2 else { return nil }
-            host = parts[0]
-            port = parts.count == 2 ? parts[1] : nil
-        }
-        guard !host.isEmpty, !host.contains(" "), port.map({ !$0.isEmpty }) ?? true else { return nil }
-        return (String(host), port.map(String.init))
     }
 
 
@@ -457,7 +437,7 @@ struct ConfigParser {
                     throw m.entries.first { $0.key == extra }!.value.keyError("\(extra) applies to rtu buses only")
                 }
                 let text = try t.string()
-                guard let (host, portText) = Self.splitHostPort(text) else {
+                guard let (host, portText) = HostPort.split(text) else {
                     throw t.error("bad address \"\(text)\" (use host:port, e.g. \"127.0.0.1:502\" or \"[::1]:502\")")
                 }
                 var port = 502
