@@ -12,7 +12,7 @@ import TestSupport
     static let config = BollardConfig(name: "bollard-1", preWarning: .seconds(3), travelTimeout: .seconds(8), autoRaiseAfter: .seconds(10),
                                       maxSensorAge: .seconds(60))
 
-    static func refusal(_ o: ControlOutcome) -> ControlRefusal? {
+    static func refusal(_ o: ControlOutcome) -> CommandError? {
         if case .refused(let r) = o { return r }
         return nil
     }

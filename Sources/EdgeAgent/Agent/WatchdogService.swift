@@ -28,16 +28,11 @@ final class WatchdogService: AgentService {
         try? notifier.notify("READY=1\nSTATUS=\(statusText())")
         guard let interval = notifier.watchdogInterval else { return }
         let t = Thread { [self] in
-            var withheld = false
+            var withholding = false
             while !stopping.withLock({ $0 }) {
-                let stalls = LoopHealth(loops: loops()).stalls(now: MonotonicInstant.now())
-                if stalls.isEmpty {
-                    try? notifier.notify("WATCHDOG=1")
-                    withheld = false
-                } else if !withheld {
-                    logger.critical("control loop stalled; withholding WATCHDOG=1 so systemd restarts the agent", metadata: ["stalls": "\(stalls)"])
-                    withheld = true
-                }
+                // The loops of the running generation (a reload replaces the loop).
+                SystemdWatchdog(notifier: notifier, health: LoopHealth(loops: loops()), logger: logger)
+                    .check(now: MonotonicInstant.now(), withholding: &withholding)
                 wake.lock()
                 let until = Date().addingTimeInterval(interval.seconds / 2)
                 while !stopping.withLock({ $0 }), wake.wait(until: until) {}
