@@ -221,7 +221,7 @@ import TestSupport
                 Issue.record("accepted under key \(kid)")
                 continue
             }
-            #expect(rejection.code == CommandRejection.badSignature)
+            #expect(rejection.code == .badSignature)
             #expect(rejection.message == "signature does not verify with key '\(kid)': \(fault)")
         }
     }

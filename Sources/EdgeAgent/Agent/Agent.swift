@@ -50,7 +50,7 @@ public final class Agent: Sendable {
         let me = WeakAgent()
         uplink = UplinkService(config: config, version: Agent.version, logger: logger,
                                configSource: { store.stable().config }) { command, reply in
-            guard let agent = me.agent else { return reply(.failure("unavailable", "the agent is stopping")) }
+            guard let agent = me.agent else { return reply(.failure(.unavailable, "the agent is stopping")) }
             agent.submit(command, reply: reply)
         }
         let pump = EventPump<AgentEvent>(name: "agent-events", capacity: 100_000) { events, dropped in
@@ -59,7 +59,7 @@ public final class Agent: Sendable {
         eventPump = pump
         field = FieldService(config: config, inbox: inbox, logger: logger) { [pump] events in pump.post(events) }
         socket = ControlSocketService(config: config, logger: logger) { request, peer in
-            me.agent?.handleControl(request, peer: peer) ?? .failure("unavailable", "the agent is stopping")
+            me.agent?.handleControl(request, peer: peer) ?? .failure(.unavailable, "the agent is stopping")
         }
         let fieldService = field
         watchdog = WatchdogService(logger: logger, loops: { fieldService.loop.map { [$0] } ?? [] }) {
@@ -96,19 +96,25 @@ public final class Agent: Sendable {
 
     /// Posts a command to the loop; `reply` is called once with its outcome.
     func submit(_ command: AgentCommand, reply: @escaping @Sendable (ControlResponse) -> Void) {
-        if command.action == "ping" { return reply(.success(.object(["gateway": .string(config.gateway.id), "version": .string(version)]))) }
-        if command.action == "reload_config" {
-            let ok = reload(path: config.sourcePath)
-            return reply(ok.map { .failure("malformed", $0) } ?? .success())
-        }
-        inbox.post(.command(command, reply: reply))
-        field.wake()
+        submit(PendingCommand(command, reply: reply))
     }
 
+    private func submit(_ pending: PendingCommand) {
+        switch pending.command.action {
+        case .ping: pending.run { .success(.object(["gateway": .string(config.gateway.id), "version": .string(version)])) }
+        case .reloadConfig: pending.run { reload(path: config.sourcePath).map { .failure(.malformed, $0) } ?? .success() }
+        default:
+            inbox.post(.command(pending))
+            field.wake()
+        }
+    }
+
+    /// Runs a command and waits for its outcome; a command the loop has not taken within
+    /// `timeout` is withdrawn and answered `timeout` (it never runs later).
     func submitAndWait(_ command: AgentCommand, timeout: Duration = .seconds(3)) -> ControlResponse {
-        let box = ResponseBox()
-        submit(command) { box.set($0) }
-        return box.wait(timeout: timeout) ?? .failure("timeout", "the control loop did not answer in time")
+        let pending = PendingCommand(command)
+        submit(pending)
+        return pending.wait(timeout: timeout)
     }
 
     /// Runs on the event pump's thread: logs the loop's events and hands them to the uplink.
@@ -159,7 +165,7 @@ public final class Agent: Sendable {
             inbox.post(.snapshot { value in box.set(.success(value)) })
             field.wake()
             guard var status = box.wait(timeout: .seconds(3)), case .object(var o)? = status.result else {
-                return .failure("timeout", "the control loop did not answer in time")
+                return .failure(.timeout, "the control loop did not answer in time")
             }
             o["version"] = .string(version)
             o["generation"] = .number(Double(store.current.number))
@@ -184,26 +190,30 @@ public final class Agent: Sendable {
             status.result = .object(o)
             return status
         case "io.read":
-            guard let target = request.target else { return .failure("malformed", "io.read needs a device") }
+            guard let target = request.target else { return .failure(.malformed, "io.read needs a device") }
             let box = ResponseBox()
             inbox.post(.snapshot { value in
                 if case .object(let o)? = value.object?["devices"], let d = o[target] { box.set(.success(d)) } else {
-                    box.set(.failure("unknown_target", "\(target) is not a device"))
+                    box.set(.failure(.unknownTarget, "\(target) is not a device"))
                 }
             })
             field.wake()
-            return box.wait(timeout: .seconds(3)) ?? .failure("timeout", "the control loop did not answer in time")
+            return box.wait(timeout: .seconds(3)) ?? .failure(.timeout, "the control loop did not answer in time")
         default:
-            let action: String
+            let action: CommandAction
             do {
-                guard case .command(let a) = try ControlProtocol.route(request) else { return .failure("unknown_action", "unknown verb") }
+                // Parsed on the config commands run on (waits while a reload is in progress).
+                let config = store.stable().config
+                guard case .command(let a) = try ControlProtocol.route(request, targetKind: { CommandAction.TargetKind(of: $0, in: config) }) else {
+                    return .failure(.unknownAction, "unknown verb")
+                }
                 action = a
             } catch {
                 return error.response
             }
             let command = AgentCommand(origin: .local(uid: peer.uid), id: "local-\(UUID().uuidString.prefix(8))", target: request.target ?? "", action: action, args: request.args)
             let response = submitAndWait(command)
-            logger.notice("local command", metadata: ["peer": "\(peer)", "action": "\(action)", "target": "\(command.target)", "ok": "\(response.ok)", "code": "\(response.code ?? "")"])
+            logger.notice("local command", metadata: ["peer": "\(peer)", "action": "\(action.name)", "target": "\(command.target)", "ok": "\(response.ok)", "code": "\(response.code?.rawValue ?? "")"])
             uplink.audit(command: command, response: response)
             return response
         }

@@ -30,6 +30,15 @@ import Synchronization
 ///   refused, grants not judged on an old acknowledgement) until a fresh poll.
 /// - A maintenance write (`io_write`) pauses that device's automation until maintenance mode
 ///   ends; it is refused when it would energise both motor coils of a bollard.
+///
+/// Safety state (see `SafetyState`): a core built `restoring:` a state applies it at its first
+/// step (by id; entries of ids no longer configured with that kind are dropped and logged);
+/// `exportSafetyState()` hands it on at a reload. With a `safetyStore`, every change of a
+/// bollard's emergency latch, latched fault or hold is handed to the store at the end of the
+/// step, and the reply to the command that made it waits until it is durable. Gateway alarms:
+/// `safety_state_lost` (critical) when the kept state could not be read at start (every
+/// bollard latched; cleared once no bollard is latched or by a reload), `safety_state_unsaved`
+/// (critical) while the store's last write failed.
 final class ControlCore: @unchecked Sendable {
     struct LampOverride { var level: Int; var until: MonotonicInstant }
 
@@ -86,10 +95,30 @@ final class ControlCore: @unchecked Sendable {
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
     private let stepLock = NSLock()
 
+    // Safety state (see `SafetyState`).
+    private let safetyStore: SafetyStateStore?
+    /// The state to start from, applied at the first step.
+    private var restoring: SafetyState?
+    /// What was last handed to the store, per bollard ordinal (nil: nothing yet).
+    private var savedKeys: [BollardController.DurableKey?]
+    /// Replies of commands whose change waits for the next save.
+    private var awaitingSave: [@Sendable () -> Void] = []
+    /// The last durable state handed over, for `exportSafetyState` when a step is stuck.
+    private let lastSaved = Mutex<SafetyState?>(nil)
+    private var lastStepAt: MonotonicInstant?
+    /// Why the kept state could not be read (the `safety_state_lost` alarm is active).
+    private var stateLost: String?
+    private var unsavedActive = false
+
     /// `map`: the compiled config, shared with the field (built from `config` when not given).
+    /// `restoring`: the safety state to carry on from (a reload's export, or what `safetyStore`
+    /// read back at start); `safetyStore`: where changes of the durable part are written.
     init(config: AgentConfig, map: FieldMap? = nil, field: any FieldPort, inbox: ControlInbox, logger: Logger,
-         wallClock: @escaping @Sendable () -> Date = { Date() }, onEvents: @escaping @Sendable ([AgentEvent]) -> Void) {
+         wallClock: @escaping @Sendable () -> Date = { Date() }, restoring: SafetyState? = nil, safetyStore: SafetyStateStore? = nil,
+         onEvents: @escaping @Sendable ([AgentEvent]) -> Void) {
         self.config = config
+        self.restoring = restoring
+        self.safetyStore = safetyStore
         let map = map ?? FieldMap(config: config)
         self.map = map
         self.field = field
@@ -125,6 +154,7 @@ final class ControlCore: @unchecked Sendable {
         lampOverrides = Array(repeating: nil, count: n)
         wiredInputs = Array(repeating: PointValues(), count: n)
         motionCutRetry = Array(repeating: nil, count: n)
+        savedKeys = Array(repeating: nil, count: map.bollardDevice.count)
         outputs = OutputTracker(count: n)
         telemetry = TelemetryFilter(count: n, interval: config.uplink.telemetryInterval)
         waking = map.waking
@@ -149,6 +179,11 @@ final class ControlCore: @unchecked Sendable {
         stepLock.lock()
         defer { stepLock.unlock() }
         if halted.withLock({ $0 }) { return }
+        if let r = restoring {
+            restoring = nil
+            restore(r, now: now)
+        }
+        lastStepAt = now
         inbox.drain(into: &inputs)
         for input in inputs { apply(input, now: now) }
         inputs.removeAll(keepingCapacity: true)
@@ -158,6 +193,7 @@ final class ControlCore: @unchecked Sendable {
             let trusted = ClockTrust.shared.isSynchronised   // an atomic load, no I/O
             for g in groups.indices { groups[g].setSchedule(level: schedules[g].level(at: wall, clockTrusted: trusted), at: now) }
             nextScheduleUpdate = now + .seconds(1)
+            judgeSafetyStateAlarms(now: now)
         }
         for g in groups.indices { groups[g].tick(at: now) }
         for id in lampOverrides.indices where lampOverrides[id].map({ $0.until <= now }) ?? false { lampOverrides[id] = nil }
@@ -168,6 +204,7 @@ final class ControlCore: @unchecked Sendable {
         for a in approaches.indices { approaches[a].tick(at: now) }
 
         writeOutputs(now: now)
+        saveSafetyStateIfChanged(now: now)
         collectTelemetry(now: now)
         collectEvents(now: now)
     }
@@ -176,7 +213,16 @@ final class ControlCore: @unchecked Sendable {
         switch input {
         case .reading(let r): applyReading(r, now: now)
         case .edge(let e): applyEdge(e, now: now)
-        case .command(let c, let reply): reply(execute(c, now: now))
+        // A command its waiter withdrew (answered `timeout`) is skipped: it never runs late.
+        case .command(let pending):
+            guard pending.claim() else { break }
+            let response = execute(pending.command, now: now)
+            // A change of what a restart keeps is answered once it is durable.
+            if let id = map.ids[pending.command.target], let b = map.bollardOfDevice[id], bollards[b].durableKey != savedKeys[b] {
+                awaitingSave.append { pending.finish(response) }
+            } else {
+                pending.finish(response)
+            }
         case .writeFailed(let device, let error):
             outputs.failed(device)
             logger.warning("write failed; will retry", metadata: ["device": "\(map.names[device])", "error": "\(error.message)"])
@@ -456,6 +502,115 @@ final class ControlCore: @unchecked Sendable {
         return true
     }
 
+    // MARK: - Safety state
+
+    /// The safety state to build the next core from (a reload): every bollard's, group's and
+    /// lamp's carry-over as of the last step. Call after `halt`. When a step is stuck (it
+    /// cannot be read safely), the last state handed to the store (the people-protecting part)
+    /// is returned instead.
+    func exportSafetyState() -> SafetyState {
+        guard stepLock.lock(before: Date().addingTimeInterval(1)) else {
+            logger.critical("control step stuck; the reload carries over only the last saved safety state")
+            return lastSaved.withLock { $0 } ?? SafetyState()
+        }
+        defer { stepLock.unlock() }
+        if let r = restoring { return r }
+        guard let now = lastStepAt else { return SafetyState() }
+        var s = SafetyState(takenAt: now)
+        for (b, id) in map.bollardDevice.enumerated() {
+            let c = bollards[b].carryOver(at: now)
+            if c != BollardController.CarryOver() { s.bollards[map.names[id]] = c }
+        }
+        for (g, name) in map.groupNames.enumerated() {
+            if let c = groups[g].carryOver(at: now) { s.groups[name] = c }
+        }
+        for (id, o) in lampOverrides.enumerated() {
+            if let o, o.until > now { s.lamps[map.names[id]] = SafetyState.LampOverride(level: o.level, remaining: o.until - now) }
+        }
+        return s
+    }
+
+    /// Applies a carried-over state at the first step (rules: `SafetyState`).
+    private func restore(_ s: SafetyState, now: MonotonicInstant) {
+        let elapsed = s.takenAt.map { now > $0 ? now - $0 : .zero } ?? .zero
+        func left(_ d: Duration?) -> Duration? { d.flatMap { $0 - elapsed > .zero ? $0 - elapsed : nil } }
+        var carried: [String] = []
+        for (b, id) in map.bollardDevice.enumerated() {
+            let name = map.names[id]
+            var c = s.bollards[name] ?? BollardController.CarryOver()
+            c.holdRemaining = left(c.holdRemaining)
+            if s.afterRestart {
+                c.interrupted = true
+                c.commandedUp = false
+            }
+            if s.unreadable != nil { c.emergencyLatched = true }
+            guard c != BollardController.CarryOver() else { continue }
+            bollards[b] = BollardController(config: config.bollards[name]!, restoring: c, at: now)
+            if s.bollards[name] != nil { carried.append(name) }
+        }
+        for (g, name) in map.groupNames.enumerated() {
+            guard var c = s.groups[name] else { continue }
+            if let o = c.override, let r = o.remaining {
+                c.override = left(r).map { (o.level, $0) }
+            }
+            c.boostRemaining = left(c.boostRemaining)
+            groups[g] = LightingGroup(config: config.lighting[name]!, restoring: c, at: now)
+            carried.append(name)
+        }
+        for (name, o) in s.lamps {
+            guard let id = map.ids[name], map.groupOfLamp[id] != nil, let r = left(o.remaining) else { continue }
+            lampOverrides[id] = LampOverride(level: o.level, until: now + r)
+            carried.append(name)
+        }
+        let known = Set(carried)
+        let dropped = (Array(s.bollards.keys) + Array(s.groups.keys) + Array(s.lamps.keys)).filter { !known.contains($0) }
+        if !carried.isEmpty || !dropped.isEmpty {
+            logger.notice("safety state carried over", metadata: ["carried": "\(carried.sorted())", "dropped": "\(dropped.sorted())"])
+        }
+        if let reason = s.unreadable {
+            stateLost = reason
+            events.append(ControlEvent(at: now, source: "gateway", kind: .alarm(.init(
+                code: .safetyStateLost, active: true, severity: .critical,
+                message: "safety state unreadable (\(reason)): every bollard started with its emergency latched; clear each with clear_emergency"))))
+        }
+    }
+
+    /// Hands the people-protecting state to the store when a bollard's changed (allocates
+    /// only then), with the replies waiting for it.
+    private func saveSafetyStateIfChanged(now: MonotonicInstant) {
+        var changed = false
+        for b in bollards.indices where bollards[b].durableKey != savedKeys[b] {
+            changed = true
+            break
+        }
+        guard changed else { return }
+        var s = SafetyState(takenAt: now)
+        for (b, id) in map.bollardDevice.enumerated() {
+            savedKeys[b] = bollards[b].durableKey
+            if let d = bollards[b].carryOver(at: now).durable { s.bollards[map.names[id]] = d }
+        }
+        lastSaved.withLock { $0 = s }
+        let replies = awaitingSave
+        awaitingSave.removeAll()
+        if let store = safetyStore { store.save(s, wall: wallClock(), then: replies) } else { for r in replies { r() } }
+    }
+
+    /// `safety_state_unsaved` follows the store; `safety_state_lost` clears once no bollard is latched.
+    private func judgeSafetyStateAlarms(now: MonotonicInstant) {
+        let failure = safetyStore?.failure
+        if (failure != nil) != unsavedActive {
+            unsavedActive = failure != nil
+            events.append(ControlEvent(at: now, source: "gateway", kind: .alarm(.init(
+                code: .safetyStateUnsaved, active: unsavedActive, severity: .critical,
+                message: failure.map { "safety state not written (a restart would lose the latest latches and holds): \($0)" } ?? "safety state written again"))))
+        }
+        if stateLost != nil, !bollards.contains(where: \.emergencyLatched) {
+            stateLost = nil
+            events.append(ControlEvent(at: now, source: "gateway", kind: .alarm(.init(
+                code: .safetyStateLost, active: false, severity: .critical, message: "every bollard's emergency latch has been cleared"))))
+        }
+    }
+
     /// Drops every output to its safe state (SIGTERM, reload): every configured bollard's
     /// motor coils and buzzer off, every approach's priority request off; lamps keep their
     /// level. Reads only the compiled config (never the loop's state), so it is safe from any
@@ -554,66 +709,60 @@ final class ControlCore: @unchecked Sendable {
 
     // MARK: - Commands
 
+    /// Runs a typed command (arguments already within `CommandLimits`) against the machines.
+    /// `ping` and `reload_config` are the gateway's, answered before the loop.
     func execute(_ c: AgentCommand, now: MonotonicInstant) -> ControlResponse {
         func outcome(_ o: ControlOutcome) -> ControlResponse {
             switch o {
             case .accepted: return .success()
-            case .refused(let r): return .failure(r.code.rawValue, r.message)
+            case .refused(let r): return r.response
             }
         }
-        func number(_ key: String) -> Double? { c.args[key]?.number }
         let t = c.target
         let group = map.groupNames.firstIndex(of: t)
         let device = map.ids[t]
+        let lamp = device.flatMap { map.groupOfLamp[$0] != nil ? $0 : nil }
+        let bollard = device.flatMap { id in map.bollardOfDevice[id].map { (id, $0) } }
+        let approach = map.approachNames.firstIndex(of: t)
         switch c.action {
-        case "set_level", "release":
-            if c.action == "set_level" {
-                guard let level = number("level"), level >= 0, level <= 100, level.rounded() == level else {
-                    return .failure("out_of_range", "level must be a whole number 0-100")
-                }
-                let seconds = number("duration_s") ?? 3600
-                guard seconds > 0, seconds <= 7 * 86400 else { return .failure("out_of_range", "duration_s must be 1 s to 7 days") }
-                let until = now + .milliseconds(Int64(seconds * 1000))
-                if let g = group { return outcome(groups[g].setOverride(level: Int(level), until: until, at: now)) }
-                if let id = device, map.groupOfLamp[id] != nil {
-                    guard online[id] == true else { return .failure("device_offline", "\(t) does not answer") }
-                    lampOverrides[id] = LampOverride(level: Int(level), until: until)
-                    return .success()
-                }
-            } else {
-                if let g = group { return outcome(groups[g].release(at: now)) }
-                if let id = device, map.groupOfLamp[id] != nil { lampOverrides[id] = nil; return .success() }
+        case .setLevel(let level, let duration):
+            let until = now + duration
+            if let g = group { return outcome(groups[g].setOverride(level: level, until: until, at: now)) }
+            guard let id = lamp else { return .failure(.unknownTarget, "\(t) is not a luminaire or lighting group") }
+            guard online[id] == true else { return .failure(.deviceOffline, "\(t) does not answer") }
+            lampOverrides[id] = LampOverride(level: level, until: until)
+            return .success()
+        case .release:
+            if let g = group { return outcome(groups[g].release(at: now)) }
+            guard let id = lamp else { return .failure(.unknownTarget, "\(t) is not a luminaire or lighting group") }
+            lampOverrides[id] = nil
+            return .success()
+        case .raise:
+            guard let (id, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            if manual[id] {
+                return .failure(.interlock, "bollard \(t) is under manual control (maintenance write); end maintenance mode first")
             }
-            return .failure("unknown_target", "\(t) is not a luminaire or lighting group")
-        case "raise", "lower", "emergency_lower", "clear_emergency", "hold_down":
-            guard let id = device, let b = map.bollardOfDevice[id] else { return .failure("unknown_target", "\(t) is not a bollard") }
-            if manual[id], c.action == "raise" {
-                return .failure("interlock", "bollard \(t) is under manual control (maintenance write); end maintenance mode first")
-            }
-            switch c.action {
-            case "raise": return outcome(bollards[b].raise(at: now))
-            case "lower": return outcome(bollards[b].lower(at: now))
-            case "emergency_lower": return outcome(bollards[b].emergencyLower(at: now))
-            case "clear_emergency": return outcome(bollards[b].clearEmergency(at: now))
-            default:
-                guard let s = number("duration_s"), s > 0, s <= 86400 else { return .failure("out_of_range", "duration_s must be 1 s to 24 h") }
-                return outcome(bollards[b].holdDown(.milliseconds(Int64(s * 1000)), at: now))
-            }
-        case "priority_request", "priority_cancel":
-            guard let a = map.approachNames.firstIndex(of: t) else { return .failure("unknown_target", "\(t) is not an approach") }
-            guard let vehicle = c.args["vehicle"]?.string, !vehicle.isEmpty, vehicle.count <= 64 else {
-                return .failure("malformed", "vehicle (a string) is required")
-            }
-            if c.action == "priority_cancel" { return outcome(approaches[a].cancel(vehicle: vehicle, at: now)) }
-            var eta: Int?
-            if let e = number("eta_s") {
-                guard e >= 0, e <= 600 else { return .failure("out_of_range", "eta_s must be 0-600") }
-                eta = Int(e)
-            }
-            let line = c.args["line"]?.string
-            return outcome(approaches[a].request(vehicle: vehicle, line: (line?.isEmpty ?? true) ? nil : line, etaSeconds: eta, at: now))
-        case "maintenance":
-            maintenance = c.args["on"]?.bool ?? false
+            return outcome(bollards[b].raise(at: now))
+        case .lower:
+            guard let (_, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            return outcome(bollards[b].lower(at: now))
+        case .emergencyLower:
+            guard let (_, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            return outcome(bollards[b].emergencyLower(at: now))
+        case .clearEmergency:
+            guard let (_, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            return outcome(bollards[b].clearEmergency(at: now))
+        case .holdDown(let duration):
+            guard let (_, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            return outcome(bollards[b].holdDown(duration, at: now))
+        case .priorityRequest(let vehicle, let line, let eta):
+            guard let a = approach else { return .failure(.unknownTarget, "\(t) is not an approach") }
+            return outcome(approaches[a].request(vehicle: vehicle, line: line, etaSeconds: eta, at: now))
+        case .priorityCancel(let vehicle):
+            guard let a = approach else { return .failure(.unknownTarget, "\(t) is not an approach") }
+            return outcome(approaches[a].cancel(vehicle: vehicle, at: now))
+        case .maintenance(let on):
+            maintenance = on
             if !maintenance {
                 // Automation resumes: everything it drives is written again at the next step.
                 for id in manual.indices where manual[id] {
@@ -622,19 +771,18 @@ final class ControlCore: @unchecked Sendable {
                 }
             }
             return .success(.object(["maintenance": .bool(maintenance)]))
-        case "io_write":
-            return maintenanceWrite(c, now: now)
-        case "debug_hang":
+        case .ioWrite(let point, let value):
+            return maintenanceWrite(target: t, point: point, value: value, now: now)
+        case .debugHang(let duration):
             // Test hook for the watchdog: blocks this loop on purpose. Only with EDGE_AGENT_TEST_HOOKS=1.
             guard ProcessInfo.processInfo.environment["EDGE_AGENT_TEST_HOOKS"] == "1" else {
-                return .failure("unknown_action", "unknown action debug_hang")
+                return .failure(.unknownAction, "unknown action debug_hang")
             }
-            let seconds = min(max(number("duration_s") ?? 30, 0), 600)
-            logger.warning("test hook: control loop blocked on purpose", metadata: ["seconds": "\(seconds)"])
-            Thread.sleep(forTimeInterval: seconds)
+            logger.warning("test hook: control loop blocked on purpose", metadata: ["seconds": "\(duration.seconds)"])
+            Thread.sleep(forTimeInterval: duration.seconds)
             return .success()
-        default:
-            return .failure("unknown_action", "unknown action \(c.action)")
+        case .ping, .reloadConfig:
+            return .failure(.unknownAction, "\(c.action.name) is answered by the gateway, not the control loop")
         }
     }
 
@@ -642,21 +790,17 @@ final class ControlCore: @unchecked Sendable {
     /// paused until maintenance mode ends, so the machines do not overwrite the value. On a
     /// bollard: `motor_up` is never written by hand, and a write that would leave both motor
     /// coils on is refused; taking a moving bollard over stops its motor first (off before on).
-    private func maintenanceWrite(_ c: AgentCommand, now: MonotonicInstant) -> ControlResponse {
-        let t = c.target
-        guard maintenance else { return .failure("interlock", "io write needs maintenance mode (edgectl maintenance on)") }
-        guard let id = map.ids[t] else { return .failure("unknown_target", "\(t) is not a device") }
-        guard online[id] == true else { return .failure("device_offline", "\(t) does not answer") }
-        guard let point = c.args["point"]?.string, let value = c.args["value"]?.number, value.isFinite else {
-            return .failure("malformed", "point and value (a number) are required")
-        }
+    private func maintenanceWrite(target t: String, point: String, value: Double, now: MonotonicInstant) -> ControlResponse {
+        guard maintenance else { return .failure(.interlock, "io write needs maintenance mode (edgectl maintenance on)") }
+        guard let id = map.ids[t] else { return .failure(.unknownTarget, "\(t) is not a device") }
+        guard online[id] == true else { return .failure(.deviceOffline, "\(t) does not answer") }
         guard map.profiles[id]?.points[point] != nil else {
-            return .failure("unknown_target", "\(t) has no point \(point)")
+            return .failure(.unknownTarget, "\(t) has no point \(point)")
         }
         var writes = [PointWrite(point, value)]
         if map.bollardOfDevice[id] != nil {
             if point == PointRole.motorUp.pointName && value != 0 {
-                return .failure("interlock", "motor_up is driven only by the bollard controller")
+                return .failure(.interlock, "motor_up is driven only by the bollard controller")
             }
             if point == PointRole.motorDown.pointName && value != 0 {
                 // Whatever the automation last wrote, motor_up goes off first in the same write.
@@ -729,6 +873,8 @@ final class ControlCore: @unchecked Sendable {
             }
             if let f = c.fault { o.fault = "\(f)" }
             if let p = c.lastPollAt { o.sensorAgeMs = ((now - p).seconds * 1000).rounded() }
+            if c.emergencyLatched { o.emergencyLatched = true }
+            if let h = c.holdUntil, h > now { o.holdS = ((h - now).seconds * 10).rounded() / 10 }
             bollardStates[map.names[id]] = o
         }
         var approachStates: [String: StatusSnapshot.Approach] = [:]

@@ -18,10 +18,10 @@ final class ControlSocketService: AgentService, @unchecked Sendable {
     /// What the socket is made from.
     struct Settings: Equatable {
         var path: String
-        var group: String?
+        var access: ControlAccess
         init(_ config: AgentConfig) {
             path = config.gateway.controlSocket
-            group = config.gateway.controlGroup
+            access = ControlAccess(gateway: config.gateway)
         }
     }
 
@@ -32,7 +32,7 @@ final class ControlSocketService: AgentService, @unchecked Sendable {
     }
 
     private func make(_ s: Settings) -> ControlServer {
-        ControlServer(path: s.path, group: s.group, logger: logger, handler: handler)
+        ControlServer(path: s.path, access: s.access, logger: logger, handler: handler)
     }
 
     func start() throws {

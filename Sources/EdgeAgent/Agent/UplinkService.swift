@@ -15,7 +15,7 @@ import Protocols
 ///
 /// When the outbox cannot write (disk full, corrupt file) the agent keeps controlling; the
 /// failure is counted, logged and reported as an alarm once the disk accepts writes again.
-/// Commands toward the safe state (`CommandCatalog.towardSafeState`) run even then: their
+/// Commands toward the safe state (`CommandAction.isTowardSafeState`) run even then: their
 /// replay record is kept in memory, the `state_disk_failed` alarm shows in the status view,
 /// and their replies are held in memory and stored once the disk is back.
 ///
@@ -531,8 +531,8 @@ final class UplinkService: AgentService, @unchecked Sendable {
 
     func audit(command: AgentCommand, response: ControlResponse) {
         do {
-            try auditLog?.record(origin: command.origin, id: command.id, target: command.target, action: command.action, args: command.args,
-                                 result: response.ok ? .ok : .error(code: response.code ?? "error", message: response.message ?? ""))
+            try auditLog?.record(origin: command.origin, id: command.id, target: command.target, action: command.action.name, args: command.args,
+                                 result: response.ok ? .ok : .error(code: response.code?.rawValue ?? "error", message: response.message ?? ""))
         } catch {
             logger.error("audit log write failed: \(error)")
         }
@@ -583,42 +583,44 @@ final class UplinkService: AgentService, @unchecked Sendable {
         let now = Date()
         switch verifier.verify(envelope: message.payload, now: now) {
         case .failure(let rejection):
-            logger.warning("command refused", metadata: ["code": "\(rejection.code)", "reason": "\(rejection.message)"])
+            logger.warning("command refused", metadata: ["code": "\(rejection.code.rawValue)", "reason": "\(rejection.message)"])
             reply(id: rejection.id, ok: false, code: rejection.code, message: rejection.message)
         case .success(let command):
             if replay.hasSeen(command.id) {
-                return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
+                return reply(id: command.id, ok: false, code: .replay, message: replay.replayMessage(for: command.id))
             }
             if closed {
-                return reply(id: command.id, ok: false, code: "unavailable", message: "the agent is stopping; the command was not run")
+                return reply(id: command.id, ok: false, code: .unavailable, message: "the agent is stopping; the command was not run")
             }
-            if let rejection = CommandCatalog.validate(command, targetKind: Self.targetKind(command.target, in: config)) {
-                return reply(id: command.id, ok: false, code: rejection.code, message: rejection.message)
+            let action: CommandAction
+            switch CommandAction.parse(command, targetKind: CommandAction.TargetKind(of: command.target, in: config)) {
+            case .success(let a): action = a
+            case .failure(let rejection): return reply(id: command.id, ok: false, code: rejection.code, message: rejection.message)
             }
             // Remember the id before acting (check and record in one step): a crash after this
             // point can lose the command but never run it twice.
             do {
                 guard try replay.recordIfNew(command.id, expires: command.expires) else {
-                    return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
+                    return reply(id: command.id, ok: false, code: .replay, message: replay.replayMessage(for: command.id))
                 }
             } catch {
                 // The state disk fails. Safety does not need it: a command toward the safe state
                 // runs with its id kept in memory; every other one is refused.
-                guard CommandCatalog.towardSafeState.contains(command.action) else {
-                    return reply(id: command.id, ok: false, code: "unavailable",
-                                 message: "the state disk cannot record the command id (\(error)); only \(CommandCatalog.towardSafeState.sorted().joined(separator: ", ")) run until it can")
+                guard action.isTowardSafeState else {
+                    return reply(id: command.id, ok: false, code: .unavailable,
+                                 message: "the state disk cannot record the command id (\(error)); only \(CommandAction.towardSafeStateNames.joined(separator: ", ")) run until it can")
                 }
                 guard replay.recordInMemory(command.id, expires: command.expires) else {
-                    return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
+                    return reply(id: command.id, ok: false, code: .replay, message: replay.replayMessage(for: command.id))
                 }
                 stateDiskFailed("\(error)", command: command.id)
             }
-            let agentCommand = AgentCommand(origin: .centre(keyID: command.keyID), id: command.id, target: command.target, action: command.action, args: command.args)
+            let agentCommand = AgentCommand(origin: .centre(keyID: command.keyID), id: command.id, target: command.target, action: action, args: command.args)
             execute(agentCommand) { [weak self] response in
                 guard let self else { return }
                 // The id stays spent either way; a later replay is told what became of it.
                 do {
-                    try replay.recordOutcome(command.id, outcome: response.ok ? "executed" : "refused: \(response.code ?? "error")", at: Date())
+                    try replay.recordOutcome(command.id, outcome: response.ok ? "executed" : "refused: \(response.code?.rawValue ?? "error")", at: Date())
                 } catch {
                     self.logger.error("cannot record a command's outcome in the replay store", metadata: ["id": "\(command.id)", "error": "\(error)"])
                 }
@@ -626,26 +628,17 @@ final class UplinkService: AgentService, @unchecked Sendable {
                 self.reply(id: command.id, ok: response.ok, code: response.code, message: response.message)
                 if response.ok {
                     self.publishEvent(device: command.target.isEmpty ? "gateway" : command.target, type: "command.executed",
-                                      data: ["id": .string(command.id), "action": .string(command.action)])
+                                      data: ["id": .string(command.id), "action": .string(action.name)])
                 }
             }
         }
     }
 
-    private static func targetKind(_ target: String, in config: AgentConfig) -> CommandCatalog.TargetKind? {
-        if target == config.gateway.id || target == "gateway" || target.isEmpty { return .gateway }
-        if config.lighting[target] != nil { return .lightingGroup }
-        if config.bollards[target] != nil { return .bollard }
-        if config.priority[target] != nil { return .approach }
-        if config.lighting.values.contains(where: { $0.lamps.contains(target) }) { return .lamp }
-        return nil
-    }
-
     /// Answers on `ROOT/reply`. A reply the outbox refuses is held in memory (bounded) and
     /// stored once it writes again: the centre learns every outcome.
-    private func reply(id: String?, ok: Bool, code: String?, message: String?) {
+    private func reply(id: String?, ok: Bool, code: CommandError.Code?, message: String?) {
         var body: [String: ControlValue] = ["id": id.map { .string($0) } ?? .null, "ok": .bool(ok)]
-        if !ok { body["error"] = .object(["code": .string(code ?? "error"), "message": .string(message ?? "")]) }
+        if !ok { body["error"] = .object(["code": .string(code?.rawValue ?? "error"), "message": .string(message ?? "")]) }
         body["ts"] = .string(Timestamp.rfc3339())
         if !enqueue(topic: root + "/reply", retain: false, priority: .event, body: body) {
             hold(topic: root + "/reply", retain: false, priority: .event, lane: .event, body: body)
@@ -903,7 +896,7 @@ extension UplinkService {
                 received(MQTTMessage(topic: root + "/cmd", payload: envelope, qos: 1, retain: false))
             case .refused(let why):
                 logger.warning("Sparkplug command refused", metadata: ["reason": "\(why)"])
-                reply(id: nil, ok: false, code: "malformed", message: why)
+                reply(id: nil, ok: false, code: .malformed, message: why)
             case .hostState(let online):
                 logger.notice("Sparkplug primary host \(online ? "online" : "offline")", metadata: ["host": "\(sparkplug.primaryHost ?? "")"])
                 cond.lock()

@@ -5,7 +5,7 @@ public import Foundation
 /// The wire form is the JSON object `{"id","gw","target","action","args":{...},"issued","expires"}`
 /// (times RFC 3339); `keyID` is the envelope's `kid` that signed it. A value produced by
 /// `CommandVerifier` is addressed to this gateway and within its validity window at `now`;
-/// replay, target, action and arguments are checked by the caller (`ReplayStore`, `CommandCatalog`).
+/// replay, target, action and arguments are checked by the caller (`ReplayStore`, `CommandAction.parse`).
 public struct CentreCommand: Sendable, Equatable {
     public var id: String
     public var gateway: String
@@ -37,33 +37,6 @@ public struct CentreCommand: Sendable, Equatable {
         // Encoding strings and ControlValues cannot fail.
         return (try? [UInt8](encoder.encode(wire))) ?? []
     }
-}
-
-/// Why a centre command was refused: a contract error code (`bad_signature`, `wrong_gateway`,
-/// `expired`, `replay`, `malformed`, `unknown_target`, `unknown_action`, `out_of_range`), a
-/// message for the technician, and the command id when one could be read (for `bad_signature`
-/// it comes from unverified bytes and is only for correlating the reply).
-public struct CommandRejection: Error, Sendable, Equatable, CustomStringConvertible {
-    public var code: String
-    public var message: String
-    public var id: String?
-
-    public init(code: String, message: String, id: String? = nil) {
-        self.code = code
-        self.message = message
-        self.id = id
-    }
-
-    public static let badSignature = "bad_signature"
-    public static let wrongGateway = "wrong_gateway"
-    public static let expired = "expired"
-    public static let replay = "replay"
-    public static let malformed = "malformed"
-    public static let unknownTarget = "unknown_target"
-    public static let unknownAction = "unknown_action"
-    public static let outOfRange = "out_of_range"
-
-    public var description: String { "\(code): \(message)" + (id.map { " (command \($0))" } ?? "") }
 }
 
 /// The JSON shape of the command bytes.
@@ -114,65 +87,65 @@ public struct CommandVerifier: Sendable {
         self.maxLifetime = maxLifetime
     }
 
-    public func verify(envelope: [UInt8], now: Date) -> Result<CentreCommand, CommandRejection> {
+    public func verify(envelope: [UInt8], now: Date) -> Result<CentreCommand, CommandError> {
         guard envelope.count <= Self.maxEnvelopeBytes else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope is \(envelope.count) bytes, more than \(Self.maxEnvelopeBytes)"))
+            return .failure(CommandError(code: .malformed, message: "envelope is \(envelope.count) bytes, more than \(Self.maxEnvelopeBytes)"))
         }
         let wire: WireEnvelope
         do {
             wire = try JSONDecoder().decode(WireEnvelope.self, from: Data(envelope))
         } catch {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope is not a JSON object with string fields kid, cmd, sig: \(Self.describe(error))"))
+            return .failure(CommandError(code: .malformed, message: "envelope is not a JSON object with string fields kid, cmd, sig: \(Self.describe(error))"))
         }
         guard let commandData = Data(base64Encoded: wire.cmd), !commandData.isEmpty else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope field cmd is not valid base64"))
+            return .failure(CommandError(code: .malformed, message: "envelope field cmd is not valid base64"))
         }
         guard let signature = Data(base64Encoded: wire.sig) else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope field sig is not valid base64"))
+            return .failure(CommandError(code: .malformed, message: "envelope field sig is not valid base64"))
         }
         let unverifiedID = Self.peekID(commandData)
         guard let configuredKey = centreKeys[wire.kid] else {
-            return .failure(CommandRejection(code: CommandRejection.badSignature, message: "unknown key id '\(Self.printable(wire.kid))'", id: unverifiedID))
+            return .failure(CommandError(code: .badSignature, message: "unknown key id '\(Self.printable(wire.kid))'", id: unverifiedID))
         }
         do {
             try configuredKey.get().verify([UInt8](signature), for: [UInt8](commandData))
         } catch {
             let reason = error.message == "signature does not verify" ? "" : ": \(error.message)"
-            return .failure(CommandRejection(code: CommandRejection.badSignature, message: "signature does not verify with key '\(wire.kid)'\(reason)", id: unverifiedID))
+            return .failure(CommandError(code: .badSignature, message: "signature does not verify with key '\(wire.kid)'\(reason)", id: unverifiedID))
         }
 
         let command: WireCommand
         do {
             command = try JSONDecoder().decode(WireCommand.self, from: commandData)
         } catch {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "command is not valid: \(Self.describe(error))", id: unverifiedID))
+            return .failure(CommandError(code: .malformed, message: "command is not valid: \(Self.describe(error))", id: unverifiedID))
         }
         guard !command.id.isEmpty, command.id.count <= 128, !command.id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "command id must be 1-128 printable characters"))
+            return .failure(CommandError(code: .malformed, message: "command id must be 1-128 printable characters"))
         }
         guard let issued = RFC3339.parse(command.issued) else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "issued '\(Self.printable(command.issued))' is not an RFC 3339 time", id: command.id))
+            return .failure(CommandError(code: .malformed, message: "issued '\(Self.printable(command.issued))' is not an RFC 3339 time", id: command.id))
         }
         guard let expires = RFC3339.parse(command.expires) else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "expires '\(Self.printable(command.expires))' is not an RFC 3339 time", id: command.id))
+            return .failure(CommandError(code: .malformed, message: "expires '\(Self.printable(command.expires))' is not an RFC 3339 time", id: command.id))
         }
         guard command.gw == gatewayID else {
-            return .failure(CommandRejection(code: CommandRejection.wrongGateway, message: "command is for gateway '\(Self.printable(command.gw))', this is '\(gatewayID)'", id: command.id))
+            return .failure(CommandError(code: .wrongGateway, message: "command is for gateway '\(Self.printable(command.gw))', this is '\(gatewayID)'", id: command.id))
         }
         guard expires > now else {
-            return .failure(CommandRejection(code: CommandRejection.expired, message: "command expired at \(RFC3339.format(expires)) (now \(RFC3339.format(now)))", id: command.id))
+            return .failure(CommandError(code: .expired, message: "command expired at \(RFC3339.format(expires)) (now \(RFC3339.format(now)))", id: command.id))
         }
         let lifetime = Double(maxLifetime.components.seconds) + Double(maxLifetime.components.attoseconds) / 1e18
         guard expires.timeIntervalSince(issued) <= lifetime else {
-            return .failure(CommandRejection(
-                code: CommandRejection.malformed,
+            return .failure(CommandError(
+                code: .malformed,
                 message: "command lifetime \(RFC3339.format(issued)) to \(RFC3339.format(expires)) is longer than the maximum \(maxLifetime)",
                 id: command.id))
         }
         let skew = Double(maxSkew.components.seconds) + Double(maxSkew.components.attoseconds) / 1e18
         guard issued <= now.addingTimeInterval(skew) else {
-            return .failure(CommandRejection(
-                code: CommandRejection.expired,
+            return .failure(CommandError(
+                code: .expired,
                 message: "command issued in the future at \(RFC3339.format(issued)) (now \(RFC3339.format(now)), allowed skew \(maxSkew))",
                 id: command.id))
         }

@@ -153,7 +153,7 @@ struct ConfigParser {
 
     func parseGateway(_ node: YAMLValue) -> AgentConfig.Gateway? {
         guard let g = check({ () throws(ConfigError) in
-            try node.map(allowed: ["id", "location", "timezone", "state_dir", "control_socket", "control_group"],
+            try node.map(allowed: ["id", "location", "timezone", "state_dir", "control_socket", "control_group", "monitor_group"],
                          required: ["id", "location", "timezone"], reporting: diagnostics)
         }) else { return nil }
         let id = check { () throws(ConfigError) in try g.required("id").id("gateway id") } ?? ""
@@ -180,16 +180,25 @@ struct ConfigParser {
             }
             return socket
         } ?? nil
-        let group = check { () throws(ConfigError) -> String? in
-            guard let gr = g["control_group"] else { return nil }
-            let name = try gr.string()
-            guard name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_-".unicodeScalars.contains($0) }),
-                  name.count <= 32 else { throw gr.error("bad group name \"\(name)\"") }
-            return name
-        } ?? nil
+        // Groups are resolved here, once (getgrnam_r): the control socket never looks a name up.
+        func group(_ key: String) -> (String, UInt32)? {
+            check { () throws(ConfigError) -> (String, UInt32)? in
+                guard let gr = g[key] else { return nil }
+                let name = try gr.string()
+                guard name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_-".unicodeScalars.contains($0) }),
+                      name.count <= 32 else { throw gr.error("bad group name \"\(name)\"") }
+                guard let gid = SystemGroups.gid(named: name) else {
+                    throw gr.error("no group \"\(name)\" on this system (create it: sudo groupadd \(name))")
+                }
+                return (name, gid)
+            } ?? nil
+        }
+        let control = group("control_group")
+        let monitor = group("monitor_group")
         return AgentConfig.Gateway(id: id, latitude: lat, longitude: lon, timezone: tz,
                                    stateDirectory: stateDir ?? ConfigLoader.defaultStateDirectory,
-                                   controlSocket: socket ?? ConfigLoader.defaultControlSocket, controlGroup: group)
+                                   controlSocket: socket ?? ConfigLoader.defaultControlSocket, controlGroup: control?.0,
+                                   monitorGroup: monitor?.0, controlGroupID: control?.1, monitorGroupID: monitor?.1)
     }
 
     // MARK: uplink
