@@ -175,6 +175,11 @@ import TestSupport
         #expect(answered.withLock { $0 } == ["lower k1 true false"], "only the unchanged one is answered within the step")
         store.flush()
         #expect(answered.withLock { $0 } == ["lower k1 true false", "emergency_lower b2 true true", "hold_down b3 true true"])
+        // Latched and cleared within one step: nothing left to write, both answered.
+        post("emergency_lower", "k1")
+        post("clear_emergency", "k1")
+        rig.step()
+        #expect(answered.withLock { $0.suffix(2).sorted() } == ["clear_emergency k1 true false", "emergency_lower k1 true false"])
         // A travel timeout (no command) is written too.
         #expect(rig.command("raise", "b1").ok)
         rig.run(.seconds(6)) { Self.pollAll(rig, ["b1": Self.midway]) }

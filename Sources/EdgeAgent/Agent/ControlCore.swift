@@ -583,7 +583,16 @@ final class ControlCore: @unchecked Sendable {
             changed = true
             break
         }
-        guard changed else { return }
+        guard changed else {
+            // Changed and changed back within the step (a latch and its clear): what was last
+            // handed over stands, nothing waits for a write.
+            if !awaitingSave.isEmpty {
+                let replies = awaitingSave
+                awaitingSave.removeAll()
+                for r in replies { r() }
+            }
+            return
+        }
         var s = SafetyState(takenAt: now)
         for (b, id) in map.bollardDevice.enumerated() {
             savedKeys[b] = bollards[b].durableKey

@@ -239,14 +239,17 @@ final class SafetyStateStore: Sendable {
     }
 
     /// Writes what is pending, then ends the writer thread (a later `save` starts a new one).
-    func stop() {
+    /// Waits at most `timeout` (a disk that hangs in fsync must not hold the shutdown).
+    func stop(timeout: Duration = .seconds(2)) {
         let running = pending.withLock { p -> Bool in
             p.stopping = true
             return p.started && !p.stopped
         }
         guard running else { return }
         wake.signal()
-        exited.wait()
+        if exited.wait(timeout: .now() + .nanoseconds(Int(timeout.nanosecondsClamped))) == .timedOut {
+            logger.critical("safety state write still in progress at stop; the last change may not be on disk", metadata: ["path": "\(path)"])
+        }
     }
 
     private func startWriter() {
