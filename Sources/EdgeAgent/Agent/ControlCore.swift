@@ -104,7 +104,7 @@ final class ControlCore: @unchecked Sendable {
     /// Replies of commands whose change waits for the next save.
     private var awaitingSave: [@Sendable () -> Void] = []
     /// The last durable state handed over, for `exportSafetyState` when a step is stuck.
-    private let lastSaved = Mutex<SafetyState?>(nil)
+    private let lastSaved = Locked<SafetyState?>(nil)
     private var lastStepAt: MonotonicInstant?
     /// Why the kept state could not be read (the `safety_state_lost` alarm is active).
     private var stateLost: String?
@@ -509,7 +509,7 @@ final class ControlCore: @unchecked Sendable {
     /// cannot be read safely), the last state handed to the store (the people-protecting part)
     /// is returned instead.
     func exportSafetyState() -> SafetyState {
-        guard stepLock.lock(before: Date().addingTimeInterval(1)) else {
+        guard stepLock.lock(before: MonotonicInstant.now() + .seconds(1)) else {
             logger.critical("control step stuck; the reload carries over only the last saved safety state")
             return lastSaved.withLock { $0 } ?? SafetyState()
         }
