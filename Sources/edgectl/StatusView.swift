@@ -53,6 +53,8 @@ enum StatusView {
                 let motor = (o["motor_up"]?.bool ?? false) ? "UP" : (o["motor_down"]?.bool ?? false) ? "DOWN" : "off"
                 var text = "  \(pad(name, 14))\(pad(o["position"]?.string ?? "?", 16))\(pad((o["loop"]?.bool ?? false) ? "occ" : "clear", 6))\(pad((o["photocell"]?.bool ?? false) ? "broken" : "clear", 11))\(pad(o["traffic"]?.string ?? "?", 9))\(motor)"
                 if let f = o["fault"]?.string { text += "   fault: \(f)" }
+                if o["emergency_latched"]?.bool == true { text += "   emergency latched (clear to end)" }
+                if let h = o["hold_s"]?.number { text += "   held down \(Int(h.rounded(.up))) s" }
                 line(text)
             }
             line()
