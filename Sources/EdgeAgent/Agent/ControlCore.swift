@@ -126,7 +126,14 @@ final class ControlCore: @unchecked Sendable {
         self.logger = logger
         self.wallClock = wallClock
         self.onEvents = onEvents
-        let tz = TimeZone(identifier: config.gateway.timezone) ?? TimeZone(identifier: "UTC")!
+        let tz: ZoneRules
+        do {
+            tz = try ZoneRules.load(config.gateway.timezone)
+        } catch {
+            // The config check loaded it; the file went away since. UTC rather than no lighting.
+            logger.error("schedules run on UTC", metadata: ["error": "\(error)"])
+            tz = .utc
+        }
         let n = map.count
         monitors = Array(repeating: nil, count: n)
         for name in map.groupNames {
