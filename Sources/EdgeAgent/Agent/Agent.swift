@@ -71,16 +71,17 @@ public final class Agent: @unchecked Sendable {
     private func startLoopAndField() throws {
         let core = self.core
         let inbox = self.inbox
-        let loop = LoopThread(name: "edge-loop", period: config.control.period, realtimePriority: config.control.realtimePriority, logger: logger) { now, _ in
-            core.step(now: MonotonicInstant(nanoseconds: now.nanoseconds))
+        let loop = LoopThread(name: "edge-loop", maxSleep: ControlCore.maxSleep, grid: config.control.period, realtimePriority: config.control.realtimePriority, logger: logger) { now, _ in
+            core.step(now: now)
+            return core.nextDeadline
         }
         self.loop = loop
-        let waking = core.waking
+        inbox.setWaker { [loop] in loop.wake() }
+        let wakeFilter = core.wakeFilter
         try field.start(onReading: { [loop] r in
             inbox.post(.reading(r))
-            // A luminaire's or a meter's poll waits for the next tick (at most one period): waking
-            // the loop for each of them cost a whole step per reading.
-            if r.device >= 0, r.device < waking.count, waking[r.device] { loop.wake() }
+            // Only a poll that changes something the loop must act on at once (ReadingWakeFilter).
+            if wakeFilter.wakes(r) { loop.wake() }
         }, onEdge: { [loop] e in
             inbox.post(.edge(e))
             loop.wake()
@@ -157,8 +158,10 @@ public final class Agent: @unchecked Sendable {
             o["version"] = .string(version)
             if let stats = loop?.stats {
                 o["loop"] = .object([
-                    "period_ms": .number(config.control.period.seconds * 1000),
+                    "period_ms": .number((config.control.period?.seconds ?? 0) * 1000),
+                    "max_sleep_ms": .number((loop?.maxSleep.seconds ?? 0) * 1000),
                     "ticks": .number(Double(stats.ticks)),
+                    "wakeups_per_s": .number((stats.runsPerSecond * 100).rounded() / 100),
                     "worst_late_us": .number((stats.worstLateness.seconds * 1e6).rounded()),
                     "p99_late_us": .number((stats.p99Lateness.seconds * 1e6).rounded()),
                     "realtime": .bool(stats.isRealtime),
