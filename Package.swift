@@ -1,5 +1,6 @@
 // swift-tools-version:6.0
-// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims.
+// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims;
+// EdgeAgent and Simulator read their config files with ConfigToolkit (over libyaml).
 import PackageDescription
 #if os(Linux)
 import Foundation
@@ -11,27 +12,16 @@ let strict: [SwiftSetting] = [
 ]
 
 // Swift 6.0/6.1 (Debian 13's swiftlang is 6.0.3) cannot read swift-log 1.16.2's manifest (tools 6.2,
-// package traits) nor swift-crypto's dependency swift-asn1 1.7.4 (tools 6.1). They build swift-log's
-// 1.16.2 sources from Vendor/swift-log (made by scripts/vendor-swift-log.sh, patched for 6.0, see its
-// PATCHES.md) and Ed25519 over
-// OpenSSL's libcrypto (CEd25519) instead of swift-crypto. Swift >= 6.2 builds as before.
+// package traits). They build swift-log's 1.16.2 sources from Vendor/swift-log (made by
+// scripts/vendor-swift-log.sh, patched for 6.0, see its PATCHES.md). Swift >= 6.2 takes the package.
 #if compiler(>=6.2)
 let toolchainDependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-    .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
 ]
-let ed25519: [Target.Dependency] = [.product(name: "Crypto", package: "swift-crypto")]
-let ed25519Targets: [Target] = []
-let ed25519Settings: [SwiftSetting] = []
 #else
 let toolchainDependencies: [Package.Dependency] = [
     .package(path: "Vendor/swift-log"),
 ]
-let ed25519: [Target.Dependency] = ["CEd25519"]
-let ed25519Targets: [Target] = [
-    .target(name: "CEd25519", linkerSettings: [.linkedLibrary("crypto")]),
-]
-let ed25519Settings: [SwiftSetting] = [.define("EDGE_OPENSSL_ED25519")]
 #endif
 
 /// The libgpiod API the GPIO backend is built for: 2 for libgpiod 2.x (Debian 13), 1 for 1.6.x
@@ -78,7 +68,6 @@ let gpiodSwift: [SwiftSetting] = gpiodV2 ? [.define("GPIOD_V2")] : []
 let gpiodC: [CSetting] = gpiodV2 ? [.define("GPIOD_V2")] : []
 
 let driversSettings: [SwiftSetting] = strict + gpiodSwift
-let edgeAgentSettings: [SwiftSetting] = strict + ed25519Settings
 
 let package = Package(
     name: "edge-agent",
@@ -93,7 +82,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // System libraries (Debian packages; pkg-config names).
@@ -103,6 +91,13 @@ let package = Package(
         .target(name: "CSystemShims"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        // OpenSSL 3's libcrypto: Ed25519 for the centre's command signatures (also in the process for TLS).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+
+        // Config files (agent and simulator): YAML over libyaml with marks, durations, host:port,
+        // did-you-mean, file:line:key errors. No Foundation.
+        .target(name: "ConfigToolkit", dependencies: ["CYAML"], swiftSettings: strict),
 
         // Swift over the wire: Modbus (libmodbus), MQTT (libmosquitto), sd_notify.
         .target(
@@ -120,21 +115,20 @@ let package = Package(
         .target(
             name: "EdgeAgent",
             dependencies: [
-                "Drivers", "Protocols", "CSystemShims", "CSQLite",
+                "Drivers", "Protocols", "CSystemShims", "CSQLite", "COpenSSL", "ConfigToolkit",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
-            swiftSettings: edgeAgentSettings
+            swiftSettings: strict
         ),
         // Field-device simulator library (reference devices with physics), used by edge-sim and tests.
         .target(
             name: "Simulator",
-            dependencies: ["Protocols", .product(name: "Logging", package: "swift-log"), .product(name: "Yams", package: "Yams")],
+            dependencies: ["Protocols", "ConfigToolkit", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "edge-agent",
-            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -154,6 +148,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TestSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
         // Test-only: drives the real Outbox in a small process for the power-cut test (never shipped).
         .executableTarget(name: "outbox-driver", dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")], path: "Tests/OutboxDriver", swiftSettings: strict),
+        .testTarget(name: "ConfigToolkitTests", dependencies: ["ConfigToolkit"], swiftSettings: strict),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
         // One stub set per libgpiod API (stubs.c: v1, stubs_v2.c: v2), picked like the backend.
@@ -166,7 +161,3 @@ let package = Package(
 )
 
 package.dependencies += toolchainDependencies
-package.targets += ed25519Targets
-if let edgeAgent = package.targets.first(where: { $0.name == "EdgeAgent" }) {
-    edgeAgent.dependencies += ed25519
-}

@@ -1449,8 +1449,10 @@ def measure_idle(agent: "Agent", seconds: float) -> tuple[float, dict[str, int],
     return cpu, mem, threads, loop
 
 
-def ready_time(rig: Rig, prod: Products, cfg: Path, runs: int) -> list[float]:
+def ready_time(rig: Rig, prod: Products, cfg: Path, runs: int) -> tuple[list[float], list[float]]:
+    """Start to READY=1 and SIGTERM to exit (ms, each sorted), `runs` starts."""
     out = []
+    stops = []
     for i in range(runs):
         path = str(rig.dir / f"notify-{i}.sock")
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -1464,12 +1466,15 @@ def ready_time(rig: Rig, prod: Products, cfg: Path, runs: int) -> list[float]:
                 if "READY=1" in data.split("\n"):
                     out.append((mono_ns() - t0) / 1e6)
                     break
+            time.sleep(1)   # settled: every service up, the field polled
+            t1 = mono_ns()
             a.proc.stop()
+            stops.append((mono_ns() - t1) / 1e6)
         except socket.timeout:
             log("footprint: no READY=1 within 30 s")
         finally:
             s.close()
-    return sorted(out)
+    return sorted(out), sorted(stops)
 
 
 def smaps_top(pid: int, n: int = 8) -> list[tuple[str, int]]:
@@ -1507,9 +1512,11 @@ def bench_footprint(args, prods: list[Products], res: Results, base: Path) -> No
             libs = sum(os.path.getsize(p) for p in swift_libs)
             res.add("5 footprint", f"[{prod.label}] binary size, MB (stripped; + Swift runtime .so it loads)",
                     f"{size / 1e6:.1f} ({stripped.stat().st_size / 1e6:.1f}; + {libs / 1e6:.1f})")
-            readies = ready_time(rig, prod, cfg, args.ready_runs)
+            readies, stops = ready_time(rig, prod, cfg, args.ready_runs)
             res.add("5 footprint", f"[{prod.label}] start to READY=1, ms median/max ({len(readies)} starts, reference cabinet)",
                     f"{fmt(statistics.median(readies) if readies else None, 0)} / {fmt(readies[-1] if readies else None, 0)}")
+            res.add("5 footprint", f"[{prod.label}] SIGTERM to exit, ms median/max ({len(stops)} stops: safe outputs flushed, offline said)",
+                    f"{fmt(statistics.median(stops) if stops else None, 0)} / {fmt(stops[-1] if stops else None, 0)}")
             agent = Agent(rig, prod, cfg)
             time.sleep(args.settle)
             cpu_idle, mem_idle, th_wake, loop_wakes = measure_idle(agent, args.window)

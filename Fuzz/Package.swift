@@ -26,7 +26,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     dependencies: [
         .package(path: ".."),
-        // Already in the root package's graph; used here to check signatures independently of the verifier.
+        // Not in the product (Ed25519 there is libcrypto): an independent check of the signatures the verifier accepts.
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],

@@ -7,7 +7,7 @@
 #   scripts/build-arm64.sh --only arm64|amd64|bookworm   one of them
 #
 # Debian 13 builds use Debian 13's Swift (swiftlang 6.0.3) and libraries (libgpiod 2.2: the
-# GPIO backend's v2 wrapper; libmodbus 3.1.11; libmosquitto 2.0.21). swiftlang has no static
+# GPIO backend's v2 wrapper; libmodbus 3.1.11; libmosquitto 2.0.21; libyaml 0.2.5). swiftlang has no static
 # Swift runtime, so these packages depend on libswiftlang (package-deb.sh --shared-swift-runtime).
 #
 # arm64 is cross-compiled: Debian 13's amd64 swiftc (in the trixie-amd64 chroot) with a Swift SDK

@@ -2,7 +2,7 @@
 # Fuzzes edge-agent's parsers with libFuzzer + AddressSanitizer (docs/reliability/fuzzing.md).
 # Not part of the test suite. Targets (Fuzz/Sources/<target>):
 #   FuzzConfig           agent.yaml (ConfigLoader with its board and profiles) and ConfigSyntax
-#   FuzzCommand          signed centre commands (CommandVerifier, CommandCatalog)
+#   FuzzCommand          signed centre commands (CommandVerifier, CommandAction.parse)
 #   FuzzControlProtocol  control-socket byte streams (readLine, ControlProtocol, the control core)
 #   FuzzProfile          device profiles and boards (ProfileLoader, BoardLoader, PointCodec)
 #   FuzzFieldData        random register blocks through PointCodec.decode and the control step

@@ -172,8 +172,8 @@ Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: edge-agent
 Comment: The executables link the Swift runtime and Foundation
  (Apache-2.0 with Runtime Library Exception, https://swift.org/LICENSE.txt),
- statically or from the distribution's package, and swift-log,
- swift-argument-parser, swift-crypto (Apache-2.0) and Yams (MIT).
+ statically or from the distribution's package, and swift-log and
+ swift-argument-parser (Apache-2.0).
 
 Files: *
 Copyright: the edge-agent authors

@@ -7,7 +7,7 @@ export PATH="$PATH:/opt/swift/usr/bin"
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES=(libmodbus-dev libgpiod-dev libmosquitto-dev libsqlite3-dev mosquitto mosquitto-clients
+APT_PACKAGES=(libmodbus-dev libgpiod-dev libmosquitto-dev libsqlite3-dev libyaml-dev libssl-dev mosquitto mosquitto-clients
               socat mbpoll sqlite3 openssl tmux pkg-config python3 python3-pip
               dpkg-dev systemd util-linux binutils faketime
               rabbitmq-server)
@@ -30,6 +30,17 @@ if ! $PY -c 'import pymodbus, astral, jsonschema, yaml, google.protobuf, pyspark
     echo "setup: installing Python peers (${PY_PEERS[*]})" >&2
     $PY -m pip install -q "${PY_PEERS[@]}" >&2 \
         || $PY -m pip install -q --break-system-packages "${PY_PEERS[@]}" >&2
+fi
+
+# Python's `cryptography`: the Ed25519 cross-check (Tests/EdgeAgentTests/Ed25519Tests.swift).
+if ! $PY -c 'import cryptography.hazmat.primitives.asymmetric.ed25519' 2>/dev/null; then
+    echo "setup: installing python3-cryptography" >&2
+    if [ "$(command -v $PY)" = /usr/bin/python3 ]; then
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-cryptography >&2
+    else
+        $PY -m pip install -q 'cryptography>=38' >&2 || $PY -m pip install -q --break-system-packages 'cryptography>=38' >&2
+    fi
 fi
 
 if ! command -v swift >/dev/null; then

@@ -1,6 +1,5 @@
+public import ConfigToolkit
 public import Protocols
-import Foundation
-import Yams
 
 /// The simulator's configuration (a YAML file): where it serves Modbus, its control socket, the
 /// physics tick, the reference devices per unit id, and the simulated GPIO lines.
@@ -15,22 +14,9 @@ public struct SimConfig: Sendable, Equatable {
         public init(host: String, port: Int) { self.host = host; self.port = port }
         public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-        /// Parses `HOST:PORT` or `[V6]:PORT`; nil when malformed.
+        /// Parses `HOST:PORT` or `[V6]:PORT` (port 0 to 65535); nil when malformed.
         public static func parse(_ text: String) -> Endpoint? {
-            var host: Substring, portText: Substring
-            if text.hasPrefix("[") {
-                guard let close = text.firstIndex(of: "]") else { return nil }
-                host = text[text.index(after: text.startIndex)..<close]
-                let rest = text[text.index(after: close)...]
-                guard rest.hasPrefix(":") else { return nil }
-                portText = rest.dropFirst()
-            } else {
-                guard let colon = text.lastIndex(of: ":") else { return nil }
-                host = text[..<colon]
-                portText = text[text.index(after: colon)...]
-            }
-            guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
-            return Endpoint(host: String(host), port: port)
+            HostPort.parse(text, ports: 0...65535).map { Endpoint(host: $0.host, port: $0.port) }
         }
     }
 
@@ -105,17 +91,17 @@ public struct SimConfig: Sendable, Equatable {
 
     /// Reads and parses a config file.
     public static func load(file: String) throws(SimConfigError) -> SimConfig {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-            throw SimConfigError(file: file, line: nil, key: nil, message: "cannot read the file")
+        guard case .success(let bytes) = ConfigFile.read(file), let text = ConfigFile.utf8(bytes) else {
+            throw SimConfigError(file: file, line: nil, key: "", message: "cannot read the file")
         }
         return try parse(yaml: text, file: file)
     }
 
     /// Parses YAML text; errors name `file`, the line and the key at fault.
     public static func parse(yaml: String, file: String = "<config>") throws(SimConfigError) -> SimConfig {
-        let root: Node?
-        do { root = try Yams.compose(yaml: yaml) } catch {
-            throw SimConfigError(file: file, line: nil, key: nil, message: "not valid YAML: \(error)")
+        let root: YAMLNode?
+        do { root = try YAMLParser.compose(yaml) } catch {
+            throw SimConfigError(file: file, line: error.line, key: error.path, message: error.message)
         }
         let r = Reader(file: file)
         var config = SimConfig()
@@ -166,71 +152,47 @@ public struct SimConfig: Sendable, Equatable {
 
     /// Parses a duration with a unit: `250us`, `10ms`, `4s`, `5m`, `1h`, decimals allowed (`1.5s`).
     public static func parseDuration(_ text: String) -> Duration? {
-        let t = text.trimmingCharacters(in: .whitespaces)
-        let units: [(String, Double)] = [("us", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, scale) in units where t.hasSuffix(suffix) {
-            let number = t.dropLast(suffix.count)
-            // "ms" also ends in "s": only accept when what remains is a number.
-            guard let v = Double(number), v.isFinite, v >= 0 else { continue }
-            return .nanoseconds(Int64((v * scale * 1e9).rounded()))
-        }
-        return nil
+        ConfigDuration.parse(text, microseconds: true)
     }
 }
 
-/// A configuration error: file, line, key and what is wrong (`sim.yaml:7: units.30.travel_up: ...`).
-public struct SimConfigError: Error, CustomStringConvertible, Sendable, Equatable {
-    public var file: String
-    public var line: Int?
-    public var key: String?
-    public var message: String
-    public init(file: String, line: Int?, key: String?, message: String) {
-        self.file = file; self.line = line; self.key = key; self.message = message
-    }
-    public var description: String {
-        var text = file
-        if let line { text += ":\(line)" }
-        text += ": "
-        if let key { text += "\(key): " }
-        return text + message
-    }
-}
+/// A configuration error: file, line, key and what is wrong (`sim.yaml:7: units.30.travel_up: ...`);
+/// the agent's `ConfigError` (ConfigToolkit), `key` empty when the whole file is at fault.
+public typealias SimConfigError = ConfigError
 
 /// Typed reads from YAML nodes with errors that carry file, line and key.
 private struct Reader {
     let file: String
 
-    static func isName(_ s: String) -> Bool {
-        !s.isEmpty && s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    static func isName(_ s: String) -> Bool { ConfigScalars.isID(s) }
+
+    func error(_ node: YAMLNode, _ key: String, _ message: String) -> SimConfigError {
+        SimConfigError(file: file, line: node.mark.line, key: key, message: message)
     }
 
-    func error(_ node: Node, _ key: String, _ message: String) -> SimConfigError {
-        SimConfigError(file: file, line: node.mark?.line, key: key, message: message)
-    }
-
-    func mapping(_ node: Node, key: String) throws(SimConfigError) -> Node.Mapping {
-        guard case let .mapping(m) = node else { throw error(node, key, "expected a mapping") }
+    func mapping(_ node: YAMLNode, key: String) throws(SimConfigError) -> [(key: YAMLNode, value: YAMLNode)] {
+        guard case let .mapping(m, _) = node else { throw error(node, key, "expected a mapping") }
         return m
     }
 
-    func string(_ node: Node, key: String) throws(SimConfigError) -> String {
+    func string(_ node: YAMLNode, key: String) throws(SimConfigError) -> String {
         guard case let .scalar(s) = node else { throw error(node, key, "expected a value") }
         return s.string
     }
 
-    func int(_ node: Node, key: String, _ range: ClosedRange<Int>) throws(SimConfigError) -> Int {
+    func int(_ node: YAMLNode, key: String, _ range: ClosedRange<Int>) throws(SimConfigError) -> Int {
         let text = try string(node, key: key)
         guard let v = Int(text), range.contains(v) else { throw error(node, key, "expected an integer in \(range.lowerBound)...\(range.upperBound), got \"\(text)\"") }
         return v
     }
 
-    func double(_ node: Node, key: String) throws(SimConfigError) -> Double {
+    func double(_ node: YAMLNode, key: String) throws(SimConfigError) -> Double {
         let text = try string(node, key: key)
         guard let v = Double(text), v.isFinite, v >= 0 else { throw error(node, key, "expected a non-negative number, got \"\(text)\"") }
         return v
     }
 
-    func duration(_ node: Node, key: String) throws(SimConfigError) -> Duration {
+    func duration(_ node: YAMLNode, key: String) throws(SimConfigError) -> Duration {
         let text = try string(node, key: key)
         guard let d = SimConfig.parseDuration(text), d > .zero else {
             throw error(node, key, "expected a positive duration with a unit (10ms, 4s), got \"\(text)\"")
@@ -238,7 +200,7 @@ private struct Reader {
         return d
     }
 
-    func serial(_ node: Node, key: String) throws(SimConfigError) -> SimConfig.Serial {
+    func serial(_ node: YAMLNode, key: String) throws(SimConfigError) -> SimConfig.Serial {
         if case let .scalar(s) = node { return SimConfig.Serial(device: s.string) }
         var serial = SimConfig.Serial(device: "")
         for (k, v) in try mapping(node, key: key) {
@@ -260,14 +222,14 @@ private struct Reader {
         return serial
     }
 
-    func unit(_ id: UInt8, _ node: Node, key: String) throws(SimConfigError) -> SimConfig.Unit {
+    func unit(_ id: UInt8, _ node: YAMLNode, key: String) throws(SimConfigError) -> SimConfig.Unit {
         let m = try mapping(node, key: key)
-        guard let typeNode = m["type"] else { throw error(node, key + ".type", "missing device type") }
+        guard let typeNode = m.first(where: { $0.key.string == "type" })?.value else { throw error(node, key + ".type", "missing device type") }
         let typeText = try string(typeNode, key: key + ".type")
         guard let type = SimConfig.DeviceType(rawValue: typeText) else {
             throw error(typeNode, key + ".type", "unknown type \"\(typeText)\" (expected \(SimConfig.DeviceType.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        guard let nameNode = m["name"] else { throw error(node, key + ".name", "missing device name") }
+        guard let nameNode = m.first(where: { $0.key.string == "name" })?.value else { throw error(node, key + ".name", "missing device name") }
         let name = try string(nameNode, key: key + ".name")
         guard Reader.isName(name) else { throw error(nameNode, key + ".name", "device names are [a-z0-9-]+") }
         var unit = SimConfig.Unit(unit: id, type: type, name: name)
@@ -289,13 +251,5 @@ private struct Reader {
             }
         }
         return unit
-    }
-}
-
-extension Node {
-    /// The scalar text of a key node.
-    fileprivate var string: String? {
-        if case let .scalar(s) = self { return s.string }
-        return nil
     }
 }

@@ -77,7 +77,7 @@ struct Connection: ParsableArguments {
             if error.kind == .permissionDenied { throw CLIError.refused(error.description) }
             throw CLIError.unreachable(error.description)
         }
-        if response.code == "permission_denied" { throw CLIError.refused(response.message ?? "permission denied") }
+        if response.code == .permissionDenied { throw CLIError.refused(response.message ?? "permission denied") }
         return response
     }
 }
@@ -128,7 +128,7 @@ func actuate(_ connection: Connection, _ request: ControlRequest, json: Bool) th
             print("ok: \(request.verb) \(request.target ?? "")" + (response.message.map { " (\($0))" } ?? ""))
         }
     } else {
-        throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")")
+        throw CLIError.refused("\(response.code?.rawValue ?? "error"): \(response.message ?? "")")
     }
 }
 
@@ -151,7 +151,7 @@ struct Status: ParsableCommand {
         try Self.finish {
             let response = try connection.call(ControlRequest(verb: "status"))
             guard response.ok, let result = response.result else {
-                throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")")
+                throw CLIError.refused("\(response.code?.rawValue ?? "error"): \(response.message ?? "")")
             }
             if json { printJSON(result) } else { print(StatusView.render(result), terminator: "") }
         }
@@ -174,7 +174,7 @@ struct Watch: ParsableCommand {
             while count == 0 || n < count {
                 let response = try connection.call(ControlRequest(verb: "status"))
                 guard response.ok, let result = response.result else {
-                    throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")")
+                    throw CLIError.refused("\(response.code?.rawValue ?? "error"): \(response.message ?? "")")
                 }
                 if json {
                     // Unbuffered, one line each: a reader sees every refresh as it happens.
@@ -265,7 +265,9 @@ struct Priority: ParsableCommand {
         @Flag(name: .long) var json = false
         func run() throws {
             try Self.finish {
-                try actuate(connection, ControlRequest(verb: "priority.request", target: approach, args: ["vehicle": .string(vehicle), "line": .string(line)]), json: json)
+                var args: [String: ControlValue] = ["vehicle": .string(vehicle)]
+                if !line.isEmpty { args["line"] = .string(line) }
+                try actuate(connection, ControlRequest(verb: "priority.request", target: approach, args: args), json: json)
             }
         }
     }
@@ -292,7 +294,7 @@ struct IO: ParsableCommand {
         func run() throws {
             try Self.finish {
                 let response = try connection.call(ControlRequest(verb: "io.read", target: device))
-                guard response.ok else { throw CLIError.refused("\(response.code ?? "error"): \(response.message ?? "")") }
+                guard response.ok else { throw CLIError.refused("\(response.code?.rawValue ?? "error"): \(response.message ?? "")") }
                 if json { printJSON(response.result) } else if let o = response.result?.object {
                     for key in o.keys.sorted() { print("\(key.padding(toLength: 16, withPad: " ", startingAt: 0)) \(o[key]!)") }
                 }
@@ -326,7 +328,14 @@ struct Maintenance: ParsableCommand {
 }
 
 struct Config: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Agent configuration.", subcommands: [Check.self])
+    static let configuration = CommandConfiguration(abstract: "Agent configuration.", subcommands: [Check.self, Reload.self])
+    struct Reload: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make the running agent reload its config file (as SIGHUP does); prints why when it keeps the running one.")
+        @OptionGroup var connection: Connection
+        @Flag(name: .long) var json = false
+        func run() throws { try Self.finish { try actuate(connection, ControlRequest(verb: "config.reload"), json: json) } }
+    }
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Validate a config file (and its board and profiles) without starting anything.")
         @Argument var file: String

@@ -34,7 +34,7 @@ import Testing
         return b
     }
 
-    static func refusal(_ o: ControlOutcome) -> ControlRefusal? {
+    static func refusal(_ o: ControlOutcome) -> CommandError? {
         if case .refused(let r) = o { return r }
         return nil
     }

@@ -32,7 +32,7 @@ private enum Fixture {
         Array("{\"kid\":\"\(kid)\",\"cmd\":\"\(cmd)\",\"sig\":\"\(sig)\"}".utf8)
     }
 
-    static func rejection(_ envelope: [UInt8], now: Date = now) -> CommandRejection? {
+    static func rejection(_ envelope: [UInt8], now: Date = now) -> CommandError? {
         if case .failure(let r) = verifier.verify(envelope: envelope, now: now) { return r }
         return nil
     }
@@ -58,7 +58,7 @@ private enum Fixture {
 
     @Test func aSignatureByAnotherKeyIsRefused() throws {
         let r = Fixture.rejection(try Fixture.signed(Fixture.command(id: "c-wrong-key"), key: Fixture.other.privateKey))
-        #expect(r?.code == "bad_signature")
+        #expect(r?.code == .badSignature)
         #expect(r?.id == "c-wrong-key")
     }
 
@@ -70,35 +70,35 @@ private enum Fixture {
         #expect(json != String(decoding: bytes, as: UTF8.self))
         bytes = Array(json.utf8)
         let tampered = Fixture.envelope(kid: "centre-2026", cmd: Data(bytes).base64EncodedString(), sig: envelope["sig"]!)
-        #expect(Fixture.rejection(tampered)?.code == "bad_signature")
+        #expect(Fixture.rejection(tampered)?.code == .badSignature)
         // A signature of the wrong length, too.
         let short = Fixture.envelope(kid: "centre-2026", cmd: envelope["cmd"]!, sig: Data([1, 2, 3]).base64EncodedString())
-        #expect(Fixture.rejection(short)?.code == "bad_signature")
+        #expect(Fixture.rejection(short)?.code == .badSignature)
     }
 
     @Test func anUnknownKeyIDIsRefused() throws {
         let json = String(decoding: Fixture.command().jsonBytes(), as: UTF8.self)
         let r = Fixture.rejection(try Fixture.signed(json: json, kid: "centre-1999"))
-        #expect(r?.code == "bad_signature")
+        #expect(r?.code == .badSignature)
         #expect(r?.message.contains("centre-1999") == true)
     }
 
     @Test func aCommandForAnotherGatewayIsRefused() throws {
         let r = Fixture.rejection(try Fixture.signed(Fixture.command(gateway: "cab-0001")))
-        #expect(r?.code == "wrong_gateway")
+        #expect(r?.code == .wrongGateway)
         #expect(r?.id == "c-1")
     }
 
     @Test func anExpiredCommandIsRefused() throws {
         let r = Fixture.rejection(try Fixture.signed(Fixture.command(issuedOffset: -120, expiresOffset: -1)))
-        #expect(r?.code == "expired")
+        #expect(r?.code == .expired)
         // Expiring exactly now is expired.
-        #expect(Fixture.rejection(try Fixture.signed(Fixture.command(expiresOffset: 0)))?.code == "expired")
+        #expect(Fixture.rejection(try Fixture.signed(Fixture.command(expiresOffset: 0)))?.code == .expired)
     }
 
     @Test func aCommandIssuedInTheFutureBeyondTheSkewIsRefused() throws {
         let r = Fixture.rejection(try Fixture.signed(Fixture.command(issuedOffset: 31, expiresOffset: 120)))
-        #expect(r?.code == "expired")
+        #expect(r?.code == .expired)
         #expect(r?.message.contains("issued in the future") == true)
         // Within the 30 s skew it is fine.
         #expect(Fixture.rejection(try Fixture.signed(Fixture.command(issuedOffset: 29, expiresOffset: 120))) == nil)
@@ -117,7 +117,7 @@ private enum Fixture {
             [UInt8](repeating: 0x20, count: CommandVerifier.maxEnvelopeBytes + 1),
         ]
         for envelope in cases {
-            #expect(Fixture.rejection(envelope)?.code == "malformed", "\(String(decoding: envelope.prefix(80), as: UTF8.self))")
+            #expect(Fixture.rejection(envelope)?.code == .malformed, "\(String(decoding: envelope.prefix(80), as: UTF8.self))")
         }
     }
 
@@ -133,16 +133,16 @@ private enum Fixture {
             #"{"id":"","gw":"cab-0042","target":"gateway","action":"ping","issued":"2026-11-23T06:29:55Z","expires":"2026-11-23T06:31:00Z"}"#,
         ]
         for json in cases {
-            #expect(Fixture.rejection(try Fixture.signed(json: json))?.code == "malformed", "\(json)")
+            #expect(Fixture.rejection(try Fixture.signed(json: json))?.code == .malformed, "\(json)")
         }
     }
 
     @Test func checksRunInTheContractOrder() throws {
         // Bad signature wins over every later check (other gateway, expired).
         let r = Fixture.rejection(try Fixture.signed(Fixture.command(gateway: "cab-0001", expiresOffset: -10), key: Fixture.other.privateKey))
-        #expect(r?.code == "bad_signature")
+        #expect(r?.code == .badSignature)
         // Wrong gateway wins over expired.
-        #expect(Fixture.rejection(try Fixture.signed(Fixture.command(gateway: "cab-0001", expiresOffset: -10)))?.code == "wrong_gateway")
+        #expect(Fixture.rejection(try Fixture.signed(Fixture.command(gateway: "cab-0001", expiresOffset: -10)))?.code == .wrongGateway)
     }
 
     @Test func rfc3339RoundTripsAndRejectsNonsense() {
@@ -158,9 +158,11 @@ private enum Fixture {
     }
 }
 
-@Suite struct CommandCatalogTests {
-    private func check(_ kind: CommandCatalog.TargetKind?, _ action: String, _ args: [String: ControlValue] = [:]) -> String? {
-        CommandCatalog.validate(Fixture.command(target: "x", action: action, args: args), targetKind: kind)?.code
+@Suite struct CommandActionTests {
+    private func check(_ kind: CommandAction.TargetKind?, _ action: String, _ args: [String: ControlValue] = [:], source: CommandAction.Source = .centre) -> String? {
+        let c = Fixture.command(target: "x", action: action, args: args)
+        guard case .failure(let e) = CommandAction.parse(action: c.action, args: c.args, target: c.target, targetKind: kind, source: source, id: c.id) else { return nil }
+        return e.code.rawValue
     }
 
     @Test func everyContractActionIsAccepted() {
@@ -173,15 +175,15 @@ private enum Fixture {
         #expect(check(.approach, "priority_cancel", ["vehicle": .string("bus-180")]) == nil)
         #expect(check(.gateway, "ping") == nil)
         #expect(check(.gateway, "reload_config") == nil)
-        let parsed = CommandCatalog.parse(Fixture.command(args: ["level": .number(35), "duration_s": .number(90)]), targetKind: .lamp)
+        let parsed = CommandAction.parse(Fixture.command(args: ["level": .number(35), "duration_s": .number(90)]), targetKind: .lamp)
         #expect(parsed == .success(.setLevel(level: 35, duration: .seconds(90))))
     }
 
     @Test func anUnknownTargetIsRefused() {
-        let r = CommandCatalog.validate(Fixture.command(target: "lamp-99"), targetKind: nil)
-        #expect(r?.code == "unknown_target")
-        #expect(r?.message.contains("lamp-99") == true)
-        #expect(r?.id == "c-1")
+        guard case .failure(let r) = CommandAction.parse(Fixture.command(target: "lamp-99"), targetKind: nil) else { Issue.record("accepted"); return }
+        #expect(r.code == .unknownTarget)
+        #expect(r.message.contains("lamp-99"))
+        #expect(r.id == "c-1")
     }
 
     @Test func anActionTheTargetDoesNotHaveIsRefused() {
@@ -209,6 +211,79 @@ private enum Fixture {
         #expect(check(.bollard, "raise", ["force": .bool(true)]) == "malformed")
         #expect(check(.approach, "priority_request", ["vehicle": .string(""), "line": .string("L4"), "eta_s": .number(5)]) == "malformed")
     }
+}
+
+/// One command model: the centre's and the control socket's commands parse with one set of
+/// rules and limits into one typed action, refused with one set of codes.
+@Suite struct OneCommandModelTests {
+    private func parse(_ kind: CommandAction.TargetKind?, _ action: String, _ args: [String: ControlValue] = [:],
+                       _ source: CommandAction.Source) -> Result<CommandAction, CommandError> {
+        CommandAction.parse(action: action, args: args, target: "x", targetKind: kind, source: source)
+    }
+
+    /// Every contract action, in range, at the edges and beyond: the centre and the socket agree.
+    @Test func theCentreAndTheSocketParseTheContractActionsAlike() {
+        let cases: [(CommandAction.TargetKind?, String, [String: ControlValue])] = [
+            (.lamp, "set_level", ["level": .number(80), "duration_s": .number(604_800)]),
+            (.lamp, "set_level", ["level": .number(80), "duration_s": .number(604_801)]),
+            (.lightingGroup, "set_level", ["level": .number(80)]),
+            (.bollard, "hold_down", ["duration_s": .number(86_400)]),
+            (.bollard, "hold_down", ["duration_s": .number(86_401)]),
+            (.bollard, "hold_down", ["duration_s": .number(604_800)]),
+            (.approach, "priority_request", ["vehicle": .string("bus-1")]),
+            (.approach, "priority_request", ["vehicle": .string("bus-1"), "line": .string("L4"), "eta_s": .number(600)]),
+            (.approach, "priority_request", ["vehicle": .string("bus-1"), "eta_s": .number(601)]),
+            (.approach, "priority_request", ["vehicle": .string("bus-1"), "line": .string("")]),
+            (.approach, "priority_cancel", [:]),
+            (.bollard, "raise", [:]), (.bollard, "emergency_lower", [:]), (.lamp, "raise", [:]), (nil, "raise", [:]),
+            (.gateway, "ping", [:]), (.gateway, "reload_config", [:]),
+        ]
+        for (kind, action, args) in cases {
+            #expect(parse(kind, action, args, .centre) == parse(kind, action, args, .local), "\(action) \(args)")
+        }
+    }
+
+    @Test func theLimitsAreTheContractsOnes() {
+        #expect(parse(.bollard, "hold_down", ["duration_s": .number(86_400)], .local) == .success(.holdDown(duration: .seconds(86_400))))
+        #expect((try? parse(.bollard, "hold_down", ["duration_s": .number(86_401)], .centre).get()) == nil)
+        #expect(parse(.bollard, "hold_down", ["duration_s": .number(86_401)], .centre).errorCode == .outOfRange)
+        #expect(parse(.lamp, "set_level", ["level": .number(80)], .local).errorCode == .malformed, "duration_s is required from both")
+        #expect(parse(.approach, "priority_request", ["vehicle": .string("bus-1")], .centre) == .success(.priorityRequest(vehicle: "bus-1", line: nil, etaSeconds: nil)))
+        #expect(parse(.approach, "priority_request", ["vehicle": .string("bus-1"), "line": .string("L4"), "eta_s": .number(12)], .local)
+                == .success(.priorityRequest(vehicle: "bus-1", line: "L4", etaSeconds: 12)))
+        // The machine holds the same bound as the parser.
+        var b = BollardController(name: "b", preWarning: .seconds(3), travelTimeout: .seconds(8), autoRaiseAfter: nil)
+        #expect(!b.holdDown(CommandLimits.maxHoldDown + .seconds(1), at: MonotonicInstant(nanoseconds: 0)).isAccepted)
+    }
+
+    /// Maintenance, point writes and the test hook are the control socket's, never the centre's.
+    @Test func localOnlyActionsAreRefusedFromTheCentre() {
+        #expect(parse(.gateway, "maintenance", ["on": .bool(true)], .local) == .success(.maintenance(on: true)))
+        #expect(parse(.gateway, "maintenance", ["on": .bool(true)], .centre).errorCode == .unknownAction)
+        #expect(parse(.device, "io_write", ["point": .string("request_1"), "value": .number(1)], .local) == .success(.ioWrite(point: "request_1", value: 1)))
+        #expect(parse(.bollard, "io_write", ["point": .string("motor_down"), "value": .number(1)], .centre).errorCode == .unknownAction)
+        #expect(parse(.approach, "io_write", ["point": .string("request_1"), "value": .number(1)], .local).errorCode == .unknownAction)
+        #expect(parse(.gateway, "debug_hang", [:], .centre).errorCode == .unknownAction)
+        #expect(parse(.gateway, "debug_hang", [:], .local) == .success(.debugHang(duration: .seconds(30))))
+    }
+
+    /// The codes the contract lists are the error enum's wire strings, and the other way round.
+    @Test func theErrorCodesAreTheContracts() throws {
+        let contract = try String(contentsOfFile: BuildProducts.packageRoot.appendingPathComponent("docs/CONTRACT.md").path, encoding: .utf8)
+        func listed(after marker: String) -> Set<String> {
+            guard let r = contract.range(of: marker) else { return [] }
+            let text = contract[r.upperBound...].prefix { $0 != "." }
+            return Set(text.split(separator: "`", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) })
+        }
+        let centre = listed(after: "Error codes: ")
+        let socket = listed(after: "Control socket error codes")
+        #expect(centre.contains("out_of_range") && socket.contains("timeout"))
+        #expect(centre.union(socket) == Set(CommandError.Code.allCases.map(\.rawValue)))
+    }
+}
+
+extension Result where Failure == CommandError {
+    var errorCode: CommandError.Code? { if case .failure(let e) = self { return e.code }; return nil }
 }
 
 @Suite struct CommandReplayTests {

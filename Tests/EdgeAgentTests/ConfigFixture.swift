@@ -48,7 +48,7 @@ final class ConfigFixture: Sendable {
       timezone: Europe/Paris
       state_dir: state
       control_socket: run/control.sock
-      control_group: edgetech
+      control_group: root
     uplink:
       broker: mqtts://broker.example:8883
       prefix: edge/v1

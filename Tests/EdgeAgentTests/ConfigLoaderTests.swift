@@ -12,7 +12,7 @@ import Testing
 
         #expect(c.sourcePath == fx.configPath)
         #expect(c.gateway == AgentConfig.Gateway(id: "cab-0042", latitude: 47.3220, longitude: 5.0415, timezone: "Europe/Paris",
-                                                 stateDirectory: dir + "/state", controlSocket: dir + "/run/control.sock", controlGroup: "edgetech"))
+                                                 stateDirectory: dir + "/state", controlSocket: dir + "/run/control.sock", controlGroup: "root", controlGroupID: 0))
         #expect(c.uplink.broker == "mqtts://broker.example:8883")
         #expect(c.uplink.tls == AgentConfig.Uplink.TLS(ca: dir + "/ca.pem", cert: dir + "/gw.pem", key: dir + "/gw.key"))
         #expect(c.uplink.telemetryInterval == .seconds(60))
@@ -122,6 +122,8 @@ import Testing
             ("/etc/edge-agent/ca.pem", "ca.pem"), ("/etc/edge-agent/gw.pem", "gw.pem"), ("/etc/edge-agent/gw.key", "gw.key"),
             ("<base64 Ed25519 public key>", ConfigFixture.centreKey),
             ("board: Boards/sim.yaml", "board: \(ConfigFixture.simBoard)\nprofiles_dir: \(ConfigFixture.profiles)"),
+            // Groups are resolved at load: one that exists here.
+            ("control_group: edge-tech", "control_group: root"),
         ] {
             #expect(text.contains(old), "examples/agent.yaml no longer contains \(old)")
             text = text.replacingOccurrences(of: old, with: new)

@@ -119,8 +119,12 @@ final class CoreRig: Sendable {
         inbox.post(.edge(GPIOEdge(line: line, value: value, timestamp: MonotonicNanos(now.nanoseconds), initial: initial)))
     }
 
+    /// A command as the control socket sends it: parsed by the one parser, then run by the step's executor.
     func command(_ action: String, _ target: String, _ args: [String: ControlValue] = [:]) -> ControlResponse {
-        core.execute(AgentCommand(origin: .local(uid: 0), id: "t", target: target, action: action, args: args), now: now)
+        switch CommandAction.parse(action: action, args: args, target: target, targetKind: CommandAction.TargetKind(of: target, in: config), source: .local) {
+        case .success(let a): return core.execute(AgentCommand(origin: .local(uid: 0), id: "t", target: target, action: a, args: args), now: now)
+        case .failure(let e): return e.response
+        }
     }
 
     var writes: [Write] { field.writes.withLock { $0 } }
@@ -287,7 +291,7 @@ final class CoreRig: Sendable {
         rig.poll("j", [.ack1: 0, .degraded: 0, .request1: 0])
         rig.step()
         rig.step(ControlCore.signalMaxAge + .milliseconds(10))
-        #expect(rig.command("priority_request", "north", ["vehicle": .string("bus-1")]).code == "device_offline")
+        #expect(rig.command("priority_request", "north", ["vehicle": .string("bus-1")]).code == .deviceOffline)
         rig.poll("j", [.ack1: 0, .degraded: 0, .request1: 0])
         rig.step()
         #expect(rig.command("priority_request", "north", ["vehicle": .string("bus-1")]).ok)
@@ -315,8 +319,8 @@ final class CoreRig: Sendable {
         rig.run(.seconds(1)) { rig.poll("b1", Self.bollardMidway) }
         #expect(rig.writes(to: "b1").isEmpty, "automation paused: \(rig.writes(to: "b1"))")
         #expect(rig.core.snapshot(now: rig.now).devices["b1"]?.manual == true)
-        #expect(rig.command("io_write", "b1", ["point": .string("motor_up"), "value": .number(1)]).code == "interlock")
-        #expect(rig.command("raise", "b1").code == "interlock")
+        #expect(rig.command("io_write", "b1", ["point": .string("motor_up"), "value": .number(1)]).code == .interlock)
+        #expect(rig.command("raise", "b1").code == .interlock)
         #expect(rig.command("maintenance", "", ["on": .bool(false)]).ok)
         rig.step()
         #expect(!rig.writes(to: "b1").isEmpty, "maintenance over: the automation writes again")
@@ -380,12 +384,12 @@ final class CoreRig: Sendable {
         let rig = try CoreRig(devices: Self.devices, extra: Self.extra, board: Self.board)
         for (line, v) in [("b-top", false), ("b-bottom", true), ("b-loop", false), ("b-photo", false)] { rig.edge(line, v, initial: true) }
         rig.step()
-        #expect(rig.command("raise", "b1").code == "device_offline", "not every input known yet")
+        #expect(rig.command("raise", "b1").code == .deviceOffline, "not every input known yet")
         rig.edge("b-key", false, initial: true)
         rig.step()
         rig.edge("b-loop", true)
         rig.step()
-        #expect(rig.command("raise", "b1").code == "interlock", "a vehicle on the loop")
+        #expect(rig.command("raise", "b1").code == .interlock, "a vehicle on the loop")
         rig.edge("b-loop", false)
         rig.step()
         #expect(rig.command("raise", "b1").ok)
@@ -537,5 +541,87 @@ extension DeviceConfig.Attachment {
         let s = rig.core.snapshot(now: rig.now)
         #expect(s.controlValue == s.encodedControlValue)
         #expect(s.controlValue.object?["bollards"]?.object?["b1"]?.object?["motor_up"] == .bool(false))
+    }
+}
+
+/// A local command either runs or is reported as not run, never both: the waiter that gives
+/// up withdraws the command before the loop claims it, and the loop skips a withdrawn one;
+/// a command the loop has claimed is waited for to its real outcome.
+@Suite struct PendingCommandTests {
+    static func rig() throws -> CoreRig {
+        let rig = try CoreRig(devices: """
+          l1: {profile: ref-luminaire, bus: field, unit: 1}
+        """, extra: """
+        lighting:
+          g: {lamps: [l1], base: 30, boost: 100}
+        """)
+        rig.poll("l1", [.level: 30, .setpoint: 30, .status: 0, .lampFailure: 0])
+        rig.step()
+        return rig
+    }
+
+    static func setLevel(_ level: Int) -> AgentCommand {
+        AgentCommand(origin: .local(uid: 0), id: "t", target: "g", action: .setLevel(level: level, duration: .seconds(60)), args: [:])
+    }
+
+    /// The loop is busy (it does not step) past the waiter's patience: the technician is told
+    /// `timeout`, and when the loop steps later the command does not run.
+    @Test func aCommandAnsweredTimeoutNeverRunsLater() throws {
+        let rig = try Self.rig()
+        let pending = PendingCommand(Self.setLevel(80))
+        rig.inbox.post(.command(pending))
+        let response = pending.wait(timeout: .zero)
+        #expect(response.code == .timeout)
+        #expect(response.message?.contains("not run") == true)
+        rig.step()
+        rig.step()
+        #expect(rig.core.snapshot(now: rig.now).lighting["g"]?.override == nil, "a command answered `timeout` ran anyway")
+        #expect(!rig.writes(to: "l1").contains { $0.points.contains { $0.value == 80 } })
+    }
+
+    /// The loop took it first: the waiter gets the real outcome, whatever its timeout.
+    @Test func aCommandTheLoopTookIsAnsweredWithItsOutcome() throws {
+        let rig = try Self.rig()
+        let pending = PendingCommand(Self.setLevel(70))
+        rig.inbox.post(.command(pending))
+        rig.step()
+        #expect(pending.wait(timeout: .zero) == .success())
+        #expect(rig.core.snapshot(now: rig.now).lighting["g"]?.override == 70)
+    }
+
+    /// A loop thread stepping while waiters give up at random instants: every answer is
+    /// either `timeout` (and that level never shows) or the outcome (and it ran).
+    @Test func racingWaitersAndTheLoopNeverAnswerBoth() throws {
+        let rig = try Self.rig()
+        let ran = Mutex<[Int]>([])
+        let answeredRun = Mutex<[Int]>([])
+        let stop = Mutex(false)
+        let stopped = DispatchSemaphore(value: 0)
+        let loop = Thread {
+            while !stop.withLock({ $0 }) {
+                rig.step(.milliseconds(1))
+                if let o = rig.core.snapshot(now: rig.now).lighting["g"]?.override { ran.withLock { if $0.last != o { $0.append(o) } } }
+            }
+            stopped.signal()
+        }
+        loop.start()
+        for i in 0..<60 {
+            let level = 20 + i
+            let pending = PendingCommand(Self.setLevel(level))
+            rig.inbox.post(.command(pending))
+            let r = pending.wait(timeout: .microseconds(Int64(i % 4) * 50))
+            if r.ok { answeredRun.withLock { $0.append(level) } } else { #expect(r.code == .timeout) }
+        }
+        // Let the loop drain what is left, then stop it.
+        let last = PendingCommand(Self.setLevel(99))
+        rig.inbox.post(.command(last))
+        #expect(last.wait(timeout: .seconds(60)).ok)
+        stop.withLock { $0 = true }
+        stopped.wait()
+        // One command at most runs per step here (each waiter has its answer before the next
+        // is posted), so every override that ran shows: exactly those answered ok.
+        let seen = Set(ran.withLock { $0 })
+        let answered = Set(answeredRun.withLock { $0 }).union([99])
+        #expect(seen == answered, "ran but answered timeout: \(seen.subtracting(answered).sorted()); answered ok but not run: \(answered.subtracting(seen).sorted())")
     }
 }

@@ -92,31 +92,55 @@ import Testing
 
 /// The control socket's request decoding and routing (the functions the fuzz target drives).
 @Suite struct ControlProtocolTests {
+    static func kind(_ target: String) -> CommandAction.TargetKind? {
+        ["": .gateway, "lamp-01": .lamp, "b1": .bollard, "north": .approach, "pir": .device][target]
+    }
+
+    static func route(_ r: ControlRequest) throws(CommandError) -> ControlRoute { try ControlProtocol.route(r, targetKind: kind) }
+
     @Test func edgectlVerbsRouteToTheirActions() throws {
-        #expect(try ControlProtocol.route(ControlRequest(verb: "status")) == .read(verb: "status"))
-        #expect(try ControlProtocol.route(ControlRequest(verb: "io.read", target: "lamp-01")) == .read(verb: "io.read"))
-        let expected = [
-            "lamp.set": "set_level", "lamp.release": "release", "bollard.raise": "raise", "bollard.lower": "lower",
-            "bollard.emergency-lower": "emergency_lower", "bollard.clear": "clear_emergency", "bollard.hold-down": "hold_down",
-            "priority.request": "priority_request", "priority.cancel": "priority_cancel", "io.write": "io_write",
-            "maintenance": "maintenance", "ping": "ping", "config.reload": "reload_config",
+        #expect(try Self.route(ControlRequest(verb: "status")) == .read(verb: "status"))
+        #expect(try Self.route(ControlRequest(verb: "io.read", target: "lamp-01")) == .read(verb: "io.read"))
+        let expected: [(ControlRequest, CommandAction)] = [
+            (ControlRequest(verb: "lamp.set", target: "lamp-01", args: ["level": .number(80), "duration_s": .number(600)]), .setLevel(level: 80, duration: .seconds(600))),
+            (ControlRequest(verb: "lamp.release", target: "lamp-01"), .release),
+            (ControlRequest(verb: "bollard.raise", target: "b1"), .raise),
+            (ControlRequest(verb: "bollard.lower", target: "b1"), .lower),
+            (ControlRequest(verb: "bollard.emergency-lower", target: "b1"), .emergencyLower),
+            (ControlRequest(verb: "bollard.clear", target: "b1"), .clearEmergency),
+            (ControlRequest(verb: "bollard.hold-down", target: "b1", args: ["duration_s": .number(60)]), .holdDown(duration: .seconds(60))),
+            (ControlRequest(verb: "priority.request", target: "north", args: ["vehicle": .string("bus-1")]), .priorityRequest(vehicle: "bus-1", line: nil, etaSeconds: nil)),
+            (ControlRequest(verb: "priority.cancel", target: "north", args: ["vehicle": .string("bus-1")]), .priorityCancel(vehicle: "bus-1")),
+            (ControlRequest(verb: "io.write", target: "pir", args: ["point": .string("presence"), "value": .number(1)]), .ioWrite(point: "presence", value: 1)),
+            (ControlRequest(verb: "maintenance", args: ["on": .bool(true)]), .maintenance(on: true)),
+            (ControlRequest(verb: "ping"), .ping),
+            (ControlRequest(verb: "config.reload"), .reloadConfig),
         ]
-        for (verb, action) in expected {
-            #expect(try ControlProtocol.route(ControlRequest(verb: verb, target: "x")) == .command(action: action), "\(verb)")
+        for (request, action) in expected {
+            #expect(try Self.route(request) == .command(action), "\(request.verb)")
+            #expect(ControlProtocol.requiredRole(verb: request.verb) == .actuate, "\(request.verb)")
         }
+        #expect(ControlProtocol.requiredRole(verb: "status") == .read && ControlProtocol.requiredRole(verb: "io.read") == .read)
+        #expect(ControlProtocol.requiredRole(verb: "no.such.verb") == .actuate)
     }
 
     @Test func refusalsCarryContractCodesAndPrintableMessages() {
-        #expect(throws: ControlRequestError(code: "malformed", message: "io.read needs a device")) {
-            try ControlProtocol.route(ControlRequest(verb: "io.read"))
+        #expect(throws: CommandError(.malformed, "io.read needs a device")) {
+            try Self.route(ControlRequest(verb: "io.read"))
         }
-        #expect(throws: ControlRequestError(code: "unknown_action", message: "unknown verb bollard.[2Jfly")) {
-            try ControlProtocol.route(ControlRequest(verb: "bollard.\u{1B}[2Jfly\n"))
+        #expect(throws: CommandError(.unknownAction, "unknown verb bollard.[2Jfly")) {
+            try Self.route(ControlRequest(verb: "bollard.\u{1B}[2Jfly\n"))
+        }
+        #expect(throws: CommandError(.unknownTarget, "unknown target 'lamp-99'")) {
+            try Self.route(ControlRequest(verb: "lamp.release", target: "lamp-99"))
+        }
+        #expect(throws: CommandError(.outOfRange, "duration_s 90000.0 is outside (0 s, 24 h]")) {
+            try Self.route(ControlRequest(verb: "bollard.hold-down", target: "b1", args: ["duration_s": .number(90_000)]))
         }
         #expect {
             try ControlProtocol.decode(line: Array("{\"target\":\"lamp-01\"}".utf8))
         } throws: { error in
-            (error as? ControlRequestError)?.code == "malformed" && (error as? ControlRequestError)?.response.ok == false
+            (error as? CommandError)?.code == .malformed && (error as? CommandError)?.response.ok == false
         }
     }
 

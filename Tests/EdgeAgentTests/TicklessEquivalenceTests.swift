@@ -256,7 +256,9 @@ import Testing
                     rig.edge(line, value, initial: initial)
                     wakes = true
                 case .command(let action, let target, let args):
-                    rig.inbox.post(.command(AgentCommand(origin: .local(uid: 0), id: "t", target: target, action: action, args: args), reply: { _ in }))
+                    let kind = CommandAction.TargetKind(of: target, in: rig.config)
+                    guard case .success(let a) = CommandAction.parse(action: action, args: args, target: target, targetKind: kind, source: .local) else { continue }
+                    rig.inbox.post(.command(PendingCommand(AgentCommand(origin: .local(uid: 0), id: "t", target: target, action: a, args: args))))
                     wakes = true
                 }
             }

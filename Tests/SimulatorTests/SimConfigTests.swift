@@ -63,6 +63,24 @@ import TestSupport
         #expect(throws: SimConfigError.self) { try SimConfig.parse(yaml: "units:\n  1: {type: ref-luminaire, name: a, travel_up: 1s}\n") }
     }
 
+    /// The simulator reads YAML with the agent's toolkit: syntax faults have their line, keys are
+    /// unique, one document per file, and an endpoint's port is a number 0 to 65535.
+    @Test func yamlFaultsHaveTheirLine() throws {
+        let e1 = try #require(throws: SimConfigError.self) { try SimConfig.parse(yaml: "tick: 10ms\nunits:\n  1: {type: ref-luminaire\n", file: "sim.yaml") }
+        #expect(e1.line == 4 && e1.message.hasPrefix("YAML syntax: "), "\(e1)")
+        let e2 = try #require(throws: SimConfigError.self) {
+            try SimConfig.parse(yaml: "units:\n  1: {type: ref-luminaire, name: a}\n  1: {type: ref-presence, name: b}\n", file: "sim.yaml")
+        }
+        #expect(e2.description == "sim.yaml:2: 1: duplicate key \"1\" in one mapping")
+        let e3 = try #require(throws: SimConfigError.self) { try SimConfig.parse(yaml: "tick: 10ms\n---\ntick: 20ms\n", file: "sim.yaml") }
+        #expect(e3.line == 2)
+        #expect(SimConfig.Endpoint.parse("[::1]:1502") == SimConfig.Endpoint(host: "::1", port: 1502))
+        #expect(SimConfig.Endpoint.parse("127.0.0.1:0") == SimConfig.Endpoint(host: "127.0.0.1", port: 0))
+        #expect(SimConfig.Endpoint.parse("127.0.0.1:65536") == nil)
+        #expect(SimConfig.Endpoint.parse("127.0.0.1") == nil)
+        #expect(try SimConfig.parse(yaml: "# nothing yet\n") == SimConfig())
+    }
+
     @Test func durations() {
         #expect(SimConfig.parseDuration("10ms") == .milliseconds(10))
         #expect(SimConfig.parseDuration("2500ms") == .milliseconds(2500))

@@ -188,7 +188,7 @@ struct DeploymentTests {
         #expect(info.status == 0)
         #expect(info.stdout.contains("Package: edge-agent"))
         #expect(info.stdout.contains("Version: \(version)\n"))
-        for lib in ["libmodbus5", "libmosquitto1", "libgpiod", "libsqlite3-0", "libc6", "systemd"] {
+        for lib in ["libmodbus5", "libmosquitto1", "libgpiod", "libsqlite3-0", "libyaml-0-2", "libc6", "systemd"] {
             #expect(info.stdout.contains(lib), "Depends lacks \(lib): \(info.stdout)")
         }
         #expect(!info.stdout.contains("swift"), "no dependency on a Swift runtime package: \(info.stdout)")

@@ -183,6 +183,105 @@ struct EdgectlAccessTests {
         #expect(rig.agent?.stderr.contains("control connection refused") == true)
     }
 
+    /// The config with technicians in `staff` and the read-only group `users` (both Debian
+    /// base groups, resolved by the agent when it loads the config).
+    static func withGroups(_ rig: FieldRig, control: String = "staff", monitor: String? = "users") -> String {
+        rig.agentConfig().replacingOccurrences(of: "  control_socket: \(rig.agentSocket)\n",
+                                               with: "  control_socket: \(rig.agentSocket)\n  control_group: \(control)\n" + (monitor.map { "  monitor_group: \($0)\n" } ?? ""))
+    }
+
+    static var canSwitchUsers: Bool { getuid() == 0 && which("setpriv") != nil && getgrnam("staff") != nil && getgrnam("users") != nil }
+
+    /// Real processes of a second uid (nobody) with real supplementary groups (setpriv): a
+    /// member of the read-only group reads but cannot actuate; a member of the technicians'
+    /// group, by a supplementary group only, actuates; a peer in neither is refused.
+    @Test(.enabled(if: EdgectlAccessTests.canSwitchUsers, "needs root, setpriv and the groups staff and users"))
+    func theReadOnlyGroupMayReadButNotActuate() throws {
+        let setpriv = which("setpriv")!
+        let staff = getgrnam("staff")!.pointee.gr_gid, users = getgrnam("users")!.pointee.gr_gid
+        let rig = try FieldRig()
+        try rig.startAgent(config: Self.withGroups(rig))
+        let edgectl = try Self.publicEdgectl(rig.scratch)
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("bollard-1")["position"] as? String) == "down" })
+        func run(_ groups: [gid_t], primary: gid_t = 65534, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+            let g = groups.isEmpty ? ["--clear-groups"] : ["--groups=" + groups.map(String.init).joined(separator: ",")]
+            return try runCommand(setpriv, ["--reuid=65534", "--regid=\(primary)"] + g + [edgectl, "--socket", rig.agentSocket] + args)
+        }
+        // With a read-only group the socket is 0666: the agent's check is what keeps others out.
+        var st = stat()
+        #expect(stat(rig.agentSocket, &st) == 0 && st.st_mode & 0o777 == 0o666)
+
+        // Read-only, by a supplementary group: status and io read work...
+        let status = try run([users], ["status", "--json"])
+        #expect(status.status == 0, "\(status.stderr)")
+        #expect(status.stdout.contains("\"gateway\""))
+        #expect(try run([users], ["io", "read", "lamp-01", "--json"]).status == 0)
+        // ...actuating does not, and nothing moves.
+        for args in [["bollard", "raise", "bollard-1"], ["lamp", "set", "lamp-01", "80", "--for", "1m"], ["maintenance", "on"]] {
+            let r = try run([users], args)
+            #expect(r.status == 1, "\(args): \(r.stdout) \(r.stderr)")
+            #expect(r.stderr.contains("may only read"), "\(r.stderr)")
+            #expect(r.stderr.contains("join group staff"), "\(r.stderr)")
+        }
+        // Read-only by the primary group too.
+        #expect(try run([], primary: users, ["status", "--json"]).status == 0)
+        #expect(try run([], primary: users, ["bollard", "raise", "bollard-1"]).status == 1)
+        #expect(try rig.device("bollard-1")["motor_up"] as? Bool == false)
+        #expect(rig.agent?.stderr.contains("control request refused: read-only peer") == true)
+
+        // Technicians by a supplementary group only (the primary gid is nobody's).
+        let lower = try run([users, staff], ["bollard", "lower", "bollard-1"])
+        #expect(lower.status == 0, "\(lower.stdout) \(lower.stderr)")
+        // Neither group: refused at connect.
+        let none = try run([], ["status"])
+        #expect(none.status == 1 && none.stderr.contains("may not use the control socket"), "\(none.stderr)")
+    }
+
+    /// One user's flood of idle connections (more than the 16 the agent serves at once) takes
+    /// 4 slots: the rest get `busy` at once, and another user is still served.
+    @Test(.enabled(if: EdgectlAccessTests.canSwitchUsers, "needs root, setpriv and the groups staff and users"))
+    func aFloodOfIdleConnectionsDoesNotLockOtherUsersOut() throws {
+        let setpriv = which("setpriv")!
+        let staff = getgrnam("staff")!.pointee.gr_gid
+        let rig = try FieldRig()
+        try rig.startAgent(config: Self.withGroups(rig, monitor: nil))
+        let edgectl = try Self.publicEdgectl(rig.scratch)
+        // Root opens 20 connections and sends nothing.
+        var flood: [Int32] = []
+        defer { for fd in flood { close(fd) } }
+        for _ in 0..<20 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+                for (i, b) in rig.agentSocket.utf8.enumerated() { raw[i] = b }
+            }
+            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            #expect(rc == 0)
+            flood.append(fd)
+        }
+        // Accepted in order: the first 4 are served (and stay silent), the other 16 are told busy.
+        var busy = 0
+        for fd in flood[4...] {
+            var tv = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 512)
+            let n = recv(fd, &buffer, 512, 0)
+            if n > 0, String(decoding: buffer[..<n], as: UTF8.self).contains("\"busy\"") { busy += 1 }
+        }
+        #expect(busy == 16, "root holds 4 connections, the other 16 are refused busy")
+        for fd in flood[..<4] {
+            var byte: UInt8 = 0
+            #expect(recv(fd, &byte, 1, Int32(MSG_DONTWAIT)) == -1 && errno == EAGAIN, "an admitted idle connection is left open")
+        }
+        // Another user is served while root's idle connections are open.
+        let r = try runCommand(setpriv, ["--reuid=65534", "--regid=65534", "--groups=\(staff)", edgectl, "--socket", rig.agentSocket, "status", "--json"])
+        #expect(r.status == 0, "\(r.stdout) \(r.stderr)")
+        // Root itself is told why.
+        let root = try rig.edgectl(["status"])
+        #expect(root.status == 1 && root.stderr.contains("too many control connections of uid 0"), "\(root.stderr)")
+    }
+
     @Test func localActuatingRequestsAreAuditedWithThePeerUid() throws {
         let rig = try FieldRig()
         try rig.startAgent()

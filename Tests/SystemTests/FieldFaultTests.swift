@@ -566,7 +566,7 @@ private final class Flag: @unchecked Sendable {
 }
 
 /// A thread-safe counter.
-private final class Counter: @unchecked Sendable {
+final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
     var value: Int { lock.withLock { count } }

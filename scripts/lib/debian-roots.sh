@@ -10,7 +10,7 @@
 #                         (swift-crypto's C++ when scripts/test-trixie.sh builds with Swift 6.3)
 #   sysroot-trixie-arm64  the arm64 sysroot: swiftlang's arm64 runtime, Swift modules and
 #                         resource folder, the -dev libraries (libgpiod 2.2, libmodbus 3.1.11,
-#                         libmosquitto 2.0.21, libssl, libsqlite3), libc/libgcc/libstdc++ for the
+#                         libmosquitto 2.0.21, libssl, libsqlite3, libyaml), libc/libgcc/libstdc++ for the
 #                         link, dpkg-dev for dpkg-shlibdeps (run under qemu when packaging)
 #   run-trixie-arm64      a Debian 13 arm64 system with systemd, where the arm64 .deb is installed
 #                         with apt (its Depends pull the rest) and run under qemu
@@ -20,8 +20,8 @@ EDGE_BUILD_CACHE="${EDGE_BUILD_CACHE:-/var/cache/edge-agent-build}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DEBIAN_SUITE="${DEBIAN_SUITE:-trixie}"
 
-ROOT_PACKAGES_trixie_amd64="swiftlang,libstdc++-14-dev,libgpiod-dev,libmodbus-dev,libmosquitto-dev,libsqlite3-dev,libssl-dev,pkg-config,git,dpkg-dev,file,binutils-aarch64-linux-gnu,ca-certificates"
-ROOT_PACKAGES_sysroot_trixie_arm64="swiftlang,libgpiod-dev,libmodbus-dev,libmosquitto-dev,libsqlite3-dev,libssl-dev,dpkg-dev,file"
+ROOT_PACKAGES_trixie_amd64="swiftlang,libstdc++-14-dev,libgpiod-dev,libmodbus-dev,libmosquitto-dev,libsqlite3-dev,libyaml-dev,libssl-dev,pkg-config,git,dpkg-dev,file,binutils-aarch64-linux-gnu,ca-certificates"
+ROOT_PACKAGES_sysroot_trixie_arm64="swiftlang,libgpiod-dev,libmodbus-dev,libmosquitto-dev,libsqlite3-dev,libyaml-dev,libssl-dev,dpkg-dev,file"
 ROOT_PACKAGES_run_trixie_arm64="systemd,procps,ca-certificates"
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }

@@ -1,6 +1,6 @@
 // Fuzz target: centre commands (CommandVerifier: envelope JSON, base64, Ed25519 signature,
 // command JSON, RFC 3339 times, gateway and validity window) and their arguments
-// (CommandCatalog, for every kind of target).
+// (CommandAction.parse, for every kind of target).
 //
 // Input: the first byte picks the mode, the rest is the payload.
 //   even: the payload is an envelope, verified as it arrived on ROOT/cmd. The fuzzer does not
@@ -13,8 +13,8 @@
 // here with swift-crypto, not through the verifier) under the configured key named by its
 // `kid`, is for this gateway and inside its validity window; its times and bytes round-trip
 // (re-signing `jsonBytes()` verifies to the same command); a refusal has a contract code and a
-// one-line message of bounded length; CommandCatalog's typed actions are within the contract's
-// ranges, and its refusals use contract codes.
+// one-line message of bounded length; CommandAction's typed actions are within the contract's
+// ranges (CommandLimits), and its refusals use contract codes.
 import Crypto
 import EdgeAgent
 import Foundation
@@ -67,16 +67,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 }
 
 enum CommandChecks {
-    static let verifierCodes: Set<String> = [CommandRejection.badSignature, CommandRejection.wrongGateway, CommandRejection.expired, CommandRejection.malformed]
-    static let catalogCodes: Set<String> = [CommandRejection.malformed, CommandRejection.unknownTarget, CommandRejection.unknownAction, CommandRejection.outOfRange]
+    static let verifierCodes: Set<CommandError.Code> = [.badSignature, .wrongGateway, .expired, .malformed]
+    static let catalogCodes: Set<CommandError.Code> = [.malformed, .unknownTarget, .unknownAction, .outOfRange]
 
-    static func refused(_ r: CommandRejection) {
+    static func refused(_ r: CommandError) {
         require(verifierCodes.contains(r.code), "verifier code \(r.code)")
         message(r)
     }
 
     /// A reply message: one line of bounded length, whatever the wire carried.
-    static func message(_ r: CommandRejection) {
+    static func message(_ r: CommandError) {
         require(!r.message.isEmpty, "empty message for \(r.code)")
         Check.printable(r.message, "message")
         require(r.message.utf8.count <= 1024, "message of \(r.message.utf8.count) bytes: \(r.message.prefix(200))...")
@@ -119,7 +119,7 @@ enum CommandChecks {
                 require(milliseconds(d.issued) == milliseconds(c.issued) && milliseconds(d.expires) == milliseconds(c.expires), "re-signed times differ")
             case .failure(let r):
                 // Formatting drops sub-millisecond fractions: an expiry within 1 ms of now may then be "expired".
-                require(r.code == CommandRejection.expired && c.expires.timeIntervalSince(Gateway.now) < 0.001, "re-signed command refused: \(r)")
+                require(r.code == .expired && c.expires.timeIntervalSince(Gateway.now) < 0.001, "re-signed command refused: \(r)")
             }
         } catch {
             require(false, "re-signing failed: \(error)")
@@ -131,38 +131,42 @@ enum CommandChecks {
     static func milliseconds(_ d: Date) -> Int64 { Int64((d.timeIntervalSince1970 * 1000).rounded(.down)) }
 
     static func catalog(_ c: CentreCommand) {
-        let kinds: [CommandCatalog.TargetKind?] = [nil, .lamp, .lightingGroup, .bollard, .approach, .gateway]
+        let kinds: [CommandAction.TargetKind?] = [nil, .lamp, .lightingGroup, .bollard, .approach, .gateway, .device]
         for kind in kinds {
-            switch CommandCatalog.parse(c, targetKind: kind) {
+            let parsed = CommandAction.parse(c, targetKind: kind)
+            // The control socket parses with the same rules: the same result for every contract action.
+            let local = CommandAction.parse(action: c.action, args: c.args, target: c.target, targetKind: kind, source: .local, id: c.id)
+            switch parsed {
             case .failure(let r):
                 require(catalogCodes.contains(r.code), "catalog code \(r.code)")
-                require(kind != nil || r.code == CommandRejection.unknownTarget, "no target kind but \(r.code)")
+                require(kind != nil || r.code == .unknownTarget, "no target kind but \(r.code)")
                 message(r)
-                require(CommandCatalog.validate(c, targetKind: kind) == r, "validate and parse disagree")
+                if r.code != .unknownAction { require(local == parsed, "the socket and the centre disagree: \(local) vs \(parsed)") }
             case .success(let action):
                 require(kind != nil, "accepted without a target")
-                require(CommandCatalog.validate(c, targetKind: kind) == nil, "validate refused what parse accepted")
-                let maxDuration = Duration.seconds(7 * 86_400)
+                require(local == parsed, "the socket and the centre disagree: \(local) vs \(parsed)")
                 switch action {
                 case .setLevel(let level, let duration):
-                    require((0...100).contains(level) && duration > .zero && duration <= maxDuration, "set_level \(level) for \(duration)")
+                    require(CommandLimits.level.contains(level) && duration > .zero && duration <= CommandLimits.maxOverride, "set_level \(level) for \(duration)")
                     require(kind == .lamp || kind == .lightingGroup, "set_level on \(String(describing: kind))")
                 case .holdDown(let duration):
-                    require(duration > .zero && duration <= maxDuration && kind == .bollard, "hold_down \(duration)")
+                    require(duration > .zero && duration <= CommandLimits.maxHoldDown && kind == .bollard, "hold_down \(duration)")
                 case .priorityRequest(let vehicle, let line, let eta):
-                    require(kind == .approach && eta >= .zero && eta <= .seconds(600), "priority_request eta \(eta)")
-                    for name in [vehicle, line] {
-                        require(!name.isEmpty && name.count <= 64, "name of \(name.count) characters")
+                    require(kind == .approach && (eta ?? 0) >= 0 && (eta ?? 0) <= CommandLimits.maxETASeconds, "priority_request eta \(String(describing: eta))")
+                    for name in [vehicle] + (line.map { [$0] } ?? []) {
+                        require(!name.isEmpty && name.count <= CommandLimits.maxNameLength, "name of \(name.count) characters")
                         Check.printable(name, "vehicle/line")
                     }
                 case .priorityCancel(let vehicle):
-                    require(kind == .approach && !vehicle.isEmpty && vehicle.count <= 64, "priority_cancel \(vehicle.debugDescription)")
+                    require(kind == .approach && !vehicle.isEmpty && vehicle.count <= CommandLimits.maxNameLength, "priority_cancel \(vehicle.debugDescription)")
                 case .raise, .lower, .emergencyLower, .clearEmergency:
                     require(kind == .bollard && c.args.isEmpty, "bollard action with \(c.args.count) args on \(String(describing: kind))")
                 case .release:
                     require((kind == .lamp || kind == .lightingGroup) && c.args.isEmpty, "release")
                 case .ping, .reloadConfig:
                     require(kind == .gateway && c.args.isEmpty, "gateway action")
+                case .ioWrite, .maintenance, .debugHang:
+                    require(false, "a control-socket action accepted from the centre: \(action)")
                 }
             }
         }

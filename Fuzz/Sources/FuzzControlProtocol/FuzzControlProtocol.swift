@@ -74,7 +74,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             require(lines <= bytes.count, "more lines than bytes")
             if line.isEmpty { continue }
             let response = ControlHarness.answer(line, core: core)
-            FuzzDriver.explain("\(String(decoding: line.prefix(120), as: UTF8.self)) -> \(response.ok ? "ok" : "\(response.code ?? "?"): \(response.message ?? "")")")
+            FuzzDriver.explain("\(String(decoding: line.prefix(120), as: UTF8.self)) -> \(response.ok ? "ok" : "\(response.code?.rawValue ?? "?"): \(response.message ?? "")")")
             respond(response)
         }
         require(buffer.count <= Harness.lineLimit + 4096, "readLine kept \(buffer.count) bytes past its limit")
@@ -88,7 +88,7 @@ func respond(_ response: ControlResponse) {
     let line = ControlCoding.encodeLine(response)
     require(line.last == UInt8(ascii: "\n") && line.dropLast().firstIndex(of: UInt8(ascii: "\n")) == nil, "response is not one line")
     let back = try? JSONDecoder().decode(ControlResponse.self, from: Data(line.dropLast()))
-    require(back?.code != "internal", "response could not be encoded: \(response)")
+    require(back != nil, "response could not be encoded: \(response)")
     require(back == response, "response does not read back: \(String(decoding: line, as: UTF8.self))")
 }
 
@@ -99,14 +99,14 @@ enum ControlHarness {
         do {
             request = try ControlProtocol.decode(line: line)
         } catch {
-            require(error.code == "malformed", "decode refusal \(error)")
+            require(error.code == .malformed, "decode refusal \(error)")
             return error.response
         }
         roundTrip(request)
         do {
-            route = try ControlProtocol.route(request)
+            route = try ControlProtocol.route(request, targetKind: { CommandAction.TargetKind(of: $0, in: Harness.config) })
         } catch {
-            require(["malformed", "unknown_action"].contains(error.code), "route refusal \(error)")
+            require([.malformed, .unknownAction, .unknownTarget, .outOfRange].contains(error.code), "route refusal \(error)")
             return error.response
         }
         switch route {
@@ -114,15 +114,16 @@ enum ControlHarness {
             let snapshot = core.snapshot(now: Harness.now).controlValue
             if verb == "status" { return .success(snapshot) }
             if case .object(let devices)? = snapshot.object?["devices"], let d = devices[request.target ?? ""] { return .success(d) }
-            return .failure("unknown_target", "\(request.target ?? "") is not a device")
+            return .failure(.unknownTarget, "\(request.target ?? "") is not a device")
         case .command(let action):
-            if action == "ping" { return .success(.object(["gateway": .string(Harness.config.gateway.id)])) }
-            if action == "reload_config" { return .success() }
+            if action == .ping { return .success(.object(["gateway": .string(Harness.config.gateway.id)])) }
+            if action == .reloadConfig { return .success() }
             let command = AgentCommand(origin: .local(uid: 1000), id: "local-fuzz", target: request.target ?? "", action: action, args: request.args)
             let response = core.execute(command, now: Harness.now)
             if response.ok {
-                require(action != "io_write" && action != "debug_hang", "\(action) accepted: \(request)")
-                if let targets = Harness.targetsOfAction[action] {
+                if case .ioWrite = action { require(false, "\(action) accepted: \(request)") }
+                if case .debugHang = action { require(false, "\(action) accepted: \(request)") }
+                if let targets = Harness.targetsOfAction[action.name] {
                     require(targets.contains(command.target), "\(action) accepted for \(command.target.debugDescription), not a configured target of its kind")
                 }
             } else {

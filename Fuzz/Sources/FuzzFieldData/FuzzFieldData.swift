@@ -90,7 +90,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             inbox.post(.reading(DeviceReading(device: id, online: online, values: online ? values : PointValues(),
                                               timestampNanos: max(0, now.nanoseconds - age), invalid: online ? invalid : [])))
             if flags & 0x40 != 0, let b = FieldHarness.bollard {
-                let action = ["raise", "lower", "emergency_lower", "clear_emergency"][Int(head >> 6)]
+                let action: CommandAction = [.raise, .lower, .emergencyLower, .clearEmergency][Int(head >> 6)]
                 _ = core.execute(AgentCommand(origin: .local(uid: 0), id: "fuzz", target: b, action: action, args: [:]), now: now)
             }
             now = now + .milliseconds(Int64(head & 0x3F) + 1)

@@ -2,108 +2,119 @@ import Drivers
 import Foundation
 public import Logging
 import Protocols
+import Synchronization
 
-/// The running agent: field I/O, the control loop thread, the local control socket and the
-/// uplink, built from one validated config.
+/// The running agent: its services under one supervisor, built from one validated config
+/// held in a `ConfigStore`.
 ///
-/// Lifecycle: `start()` brings the buses up, opens GPIO, starts the loop and the socket;
-/// `stop()` puts outputs in their safe state (bollard motors off, priority requests dropped,
-/// lamps left at their level), flushes the safety writes and stops every thread.
-/// `reload(path:)` validates a new config first and keeps the running one when it is bad.
-public final class Agent: @unchecked Sendable {
-    public private(set) var config: AgentConfig
+/// Services, in start order (stopped in reverse, under one deadline):
+/// 1. `uplink`: outbox, replay store, MQTT (never keeps the agent from controlling: without a
+///    broker client it keeps messages and retries);
+/// 2. `agent-events`: the loop's events to the log and the uplink, off the loop thread;
+/// 3. `field`: buses, GPIO, the control step and its loop thread (degradable: retried with
+///    the alarm `gateway/field_unavailable`);
+/// 4. `centre-commands`: centre commands are executed from here on (the field runs);
+/// 5. `control-socket` (degradable: `gateway/control_socket_unavailable`);
+/// 6. `watchdog`: READY=1, then WATCHDOG=1 while the control loop ticks.
+/// So SIGTERM stops taking commands first (socket, centre), then halts the loop with safe
+/// outputs and lets the buses flush those writes, then flushes events and says offline.
+///
+/// `reload(path:)` runs one at a time (`ConfigStore`); the new config is taken by every
+/// service or by none (field and socket roll back, the uplink refuses what needs a restart).
+/// Commands that arrive meanwhile wait and run on the resulting generation.
+public final class Agent: Sendable {
+    public var config: AgentConfig { store.current.config }
+    /// 1 for the config the agent started with, +1 per reload that took effect.
+    public var generation: Int { store.current.number }
     private let logger: Logger
-    private let lock = NSLock()
-    private var field: FieldIO
-    private var inbox: ControlInbox
-    private var core: ControlCore
-    private var loop: LoopThread?
-    private var server: ControlServer?
-    private var uplink: UplinkService?
-    private var notifier: SystemdNotifier?
-    private var watchdogThread: Thread?
-    /// Control-loop events on their way to the log and the outbox, off the loop thread.
-    private var eventPump: EventPump<AgentEvent>?
-    private var stopping = false
+    private let store: ConfigStore
+    private let inbox = ControlInbox()
+    private let field: FieldService
+    private let uplink: UplinkService
+    private let socket: ControlSocketService
+    private let eventPump: EventPump<AgentEvent>
+    private let watchdog: WatchdogService
+    private let supervisor: ServiceSupervisor
     /// The release version (also `edge-agent --version`, status and the uplink status message).
     public static let version = "0.1.0"
     public var version: String { Agent.version }
+    /// How long `stop` may take in all: inside systemd's 15 s stop timeout.
+    public static let shutdownDeadline = Duration.seconds(10)
 
     public init(config: AgentConfig, logger: Logger) {
-        self.config = config
         self.logger = logger
-        (field, inbox, core) = Agent.build(config: config, logger: logger, events: { _ in })
+        let store = ConfigStore(config)
+        self.store = store
+        let inbox = self.inbox
+        // The services call back into the agent; `Unowned` breaks the cycle (the agent outlives them).
+        let me = WeakAgent()
+        uplink = UplinkService(config: config, version: Agent.version, logger: logger,
+                               configSource: { store.stable().config }) { command, reply in
+            guard let agent = me.agent else { return reply(.failure(.unavailable, "the agent is stopping")) }
+            agent.submit(command, reply: reply)
+        }
+        let pump = EventPump<AgentEvent>(name: "agent-events", capacity: 100_000) { events, dropped in
+            me.agent?.handle(events, droppedBefore: dropped)
+        }
+        eventPump = pump
+        field = FieldService(config: config, inbox: inbox, logger: logger) { [pump] events in pump.post(events) }
+        socket = ControlSocketService(config: config, logger: logger) { request, peer in
+            me.agent?.handleControl(request, peer: peer) ?? .failure(.unavailable, "the agent is stopping")
+        }
+        let fieldService = field
+        watchdog = WatchdogService(logger: logger, loops: { fieldService.loop.map { [$0] } ?? [] }) {
+            "running: \(store.current.config.devices.count) devices, gateway \(store.current.config.gateway.id)"
+        }
+        let uplink = self.uplink
+        supervisor = ServiceSupervisor([
+            .init(service: uplink, requirement: .required),
+            .init(service: pump, requirement: .required),
+            .init(service: field, requirement: .degradable),
+            .init(service: CentreCommandIntake(uplink: uplink), requirement: .required),
+            .init(service: socket, requirement: .degradable),
+            .init(service: watchdog, requirement: .required),
+        ], logger: logger, onDegraded: { service, error in
+            uplink.setOwnAlarm("\(service.replacingOccurrences(of: "-", with: "_"))_unavailable",
+                               ("critical", "\(service) cannot start (\(error)); the agent runs without it and retries"))
+        }, onRecovered: { service in
+            uplink.setOwnAlarm("\(service.replacingOccurrences(of: "-", with: "_"))_unavailable", nil)
+            if service == "field" { uplink.reassertAlarms() }
+        })
+        me.agent = self
     }
 
-    private static func build(config: AgentConfig, logger: Logger, events: @escaping @Sendable ([AgentEvent]) -> Void) -> (FieldIO, ControlInbox, ControlCore) {
-        let map = FieldMap(config: config)
-        let field = FieldIO(config: config, map: map, logger: logger)
-        let inbox = ControlInbox()
-        let core = ControlCore(config: config, map: map, field: field, inbox: inbox, logger: logger, onEvents: events)
-        return (field, inbox, core)
-    }
-
-    /// Starts everything; throws with a technician-readable reason when a part cannot start.
+    /// Starts every service; throws only when one the agent cannot run without fails (the
+    /// state directory cannot be made). Without the uplink, the control socket or the field the
+    /// agent runs, raises the alarm and retries.
     public func start() throws {
         try FileManager.default.createDirectory(atPath: config.gateway.stateDirectory, withIntermediateDirectories: true)
-        let uplink = try UplinkService(config: config, version: version, logger: logger) { [weak self] command, reply in
-            self?.submit(command, reply: reply)
-        }
-        self.uplink = uplink
-        let pump = EventPump<AgentEvent>(name: "agent-events", capacity: 100_000) { [weak self] events, dropped in
-            self?.handle(events, droppedBefore: dropped)
-        }
-        pump.start()
-        eventPump = pump
-        (field, inbox, core) = Agent.build(config: config, logger: logger) { [pump] events in pump.post(events) }
-        try startLoopAndField()
-        let server = ControlServer(path: config.gateway.controlSocket, group: config.gateway.controlGroup, logger: logger) { [weak self] request, peer in
-            self?.handleControl(request, peer: peer) ?? .failure("stopping", "the agent is stopping")
-        }
-        try server.start()
-        self.server = server
         uplink.setSnapshotProvider { [weak self] in self?.loopSnapshot() }
-        uplink.start()
-        startWatchdog()
-        logger.info("edge-agent started", metadata: ["gateway": "\(config.gateway.id)", "devices": "\(config.devices.count)"])
+        try supervisor.start()
+        logger.info("edge-agent started", metadata: ["gateway": "\(config.gateway.id)", "devices": "\(config.devices.count)",
+                                                     "degraded": "\(supervisor.degraded.joined(separator: ","))"])
     }
 
-    private func startLoopAndField() throws {
-        let core = self.core
-        let inbox = self.inbox
-        let loop = LoopThread(name: "edge-loop", maxSleep: ControlCore.maxSleep, grid: config.control.period, realtimePriority: config.control.realtimePriority, logger: logger) { now, _ in
-            core.step(now: now)
-            return core.nextDeadline
-        }
-        self.loop = loop
-        inbox.setWaker { [loop] in loop.wake() }
-        let wakeFilter = core.wakeFilter
-        try field.start(onReading: { [loop] r in
-            inbox.post(.reading(r))
-            // Only a poll that changes something the loop must act on at once (ReadingWakeFilter).
-            if wakeFilter.wakes(r) { loop.wake() }
-        }, onEdge: { [loop] e in
-            inbox.post(.edge(e))
-            loop.wake()
-        })
-        loop.start()
-    }
-
-    /// Posts a command to the loop and waits (bounded) for its result.
+    /// Posts a command to the loop; `reply` is called once with its outcome.
     func submit(_ command: AgentCommand, reply: @escaping @Sendable (ControlResponse) -> Void) {
-        if command.action == "ping" { return reply(.success(.object(["gateway": .string(config.gateway.id), "version": .string(version)]))) }
-        if command.action == "reload_config" {
-            let ok = reload(path: config.sourcePath)
-            return reply(ok.map { .failure("malformed", $0) } ?? .success())
-        }
-        inbox.post(.command(command, reply: reply))
-        loop?.wake()
+        submit(PendingCommand(command, reply: reply))
     }
 
+    private func submit(_ pending: PendingCommand) {
+        switch pending.command.action {
+        case .ping: pending.run { .success(.object(["gateway": .string(config.gateway.id), "version": .string(version)])) }
+        case .reloadConfig: pending.run { reload(path: config.sourcePath).map { .failure(.malformed, $0) } ?? .success() }
+        default:
+            inbox.post(.command(pending))
+            field.wake()
+        }
+    }
+
+    /// Runs a command and waits for its outcome; a command the loop has not taken within
+    /// `timeout` is withdrawn and answered `timeout` (it never runs later).
     func submitAndWait(_ command: AgentCommand, timeout: Duration = .seconds(3)) -> ControlResponse {
-        let box = ResponseBox()
-        submit(command) { box.set($0) }
-        return box.wait(timeout: timeout) ?? .failure("timeout", "the control loop did not answer in time")
+        let pending = PendingCommand(command)
+        submit(pending)
+        return pending.wait(timeout: timeout)
     }
 
     /// Runs on the event pump's thread: logs the loop's events and hands them to the uplink.
@@ -132,34 +143,38 @@ public final class Agent: @unchecked Sendable {
                 break
             }
         }
-        uplink?.publish(events)
+        uplink.publish(events)
     }
 
     /// The control loop's status snapshot (devices, alarms), or nil when it does not answer in time.
     private func loopSnapshot() -> ControlValue? {
         let box = ResponseBox()
-        let (inbox, loop) = lock.withLock { (self.inbox, self.loop) }
         inbox.post(.snapshot { value in box.set(.success(value)) })
-        loop?.wake()
+        field.wake()
         return box.wait(timeout: .seconds(3))?.result
     }
 
     // MARK: - Control socket
 
     private func handleControl(_ request: ControlRequest, peer: PeerCredentials) -> ControlResponse {
+        // A request that arrives during a reload waits for it and runs on its result.
+        let config = store.stable().config
         switch request.verb {
         case "status":
             let box = ResponseBox()
             inbox.post(.snapshot { value in box.set(.success(value)) })
-            loop?.wake()
+            field.wake()
             guard var status = box.wait(timeout: .seconds(3)), case .object(var o)? = status.result else {
-                return .failure("timeout", "the control loop did not answer in time")
+                return .failure(.timeout, "the control loop did not answer in time")
             }
             o["version"] = .string(version)
-            if let stats = loop?.stats {
+            o["generation"] = .number(Double(store.current.number))
+            let degraded = supervisor.degraded
+            if !degraded.isEmpty { o["degraded"] = .array(degraded.map { .string($0) }) }
+            if let stats = field.loop?.stats {
                 o["loop"] = .object([
                     "period_ms": .number((config.control.period?.seconds ?? 0) * 1000),
-                    "max_sleep_ms": .number((loop?.maxSleep.seconds ?? 0) * 1000),
+                    "max_sleep_ms": .number(ControlCore.maxSleep.seconds * 1000),
                     "ticks": .number(Double(stats.ticks)),
                     "wakeups_per_s": .number((stats.runsPerSecond * 100).rounded() / 100),
                     "worst_late_us": .number((stats.worstLateness.seconds * 1e6).rounded()),
@@ -167,118 +182,113 @@ public final class Agent: @unchecked Sendable {
                     "realtime": .bool(stats.isRealtime),
                 ])
             }
-            if let u = uplink {
-                var us = u.status
-                if case .object(var uo) = us, let pump = eventPump {
-                    uo["pump_dropped"] = .number(Double(pump.dropped))
-                    us = .object(uo)
-                }
-                o["uplink"] = us
-                if case .array(let list)? = o["alarms"] { o["alarms"] = .array(list + u.activeAlarms) }
+            var us = uplink.status
+            if case .object(var uo) = us {
+                uo["pump_dropped"] = .number(Double(eventPump.dropped))
+                us = .object(uo)
             }
+            o["uplink"] = us
+            if case .array(let list)? = o["alarms"] { o["alarms"] = .array(list + uplink.activeAlarms) }
             status.result = .object(o)
             return status
         case "io.read":
-            guard let target = request.target else { return .failure("malformed", "io.read needs a device") }
+            guard let target = request.target else { return .failure(.malformed, "io.read needs a device") }
             let box = ResponseBox()
             inbox.post(.snapshot { value in
                 if case .object(let o)? = value.object?["devices"], let d = o[target] { box.set(.success(d)) } else {
-                    box.set(.failure("unknown_target", "\(target) is not a device"))
+                    box.set(.failure(.unknownTarget, "\(target) is not a device"))
                 }
             })
-            loop?.wake()
-            return box.wait(timeout: .seconds(3)) ?? .failure("timeout", "the control loop did not answer in time")
+            field.wake()
+            return box.wait(timeout: .seconds(3)) ?? .failure(.timeout, "the control loop did not answer in time")
         default:
-            let action: String
+            let action: CommandAction
             do {
-                guard case .command(let a) = try ControlProtocol.route(request) else { return .failure("unknown_action", "unknown verb") }
+                // Parsed on the config commands run on (waits while a reload is in progress).
+                let config = store.stable().config
+                guard case .command(let a) = try ControlProtocol.route(request, targetKind: { CommandAction.TargetKind(of: $0, in: config) }) else {
+                    return .failure(.unknownAction, "unknown verb")
+                }
                 action = a
             } catch {
                 return error.response
             }
             let command = AgentCommand(origin: .local(uid: peer.uid), id: "local-\(UUID().uuidString.prefix(8))", target: request.target ?? "", action: action, args: request.args)
             let response = submitAndWait(command)
-            logger.notice("local command", metadata: ["peer": "\(peer)", "action": "\(action)", "target": "\(command.target)", "ok": "\(response.ok)", "code": "\(response.code ?? "")"])
-            uplink?.audit(command: command, response: response)
+            logger.notice("local command", metadata: ["peer": "\(peer)", "action": "\(action.name)", "target": "\(command.target)", "ok": "\(response.ok)", "code": "\(response.code?.rawValue ?? "")"])
+            uplink.audit(command: command, response: response)
             return response
         }
     }
 
-    // MARK: - Watchdog, reload, stop
+    // MARK: - Reload, stop
 
-    private func startWatchdog() {
-        guard let notifier = SystemdNotifier.fromEnvironment() else { return }
-        self.notifier = notifier
-        try? notifier.notify("READY=1\nSTATUS=running: \(config.devices.count) devices, gateway \(config.gateway.id)")
-        guard let interval = notifier.watchdogInterval else { return }
-        let logger = self.logger
-        let t = Thread { [weak self] in
-            var withheld = false
-            while let self, !self.lock.withLock({ self.stopping }) {
-                // WATCHDOG=1 only while every control loop has ticked within its allowance.
-                let loops: [any MonitoredLoop] = self.lock.withLock { self.loop.map { [$0] } ?? [] }
-                let health = LoopHealth(loops: loops)
-                let stalls = health.stalls(now: MonotonicInstant.now())
-                if stalls.isEmpty {
-                    try? notifier.notify("WATCHDOG=1")
-                    withheld = false
-                } else if !withheld {
-                    logger.critical("control loop stalled; withholding WATCHDOG=1 so systemd restarts the agent", metadata: ["stalls": "\(stalls)"])
-                    withheld = true
-                }
-                Thread.sleep(forTimeInterval: interval.seconds / 2)
-            }
-        }
-        t.name = "watchdog"
-        t.start()
-        watchdogThread = t
-    }
-
-    /// Loads and validates `path`; on success swaps in the new config (buses, loops and
-    /// socket restart); on failure keeps running and returns the reason.
+    /// Loads and validates `path` and moves every service to it, one reload at a time. On any
+    /// failure (config errors, a setting that needs a restart, the new field or socket cannot
+    /// start) the running setup stays as it was and the reason is returned.
     @discardableResult
     public func reload(path: String) -> String? {
-        let newConfig: AgentConfig
         do {
-            newConfig = try ConfigLoader.check(path: path)
+            let next = try store.reload { running -> AgentConfig in
+                let next: AgentConfig
+                do {
+                    next = try ConfigLoader.check(path: path)
+                } catch {
+                    logger.error("config reload refused; keeping the running config", metadata: ["error": "\(error)"])
+                    throw error
+                }
+                try uplink.check(next)
+                let socketMoves = socket.needsReplacing(for: next)
+                if socketMoves { try socket.replace(with: next) }
+                do {
+                    try field.replace(with: next)
+                } catch {
+                    if socketMoves { try? socket.replace(with: running.config) }
+                    throw error
+                }
+                uplink.apply(next)
+                return next
+            }
+            logger.notice("config reloaded", metadata: ["path": "\(path)", "generation": "\(next.number)"])
+            uplink.publishEvent(device: "gateway", type: "config.reloaded", data: ["path": .string(path), "generation": .number(Double(next.number))])
+            uplink.reassertAlarms()
+            return nil
         } catch {
-            logger.error("config reload refused; keeping the running config", metadata: ["error": "\(error)", "problems": "\(error.errors.count)"])
+            logger.error("config reload failed; the running setup is unchanged", metadata: ["path": "\(path)", "error": "\(error)"])
             return "\(error)"
         }
-        logger.notice("config reloaded", metadata: ["path": "\(path)"])
-        lock.withLock {
-            core.halt(within: .seconds(1))
-            core.safeOutputs()
-            loop?.stop(timeout: .seconds(1))
-            field.stop()
-            config = newConfig
-            let pump = eventPump
-            (field, inbox, core) = Agent.build(config: config, logger: logger) { events in pump?.post(events) }
-        }
-        do { try startLoopAndField() } catch {
-            logger.error("restart after reload failed: \(error)")
-            return "\(error)"
-        }
-        uplink?.publishEvent(device: "gateway", type: "config.reloaded", data: ["path": .string(path)])
-        uplink?.reassertAlarms()
-        return nil
     }
 
-    /// Safe outputs, flush, stop every thread.
+    /// Stops every service in reverse start order within `shutdownDeadline`: commands refused
+    /// first, then the loop halted with safe outputs flushed by the buses, then offline.
     public func stop() {
-        lock.withLock { stopping = true }
-        try? notifier?.notify("STOPPING=1")
-        server?.stop()
-        // Halt first (waits for a step in progress), so no step can write after the safe state.
-        lock.withLock {
-            core.halt(within: .seconds(1))
-            core.safeOutputs()
-        }
-        loop?.stop(timeout: .seconds(1))
-        field.stop()
-        eventPump?.stop()
-        uplink?.stop()
+        supervisor.stop(deadline: MonotonicInstant.now() + Agent.shutdownDeadline)
         logger.info("edge-agent stopped")
+    }
+}
+
+/// Lets the services call the agent without keeping it alive.
+private final class WeakAgent: Sendable {
+    private struct Ref { weak var agent: Agent? }
+    private let ref = Mutex(Ref())
+    var agent: Agent? {
+        get { ref.withLock { $0.agent } }
+        set { ref.withLock { $0.agent = newValue } }
+    }
+}
+
+/// Centre commands run from when the field runs until shutdown begins.
+private final class CentreCommandIntake: AgentService {
+    let name = "centre-commands"
+    let uplink: UplinkService
+    init(uplink: UplinkService) { self.uplink = uplink }
+    func start() { uplink.acceptCommands(true) }
+    func stop(deadline: MonotonicInstant) { uplink.acceptCommands(false) }
+}
+
+extension EventPump: AgentService {
+    func stop(deadline: MonotonicInstant) {
+        stop(timeout: max(.milliseconds(100), deadline - MonotonicInstant.now()))
     }
 }
 

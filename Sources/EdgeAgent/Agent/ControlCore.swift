@@ -224,7 +224,8 @@ final class ControlCore: @unchecked Sendable {
         switch input {
         case .reading(let r): applyReading(r, now: now)
         case .edge(let e): applyEdge(e, now: now)
-        case .command(let c, let reply): reply(execute(c, now: now))
+        // A command its waiter withdrew (answered `timeout`) is skipped: it never runs late.
+        case .command(let pending): if pending.claim() { pending.finish(execute(pending.command, now: now)) }
         case .writeFailed(let device, let error):
             outputs.failed(device)
             logger.warning("write failed; will retry", metadata: ["device": "\(map.names[device])", "error": "\(error.message)"])
@@ -612,67 +613,62 @@ final class ControlCore: @unchecked Sendable {
 
     // MARK: - Commands
 
+    /// Runs a typed command (arguments already within `CommandLimits`) against the machines.
+    /// `ping` and `reload_config` are the gateway's, answered before the loop.
     func execute(_ c: AgentCommand, now: MonotonicInstant) -> ControlResponse {
         func outcome(_ o: ControlOutcome) -> ControlResponse {
             switch o {
             case .accepted: return .success()
-            case .refused(let r): return .failure(r.code.rawValue, r.message)
+            case .refused(let r): return r.response
             }
         }
-        func number(_ key: String) -> Double? { c.args[key]?.number }
         let t = c.target
         let group = map.groupNames.firstIndex(of: t)
         let device = map.ids[t]
+        let lamp = device.flatMap { map.groupOfLamp[$0] != nil ? $0 : nil }
+        let bollard = device.flatMap { id in map.bollardOfDevice[id].map { (id, $0) } }
+        let approach = map.approachNames.firstIndex(of: t)
+        // A GPIO bollard's lines are live: the command is judged on them as they are now.
+        if let (id, b) = bollard { feedWiredBollard(b, id: id, now: now) }
         switch c.action {
-        case "set_level", "release":
-            if c.action == "set_level" {
-                guard let level = number("level"), level >= 0, level <= 100, level.rounded() == level else {
-                    return .failure("out_of_range", "level must be a whole number 0-100")
-                }
-                let seconds = number("duration_s") ?? 3600
-                guard seconds > 0, seconds <= 7 * 86400 else { return .failure("out_of_range", "duration_s must be 1 s to 7 days") }
-                let until = now + .milliseconds(Int64(seconds * 1000))
-                if let g = group { return outcome(groups[g].setOverride(level: Int(level), until: until, at: now)) }
-                if let id = device, map.groupOfLamp[id] != nil {
-                    guard online[id] == true else { return .failure("device_offline", "\(t) does not answer") }
-                    lampOverrides[id] = LampOverride(level: Int(level), until: until)
-                    return .success()
-                }
-            } else {
-                if let g = group { return outcome(groups[g].release(at: now)) }
-                if let id = device, map.groupOfLamp[id] != nil { lampOverrides[id] = nil; return .success() }
+        case .setLevel(let level, let duration):
+            let until = now + duration
+            if let g = group { return outcome(groups[g].setOverride(level: level, until: until, at: now)) }
+            guard let id = lamp else { return .failure(.unknownTarget, "\(t) is not a luminaire or lighting group") }
+            guard online[id] == true else { return .failure(.deviceOffline, "\(t) does not answer") }
+            lampOverrides[id] = LampOverride(level: level, until: until)
+            return .success()
+        case .release:
+            if let g = group { return outcome(groups[g].release(at: now)) }
+            guard let id = lamp else { return .failure(.unknownTarget, "\(t) is not a luminaire or lighting group") }
+            lampOverrides[id] = nil
+            return .success()
+        case .raise:
+            guard let (id, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            if manual[id] {
+                return .failure(.interlock, "bollard \(t) is under manual control (maintenance write); end maintenance mode first")
             }
-            return .failure("unknown_target", "\(t) is not a luminaire or lighting group")
-        case "raise", "lower", "emergency_lower", "clear_emergency", "hold_down":
-            guard let id = device, let b = map.bollardOfDevice[id] else { return .failure("unknown_target", "\(t) is not a bollard") }
-            if manual[id], c.action == "raise" {
-                return .failure("interlock", "bollard \(t) is under manual control (maintenance write); end maintenance mode first")
-            }
-            feedWiredBollard(b, id: id, now: now)
-            switch c.action {
-            case "raise": return outcome(bollards[b].raise(at: now))
-            case "lower": return outcome(bollards[b].lower(at: now))
-            case "emergency_lower": return outcome(bollards[b].emergencyLower(at: now))
-            case "clear_emergency": return outcome(bollards[b].clearEmergency(at: now))
-            default:
-                guard let s = number("duration_s"), s > 0, s <= 86400 else { return .failure("out_of_range", "duration_s must be 1 s to 24 h") }
-                return outcome(bollards[b].holdDown(.milliseconds(Int64(s * 1000)), at: now))
-            }
-        case "priority_request", "priority_cancel":
-            guard let a = map.approachNames.firstIndex(of: t) else { return .failure("unknown_target", "\(t) is not an approach") }
-            guard let vehicle = c.args["vehicle"]?.string, !vehicle.isEmpty, vehicle.count <= 64 else {
-                return .failure("malformed", "vehicle (a string) is required")
-            }
-            if c.action == "priority_cancel" { return outcome(approaches[a].cancel(vehicle: vehicle, at: now)) }
-            var eta: Int?
-            if let e = number("eta_s") {
-                guard e >= 0, e <= 600 else { return .failure("out_of_range", "eta_s must be 0-600") }
-                eta = Int(e)
-            }
-            let line = c.args["line"]?.string
-            return outcome(approaches[a].request(vehicle: vehicle, line: (line?.isEmpty ?? true) ? nil : line, etaSeconds: eta, at: now))
-        case "maintenance":
-            maintenance = c.args["on"]?.bool ?? false
+            return outcome(bollards[b].raise(at: now))
+        case .lower:
+            guard let (_, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            return outcome(bollards[b].lower(at: now))
+        case .emergencyLower:
+            guard let (_, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            return outcome(bollards[b].emergencyLower(at: now))
+        case .clearEmergency:
+            guard let (_, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            return outcome(bollards[b].clearEmergency(at: now))
+        case .holdDown(let duration):
+            guard let (_, b) = bollard else { return .failure(.unknownTarget, "\(t) is not a bollard") }
+            return outcome(bollards[b].holdDown(duration, at: now))
+        case .priorityRequest(let vehicle, let line, let eta):
+            guard let a = approach else { return .failure(.unknownTarget, "\(t) is not an approach") }
+            return outcome(approaches[a].request(vehicle: vehicle, line: line, etaSeconds: eta, at: now))
+        case .priorityCancel(let vehicle):
+            guard let a = approach else { return .failure(.unknownTarget, "\(t) is not an approach") }
+            return outcome(approaches[a].cancel(vehicle: vehicle, at: now))
+        case .maintenance(let on):
+            maintenance = on
             if !maintenance {
                 // Automation resumes: everything it drives is written again at the next step.
                 for id in manual.indices where manual[id] {
@@ -681,19 +677,18 @@ final class ControlCore: @unchecked Sendable {
                 }
             }
             return .success(.object(["maintenance": .bool(maintenance)]))
-        case "io_write":
-            return maintenanceWrite(c, now: now)
-        case "debug_hang":
+        case .ioWrite(let point, let value):
+            return maintenanceWrite(target: t, point: point, value: value, now: now)
+        case .debugHang(let duration):
             // Test hook for the watchdog: blocks this loop on purpose. Only with EDGE_AGENT_TEST_HOOKS=1.
             guard ProcessInfo.processInfo.environment["EDGE_AGENT_TEST_HOOKS"] == "1" else {
-                return .failure("unknown_action", "unknown action debug_hang")
+                return .failure(.unknownAction, "unknown action debug_hang")
             }
-            let seconds = min(max(number("duration_s") ?? 30, 0), 600)
-            logger.warning("test hook: control loop blocked on purpose", metadata: ["seconds": "\(seconds)"])
-            Thread.sleep(forTimeInterval: seconds)
+            logger.warning("test hook: control loop blocked on purpose", metadata: ["seconds": "\(duration.seconds)"])
+            Thread.sleep(forTimeInterval: duration.seconds)
             return .success()
-        default:
-            return .failure("unknown_action", "unknown action \(c.action)")
+        case .ping, .reloadConfig:
+            return .failure(.unknownAction, "\(c.action.name) is answered by the gateway, not the control loop")
         }
     }
 
@@ -701,21 +696,17 @@ final class ControlCore: @unchecked Sendable {
     /// paused until maintenance mode ends, so the machines do not overwrite the value. On a
     /// bollard: `motor_up` is never written by hand, and a write that would leave both motor
     /// coils on is refused; taking a moving bollard over stops its motor first (off before on).
-    private func maintenanceWrite(_ c: AgentCommand, now: MonotonicInstant) -> ControlResponse {
-        let t = c.target
-        guard maintenance else { return .failure("interlock", "io write needs maintenance mode (edgectl maintenance on)") }
-        guard let id = map.ids[t] else { return .failure("unknown_target", "\(t) is not a device") }
-        guard online[id] == true else { return .failure("device_offline", "\(t) does not answer") }
-        guard let point = c.args["point"]?.string, let value = c.args["value"]?.number, value.isFinite else {
-            return .failure("malformed", "point and value (a number) are required")
-        }
+    private func maintenanceWrite(target t: String, point: String, value: Double, now: MonotonicInstant) -> ControlResponse {
+        guard maintenance else { return .failure(.interlock, "io write needs maintenance mode (edgectl maintenance on)") }
+        guard let id = map.ids[t] else { return .failure(.unknownTarget, "\(t) is not a device") }
+        guard online[id] == true else { return .failure(.deviceOffline, "\(t) does not answer") }
         guard map.profiles[id]?.points[point] != nil else {
-            return .failure("unknown_target", "\(t) has no point \(point)")
+            return .failure(.unknownTarget, "\(t) has no point \(point)")
         }
         var writes = [PointWrite(point, value)]
         if map.bollardOfDevice[id] != nil {
             if point == PointRole.motorUp.pointName && value != 0 {
-                return .failure("interlock", "motor_up is driven only by the bollard controller")
+                return .failure(.interlock, "motor_up is driven only by the bollard controller")
             }
             if point == PointRole.motorDown.pointName && value != 0 {
                 // Whatever the automation last wrote, motor_up goes off first in the same write.

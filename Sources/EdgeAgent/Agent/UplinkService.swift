@@ -15,17 +15,36 @@ import Protocols
 ///
 /// When the outbox cannot write (disk full, corrupt file) the agent keeps controlling; the
 /// failure is counted, logged and reported as an alarm once the disk accepts writes again.
-/// Commands toward the safe state (`CommandCatalog.towardSafeState`) run even then: their
+/// Commands toward the safe state (`CommandAction.isTowardSafeState`) run even then: their
 /// replay record is kept in memory, the `state_disk_failed` alarm shows in the status view,
 /// and their replies are held in memory and stored once the disk is back.
-final class UplinkService: @unchecked Sendable {
+///
+/// Lifecycle (issue 13): the uplink never keeps the agent from controlling. If its MQTT client
+/// cannot be made (TLS key unreadable, bad broker URL) the messages still go to the outbox, the
+/// alarm `gateway/uplink_unavailable` is raised and the client is made again every few seconds.
+/// Verified commands are taken off the network thread onto `uplink-commands`, which waits while
+/// a reload runs (`configSource`) and until the agent takes commands (`acceptCommands`); after
+/// `acceptCommands(false)` (shutdown) a command is answered `unavailable`, never run. A reload
+/// (`apply`) swaps the centre keys and targets at once and replaces the MQTT client when the
+/// broker settings change; settings the topics or the stored data depend on need a restart.
+final class UplinkService: AgentService, @unchecked Sendable {
     typealias Executor = @Sendable (AgentCommand, @escaping @Sendable (ControlResponse) -> Void) -> Void
 
+    let name = "uplink"
     let root: String
-    private let config: AgentConfig
+    /// The running config (swapped by `apply`). Guarded by `cond`.
+    private var config: AgentConfig
+    /// The config to validate a command against: waits while a reload is in progress.
+    private let configSource: @Sendable () -> AgentConfig
     private let version: String
     private let logger: Logger
-    private let client: MQTTClient
+    /// Nil while it cannot be made (see `uplink_unavailable`). Guarded by `cond`.
+    private var client: MQTTClient?
+    /// Verified commands, off libmosquitto's thread (see the type's doc).
+    private var commandPump: EventPump<MQTTMessage>?
+    /// Commands are executed (the field runs); false before start and from shutdown on.
+    private var accepting = false
+    private var intakeClosed = false
     private let outbox: Outbox?
     private let replay: ReplayStore
     private let auditLog: AuditLog?
@@ -43,7 +62,7 @@ final class UplinkService: @unchecked Sendable {
     private var snapshotProvider: (@Sendable () -> ControlValue?)?
     /// A re-assertion of the alarm states is wanted (start, reload, reconnect).
     private var reassertWanted = false
-    private let verifier: CommandVerifier
+    private var verifier: CommandVerifier
     private let execute: Executor
     /// issue 17: the Sparkplug B session (`uplink.dialect: sparkplug`); nil = the edge dialect. Guarded by `cond`.
     private let sparkplug: SparkplugEdgeNode?
@@ -66,8 +85,10 @@ final class UplinkService: @unchecked Sendable {
     /// systemd's 15 s stop timeout, after the loop and the buses have stopped (about 2 s).
     static let goodbyeTimeout = Duration.seconds(3)
 
-    init(config: AgentConfig, version: String, logger: Logger, execute: @escaping Executor) throws {
+    init(config: AgentConfig, version: String, logger: Logger,
+         configSource: (@Sendable () -> AgentConfig)? = nil, execute: @escaping Executor) {
         self.config = config
+        self.configSource = configSource ?? { config }
         self.version = version
         self.logger = logger
         self.execute = execute
@@ -104,6 +125,19 @@ final class UplinkService: @unchecked Sendable {
         ownAlarms = own
         ledger = AlarmLedger(path: state + "/alarms")
         verifier = CommandVerifier(gatewayID: config.gateway.id, centreKeys: config.uplink.centreKeys, maxLifetime: config.uplink.maxCommandLifetime)
+        sparkplug = config.uplink.dialect == .sparkplug ? SparkplugEdgeNode(config: config, version: version, root: root) : nil
+        sparkplug?.bootID = bootID
+        do {
+            client = try Self.makeClient(config: config, root: root, sparkplug: sparkplug, maxInflight: maxInflight, logger: logger)
+        } catch {
+            logger.critical("the uplink cannot be set up; messages are kept in the outbox and the agent retries", metadata: ["error": "\(error)"])
+            client = nil
+            ownAlarms["gateway/uplink_unavailable"] = ("critical", "the uplink cannot be set up (\(error)); messages are kept in the outbox, retrying")
+        }
+    }
+
+    /// The MQTT client for `config`'s broker settings.
+    private static func makeClient(config: AgentConfig, root: String, sparkplug: SparkplugEdgeNode?, maxInflight: Int, logger: Logger) throws(MQTTError) -> MQTTClient {
         var mqtt = MQTTConfiguration(broker: config.uplink.broker, clientID: "edge-agent-\(config.gateway.id)")
         mqtt.cleanSession = false
         mqtt.maxInflight = maxInflight
@@ -112,7 +146,6 @@ final class UplinkService: @unchecked Sendable {
         if let tls = config.uplink.tls { mqtt.tls = .init(ca: tls.ca, cert: tls.cert, key: tls.key) }
         // issue 17: the Sparkplug B dialect: NDEATH as the will, clean session (Sparkplug 3.0),
         // room in the client's window for births beside the drainer's 20.
-        sparkplug = config.uplink.dialect == .sparkplug ? SparkplugEdgeNode(config: config, version: version, root: root) : nil
         if let sparkplug {
             mqtt.will = sparkplug.death()
             mqtt.cleanSession = true
@@ -123,15 +156,138 @@ final class UplinkService: @unchecked Sendable {
         mqtt.reconnectDelay = config.uplink.reconnectInitial
         mqtt.reconnectMaxDelay = config.uplink.reconnectMax
         mqtt.reconnectJitter = config.uplink.reconnectJitter
-        client = try MQTTClient(configuration: mqtt, logger: logger)
-        sparkplug?.bootID = bootID
+        return try MQTTClient(configuration: mqtt, logger: logger)
+    }
+
+    /// Callbacks, subscriptions, start. Called without `cond` held.
+    private func connect(_ client: MQTTClient) {
+        client.onConnectionChange { [weak self] up in self?.connectionChanged(up) }
+        client.onPublished { [weak self] mid in self?.acknowledged(mid) }
+        client.onMessage { [weak self] m in self?.received(m) }
+        for filter in sparkplug?.subscriptions ?? [root + "/cmd"] { try? client.subscribe(filter, qos: 1) }   // issue 17
+        client.start()
+    }
+
+    /// Makes the client again every few seconds while it cannot be made (from `start`/`apply`).
+    private func retryClient() {
+        let t = Thread { [weak self] in
+            var delay = 2.0
+            while let self {
+                self.cond.lock()
+                let until = Date().addingTimeInterval(delay)
+                while self.running, self.client == nil, self.cond.wait(until: until) {}
+                let (running, missing, config) = (self.running, self.client == nil, self.config)
+                self.cond.unlock()
+                guard running, missing else { return }
+                do {
+                    let client = try Self.makeClient(config: config, root: self.root, sparkplug: self.sparkplug, maxInflight: self.maxInflight, logger: self.logger)
+                    self.cond.withLock { self.client = client }
+                    self.connect(client)
+                    self.setOwnAlarm("uplink_unavailable", nil)
+                    self.logger.notice("uplink set up after retry", metadata: ["broker": "\(config.uplink.broker)"])
+                    return
+                } catch {
+                    self.logger.warning("the uplink still cannot be set up", metadata: ["error": "\(error)"])
+                    self.setOwnAlarm("uplink_unavailable", ("critical", "the uplink cannot be set up (\(error)); messages are kept in the outbox, retrying"))
+                }
+                delay = min(delay * 2, 60)
+            }
+        }
+        t.name = "uplink-connect"
+        t.start()
+    }
+
+    /// Raises (`alarm` non-nil) or clears one of the gateway's own alarms (`gateway/<code>`):
+    /// shown in the status view and published on the alarm topic when it changes.
+    func setOwnAlarm(_ code: String, _ alarm: (severity: String, message: String)?) {
+        let key = "gateway/" + code
+        let changed: Bool = cond.withLock {
+            let before = ownAlarms[key]
+            if let alarm { ownAlarms[key] = alarm } else { ownAlarms[key] = nil }
+            return before?.message != alarm?.message || (before == nil) != (alarm == nil)
+        }
+        guard changed else { return }
+        var body: [String: ControlValue] = ["active": .bool(alarm != nil)]
+        if let alarm {
+            body["severity"] = .string(alarm.severity)
+            body["message"] = .string(alarm.message)
+        }
+        enqueue(topic: "\(root)/alarm/\(key)", retain: true, priority: .event, lane: .status, body: body)
+    }
+
+    // MARK: - Reload
+
+    /// Why a reload cannot be applied to the running uplink (the running setup stays).
+    struct ReloadRefused: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Checks that the uplink can take `next` by reload (nothing changes).
+    func check(_ next: AgentConfig) throws(ReloadRefused) {
+        let now = cond.withLock { config }
+        var restartOnly: [String] = []
+        if next.gateway.id != now.gateway.id { restartOnly.append("gateway.id") }
+        if next.gateway.stateDirectory != now.gateway.stateDirectory { restartOnly.append("gateway.state_dir") }
+        if next.uplink.prefix != now.uplink.prefix { restartOnly.append("uplink.prefix") }
+        if next.uplink.dialect != now.uplink.dialect { restartOnly.append("uplink.dialect") }
+        if next.uplink.sparkplug != now.uplink.sparkplug { restartOnly.append("uplink.sparkplug") }
+        if next.uplink.outboxMaxMessages != now.uplink.outboxMaxMessages || next.uplink.outboxMaxAge != now.uplink.outboxMaxAge
+            || next.uplink.outboxMaxBytes != now.uplink.outboxMaxBytes { restartOnly.append("uplink.outbox") }
+        if now.uplink.dialect == .sparkplug, Set(next.devices.keys) != Set(now.devices.keys) {
+            restartOnly.append("devices (the Sparkplug births describe them)")
+        }
+        guard restartOnly.isEmpty else {
+            throw ReloadRefused(description: "\(restartOnly.joined(separator: ", ")) cannot change by reload (topics or stored data depend on it): restart the agent (systemctl restart edge-agent)")
+        }
+    }
+
+    /// Takes `next` (after `check`): keys, command lifetime and targets at once; a new MQTT
+    /// client when the broker settings changed (queued messages stay in the outbox).
+    func apply(_ next: AgentConfig) {
+        let (old, replaceClient): (MQTTClient?, Bool) = cond.withLock {
+            let brokerChanged = next.uplink.brokers != config.uplink.brokers || next.uplink.tls != config.uplink.tls
+                || next.uplink.keepAlive != config.uplink.keepAlive || next.uplink.reconnectInitial != config.uplink.reconnectInitial
+                || next.uplink.reconnectMax != config.uplink.reconnectMax || next.uplink.reconnectJitter != config.uplink.reconnectJitter
+            config = next
+            verifier = CommandVerifier(gatewayID: next.gateway.id, centreKeys: next.uplink.centreKeys, maxLifetime: next.uplink.maxCommandLifetime)
+            guard brokerChanged else { return (nil, false) }
+            let old = client
+            client = nil
+            connected = false
+            inflight.removeAll()
+            lastQueued = [:]
+            cond.broadcast()
+            return (old, true)
+        }
+        guard replaceClient else { return }
+        logger.notice("uplink broker settings changed: reconnecting", metadata: ["broker": "\(next.uplink.broker)"])
+        old?.stop()
+        do {
+            let client = try Self.makeClient(config: next, root: root, sparkplug: sparkplug, maxInflight: maxInflight, logger: logger)
+            cond.withLock { self.client = client }
+            connect(client)
+            setOwnAlarm("uplink_unavailable", nil)
+        } catch {
+            logger.critical("the uplink cannot be set up with the new broker settings; retrying", metadata: ["error": "\(error)"])
+            setOwnAlarm("uplink_unavailable", ("critical", "the uplink cannot be set up (\(error)); messages are kept in the outbox, retrying"))
+            retryClient()
+        }
+    }
+
+    /// Starts (true) or ends (false, for good) the execution of centre commands.
+    func acceptCommands(_ on: Bool) {
+        cond.lock()
+        accepting = on
+        if !on { intakeClosed = true }
+        cond.broadcast()
+        cond.unlock()
     }
 
     var status: ControlValue {
         cond.lock()
         defer { cond.unlock() }
         var o: [String: ControlValue] = [
-            "broker": .string(client.currentBroker),
+            "broker": .string(client?.currentBroker ?? config.uplink.broker),
             "connected": .bool(connected),
             "inflight": .number(Double(inflight.count)),
         ]
@@ -187,14 +343,16 @@ final class UplinkService: @unchecked Sendable {
     }
 
     func start() {
-        client.onConnectionChange { [weak self] up in self?.connectionChanged(up) }
-        client.onPublished { [weak self] mid in self?.acknowledged(mid) }
-        client.onMessage { [weak self] m in self?.received(m) }
-        for filter in sparkplug?.subscriptions ?? [root + "/cmd"] { try? client.subscribe(filter, qos: 1) }   // issue 17
+        let pump = EventPump<MQTTMessage>(name: "uplink-commands", capacity: 10_000) { [weak self] messages, dropped in
+            if dropped > 0 { self?.logger.error("centre commands dropped: the command queue is full", metadata: ["dropped": "\(dropped)"]) }
+            for m in messages { self?.process(m) }
+        }
         cond.lock()
         running = true
         draining = true
+        commandPump = pump
         cond.unlock()
+        pump.start()
         if let recovered = outbox?.recoveredFromCorruption {
             logger.critical("outbox database was corrupt; moved aside and started fresh", metadata: ["detail": "\(recovered)"])
             cond.withLock { ownAlarms["gateway/outbox_corrupt"] = ("major", "outbox database was corrupt and was replaced; messages queued before may be lost: \(recovered)") }
@@ -216,8 +374,10 @@ final class UplinkService: @unchecked Sendable {
         let r = Thread { [weak self] in self?.reassertLoop() }
         r.name = "uplink-alarms"
         r.start()
-        client.start()
+        if let client = cond.withLock({ client }) { connect(client) } else { retryClient() }
     }
+
+    func stop(deadline: MonotonicInstant) { stop() }
 
     /// The clock became (un)synchronised: the retained status says so at once.
     private func clockChanged(_ quality: ClockTrust.Quality) {
@@ -235,6 +395,8 @@ final class UplinkService: @unchecked Sendable {
     /// acknowledged by then (or no broker), it stays in the outbox and goes out in seq order
     /// at the next start, before that run's `online`. The broker's will covers unclean losses.
     func stop() {
+        acceptCommands(false)
+        cond.withLock { commandPump }?.stop(timeout: .seconds(2))
         cond.lock()
         running = false
         cond.broadcast()
@@ -246,7 +408,7 @@ final class UplinkService: @unchecked Sendable {
         let goodbye = store(topic: root + "/status", retain: true, priority: .event, lane: .status,
                             body: ["state": .string("offline"), "version": .string(version), "boot_id": .string(bootID)])
         cond.lock()
-        if let goodbye, connected {
+        if let goodbye, connected, let client {
             do {
                 // issue 17: in the Sparkplug dialect the goodbye is the NDEATH.
                 let mid = try client.publish(sparkplug?.death() ?? MQTTMessage(topic: goodbye.topic, payload: goodbye.payload, qos: 1, retain: true))
@@ -261,8 +423,9 @@ final class UplinkService: @unchecked Sendable {
                 logger.warning("cannot publish the offline status; it stays in the outbox for the next start", metadata: ["error": "\(error)"])
             }
         }
+        let client = self.client
         cond.unlock()
-        client.stop()
+        client?.stop()
         outbox?.close()
     }
 
@@ -368,8 +531,8 @@ final class UplinkService: @unchecked Sendable {
 
     func audit(command: AgentCommand, response: ControlResponse) {
         do {
-            try auditLog?.record(origin: command.origin, id: command.id, target: command.target, action: command.action, args: command.args,
-                                 result: response.ok ? .ok : .error(code: response.code ?? "error", message: response.message ?? ""))
+            try auditLog?.record(origin: command.origin, id: command.id, target: command.target, action: command.action.name, args: command.args,
+                                 result: response.ok ? .ok : .error(code: response.code?.rawValue ?? "error", message: response.message ?? ""))
         } catch {
             logger.error("audit log write failed: \(error)")
         }
@@ -384,13 +547,13 @@ final class UplinkService: @unchecked Sendable {
         cond.broadcast()
         cond.unlock()
         if up {
-            logger.notice("uplink connected", metadata: ["broker": "\(client.currentBroker)"])
+            logger.notice("uplink connected", metadata: ["broker": "\(cond.withLock { client?.currentBroker } ?? "")"])
             // The status lane goes first: `online` overtakes any backlog of events and telemetry.
             enqueue(topic: root + "/status", retain: true, priority: .event, lane: .status,
                     body: ["state": .string("online"), "version": .string(version), "boot_id": .string(bootID)])
             reassertAlarms()
         } else {
-            logger.warning("uplink disconnected; messages stay in the outbox", metadata: ["broker": "\(config.uplink.broker)"])
+            logger.warning("uplink disconnected; messages stay in the outbox", metadata: ["broker": "\(cond.withLock { config.uplink.broker })"])
         }
     }
 
@@ -405,42 +568,59 @@ final class UplinkService: @unchecked Sendable {
     private func received(_ message: MQTTMessage) {
         if let sparkplug, message.topic != root + "/cmd" { return sparkplugReceived(message, sparkplug) }   // issue 17
         guard message.topic == root + "/cmd" else { return }
+        cond.withLock { commandPump }?.post([message])
+    }
+
+    /// One centre command, on `uplink-commands`: waits for the agent to take commands and for
+    /// a reload in progress, then verifies, checks, records, executes and answers it.
+    private func process(_ message: MQTTMessage) {
+        cond.lock()
+        while !accepting, !intakeClosed { cond.wait() }
+        let closed = intakeClosed
+        cond.unlock()
+        let config = configSource()
+        let verifier = cond.withLock { self.verifier }
         let now = Date()
         switch verifier.verify(envelope: message.payload, now: now) {
         case .failure(let rejection):
-            logger.warning("command refused", metadata: ["code": "\(rejection.code)", "reason": "\(rejection.message)"])
+            logger.warning("command refused", metadata: ["code": "\(rejection.code.rawValue)", "reason": "\(rejection.message)"])
             reply(id: rejection.id, ok: false, code: rejection.code, message: rejection.message)
         case .success(let command):
             if replay.hasSeen(command.id) {
-                return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
+                return reply(id: command.id, ok: false, code: .replay, message: replay.replayMessage(for: command.id))
             }
-            if let rejection = CommandCatalog.validate(command, targetKind: targetKind(command.target)) {
-                return reply(id: command.id, ok: false, code: rejection.code, message: rejection.message)
+            if closed {
+                return reply(id: command.id, ok: false, code: .unavailable, message: "the agent is stopping; the command was not run")
+            }
+            let action: CommandAction
+            switch CommandAction.parse(command, targetKind: CommandAction.TargetKind(of: command.target, in: config)) {
+            case .success(let a): action = a
+            case .failure(let rejection): return reply(id: command.id, ok: false, code: rejection.code, message: rejection.message)
             }
             // Remember the id before acting (check and record in one step): a crash after this
             // point can lose the command but never run it twice.
             do {
                 guard try replay.recordIfNew(command.id, expires: command.expires) else {
-                    return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
+                    return reply(id: command.id, ok: false, code: .replay, message: replay.replayMessage(for: command.id))
                 }
             } catch {
                 // The state disk fails. Safety does not need it: a command toward the safe state
                 // runs with its id kept in memory; every other one is refused.
-                guard CommandCatalog.towardSafeState.contains(command.action) else {
-                    return reply(id: command.id, ok: false, code: "unavailable",
-                                 message: "the state disk cannot record the command id (\(error)); only \(CommandCatalog.towardSafeState.sorted().joined(separator: ", ")) run until it can")
+                guard action.isTowardSafeState else {
+                    return reply(id: command.id, ok: false, code: .unavailable,
+                                 message: "the state disk cannot record the command id (\(error)); only \(CommandAction.towardSafeStateNames.joined(separator: ", ")) run until it can")
                 }
                 guard replay.recordInMemory(command.id, expires: command.expires) else {
-                    return reply(id: command.id, ok: false, code: "replay", message: replay.replayMessage(for: command.id))
+                    return reply(id: command.id, ok: false, code: .replay, message: replay.replayMessage(for: command.id))
                 }
                 stateDiskFailed("\(error)", command: command.id)
             }
-            let agentCommand = AgentCommand(origin: .centre(keyID: command.keyID), id: command.id, target: command.target, action: command.action, args: command.args)
+            let agentCommand = AgentCommand(origin: .centre(keyID: command.keyID), id: command.id, target: command.target, action: action, args: command.args)
             execute(agentCommand) { [weak self] response in
                 guard let self else { return }
                 // The id stays spent either way; a later replay is told what became of it.
                 do {
-                    try replay.recordOutcome(command.id, outcome: response.ok ? "executed" : "refused: \(response.code ?? "error")", at: Date())
+                    try replay.recordOutcome(command.id, outcome: response.ok ? "executed" : "refused: \(response.code?.rawValue ?? "error")", at: Date())
                 } catch {
                     self.logger.error("cannot record a command's outcome in the replay store", metadata: ["id": "\(command.id)", "error": "\(error)"])
                 }
@@ -448,26 +628,17 @@ final class UplinkService: @unchecked Sendable {
                 self.reply(id: command.id, ok: response.ok, code: response.code, message: response.message)
                 if response.ok {
                     self.publishEvent(device: command.target.isEmpty ? "gateway" : command.target, type: "command.executed",
-                                      data: ["id": .string(command.id), "action": .string(command.action)])
+                                      data: ["id": .string(command.id), "action": .string(action.name)])
                 }
             }
         }
     }
 
-    private func targetKind(_ target: String) -> CommandCatalog.TargetKind? {
-        if target == config.gateway.id || target == "gateway" || target.isEmpty { return .gateway }
-        if config.lighting[target] != nil { return .lightingGroup }
-        if config.bollards[target] != nil { return .bollard }
-        if config.priority[target] != nil { return .approach }
-        if config.lighting.values.contains(where: { $0.lamps.contains(target) }) { return .lamp }
-        return nil
-    }
-
     /// Answers on `ROOT/reply`. A reply the outbox refuses is held in memory (bounded) and
     /// stored once it writes again: the centre learns every outcome.
-    private func reply(id: String?, ok: Bool, code: String?, message: String?) {
+    private func reply(id: String?, ok: Bool, code: CommandError.Code?, message: String?) {
         var body: [String: ControlValue] = ["id": id.map { .string($0) } ?? .null, "ok": .bool(ok)]
-        if !ok { body["error"] = .object(["code": .string(code ?? "error"), "message": .string(message ?? "")]) }
+        if !ok { body["error"] = .object(["code": .string(code?.rawValue ?? "error"), "message": .string(message ?? "")]) }
         body["ts"] = .string(Timestamp.rfc3339())
         if !enqueue(topic: root + "/reply", retain: false, priority: .event, body: body) {
             hold(topic: root + "/reply", retain: false, priority: .event, lane: .event, body: body)
@@ -681,6 +852,7 @@ extension UplinkService {
     /// the message id to await (the last one published), nil when nothing was published.
     /// Called with `cond` held.
     fileprivate func publishWire(_ m: OutboxMessage) throws(MQTTError) -> Int32? {
+        guard let client else { throw MQTTError(kind: .notConnected, message: "no MQTT client") }
         guard let sparkplug else { return try client.publish(MQTTMessage(topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain)) }
         var last: Int32?
         for wire in sparkplug.map(m) { last = try client.publish(wire) }
@@ -690,7 +862,10 @@ extension UplinkService {
     /// Births (NBIRTH, DBIRTHs) on the wire, in seq order. Called with `cond` held.
     fileprivate func publishBirths(_ sparkplug: SparkplugEdgeNode) {
         for m in sparkplug.births(outboxLastSeq: outbox?.lastSeq ?? 0) {
-            do { _ = try client.publish(m) } catch { logger.error("Sparkplug birth not published", metadata: ["topic": "\(m.topic)", "error": "\(error)"]) }
+            do {
+                guard let client else { throw MQTTError(kind: .notConnected, message: "no MQTT client") }
+                _ = try client.publish(m)
+            } catch { logger.error("Sparkplug birth not published", metadata: ["topic": "\(m.topic)", "error": "\(error)"]) }
         }
         cond.broadcast()
     }
@@ -700,7 +875,7 @@ extension UplinkService {
         if up {
             if sparkplug.hostOnline { publishBirths(sparkplug) }
         } else {
-            do { try client.setWill(sparkplug.linkDown()) } catch { logger.error("cannot set the next NDEATH will", metadata: ["error": "\(error)"]) }
+            do { try client?.setWill(sparkplug.linkDown()) } catch { logger.error("cannot set the next NDEATH will", metadata: ["error": "\(error)"]) }
         }
     }
 
@@ -721,7 +896,7 @@ extension UplinkService {
                 received(MQTTMessage(topic: root + "/cmd", payload: envelope, qos: 1, retain: false))
             case .refused(let why):
                 logger.warning("Sparkplug command refused", metadata: ["reason": "\(why)"])
-                reply(id: nil, ok: false, code: "malformed", message: why)
+                reply(id: nil, ok: false, code: .malformed, message: why)
             case .hostState(let online):
                 logger.notice("Sparkplug primary host \(online ? "online" : "offline")", metadata: ["host": "\(sparkplug.primaryHost ?? "")"])
                 cond.lock()

@@ -1,14 +1,11 @@
 public import Foundation
-#if !EDGE_OPENSSL_ED25519
-import Crypto
-#endif
 
 /// A command from the centre whose signature has been verified (CONTRACT.md 1, Commands).
 ///
 /// The wire form is the JSON object `{"id","gw","target","action","args":{...},"issued","expires"}`
 /// (times RFC 3339); `keyID` is the envelope's `kid` that signed it. A value produced by
 /// `CommandVerifier` is addressed to this gateway and within its validity window at `now`;
-/// replay, target, action and arguments are checked by the caller (`ReplayStore`, `CommandCatalog`).
+/// replay, target, action and arguments are checked by the caller (`ReplayStore`, `CommandAction.parse`).
 public struct CentreCommand: Sendable, Equatable {
     public var id: String
     public var gateway: String
@@ -40,33 +37,6 @@ public struct CentreCommand: Sendable, Equatable {
         // Encoding strings and ControlValues cannot fail.
         return (try? [UInt8](encoder.encode(wire))) ?? []
     }
-}
-
-/// Why a centre command was refused: a contract error code (`bad_signature`, `wrong_gateway`,
-/// `expired`, `replay`, `malformed`, `unknown_target`, `unknown_action`, `out_of_range`), a
-/// message for the technician, and the command id when one could be read (for `bad_signature`
-/// it comes from unverified bytes and is only for correlating the reply).
-public struct CommandRejection: Error, Sendable, Equatable, CustomStringConvertible {
-    public var code: String
-    public var message: String
-    public var id: String?
-
-    public init(code: String, message: String, id: String? = nil) {
-        self.code = code
-        self.message = message
-        self.id = id
-    }
-
-    public static let badSignature = "bad_signature"
-    public static let wrongGateway = "wrong_gateway"
-    public static let expired = "expired"
-    public static let replay = "replay"
-    public static let malformed = "malformed"
-    public static let unknownTarget = "unknown_target"
-    public static let unknownAction = "unknown_action"
-    public static let outOfRange = "out_of_range"
-
-    public var description: String { "\(code): \(message)" + (id.map { " (command \($0))" } ?? "") }
 }
 
 /// The JSON shape of the command bytes.
@@ -104,76 +74,78 @@ public struct CommandVerifier: Sendable {
     public let maxSkew: Duration
     /// The longest lifetime (`expires - issued`) accepted; default 1 h.
     public let maxLifetime: Duration
-    private let centreKeys: [String: [UInt8]]
+    /// Key id -> the checked key, or why the configured bytes are not one.
+    private let centreKeys: [String: Result<Ed25519.PublicKey, Ed25519.Failure>]
 
-    /// - Parameter centreKeys: key id -> raw 32-byte Ed25519 public key. A key of the wrong
-    ///   length never verifies anything (its commands get `bad_signature`).
+    /// - Parameter centreKeys: key id -> raw 32-byte Ed25519 public key. A key that is not one
+    ///   (wrong length, not a curve point) never verifies anything: its commands get
+    ///   `bad_signature` with the key's fault in the message.
     public init(gatewayID: String, centreKeys: [String: [UInt8]], maxSkew: Duration = .seconds(30), maxLifetime: Duration = .seconds(3600)) {
         self.gatewayID = gatewayID
-        self.centreKeys = centreKeys
+        self.centreKeys = centreKeys.mapValues { raw in Result { () throws(Ed25519.Failure) in try Ed25519.PublicKey(raw) } }
         self.maxSkew = maxSkew
         self.maxLifetime = maxLifetime
     }
 
-    public func verify(envelope: [UInt8], now: Date) -> Result<CentreCommand, CommandRejection> {
+    public func verify(envelope: [UInt8], now: Date) -> Result<CentreCommand, CommandError> {
         guard envelope.count <= Self.maxEnvelopeBytes else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope is \(envelope.count) bytes, more than \(Self.maxEnvelopeBytes)"))
+            return .failure(CommandError(code: .malformed, message: "envelope is \(envelope.count) bytes, more than \(Self.maxEnvelopeBytes)"))
         }
         let wire: WireEnvelope
         do {
             wire = try JSONDecoder().decode(WireEnvelope.self, from: Data(envelope))
         } catch {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope is not a JSON object with string fields kid, cmd, sig: \(Self.describe(error))"))
+            return .failure(CommandError(code: .malformed, message: "envelope is not a JSON object with string fields kid, cmd, sig: \(Self.describe(error))"))
         }
         guard let commandData = Data(base64Encoded: wire.cmd), !commandData.isEmpty else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope field cmd is not valid base64"))
+            return .failure(CommandError(code: .malformed, message: "envelope field cmd is not valid base64"))
         }
         guard let signature = Data(base64Encoded: wire.sig) else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "envelope field sig is not valid base64"))
+            return .failure(CommandError(code: .malformed, message: "envelope field sig is not valid base64"))
         }
         let unverifiedID = Self.peekID(commandData)
-        guard let rawKey = centreKeys[wire.kid] else {
-            return .failure(CommandRejection(code: CommandRejection.badSignature, message: "unknown key id '\(Self.printable(wire.kid))'", id: unverifiedID))
+        guard let configuredKey = centreKeys[wire.kid] else {
+            return .failure(CommandError(code: .badSignature, message: "unknown key id '\(Self.printable(wire.kid))'", id: unverifiedID))
         }
-        guard signature.count == 64,
-              let key = try? Curve25519.Signing.PublicKey(rawRepresentation: rawKey),
-              key.isValidSignature(signature, for: commandData)
-        else {
-            return .failure(CommandRejection(code: CommandRejection.badSignature, message: "signature does not verify with key '\(wire.kid)'", id: unverifiedID))
+        do {
+            try configuredKey.get().verify([UInt8](signature), for: [UInt8](commandData))
+        } catch {
+            let reason = error.message == "signature does not verify" ? "" : ": \(error.message)"
+            return .failure(CommandError(code: .badSignature, message: "signature does not verify with key '\(wire.kid)'\(reason)", id: unverifiedID))
         }
 
         let command: WireCommand
         do {
             command = try JSONDecoder().decode(WireCommand.self, from: commandData)
         } catch {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "command is not valid: \(Self.describe(error))", id: unverifiedID))
+            return .failure(CommandError(code: .malformed, message: "command is not valid: \(Self.describe(error))", id: unverifiedID))
         }
         guard !command.id.isEmpty, command.id.count <= 128, !command.id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "command id must be 1-128 printable characters"))
+            return .failure(CommandError(code: .malformed, message: "command id must be 1-128 printable characters"))
         }
         guard let issued = RFC3339.parse(command.issued) else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "issued '\(Self.printable(command.issued))' is not an RFC 3339 time", id: command.id))
+            return .failure(CommandError(code: .malformed, message: "issued '\(Self.printable(command.issued))' is not an RFC 3339 time", id: command.id))
         }
         guard let expires = RFC3339.parse(command.expires) else {
-            return .failure(CommandRejection(code: CommandRejection.malformed, message: "expires '\(Self.printable(command.expires))' is not an RFC 3339 time", id: command.id))
+            return .failure(CommandError(code: .malformed, message: "expires '\(Self.printable(command.expires))' is not an RFC 3339 time", id: command.id))
         }
         guard command.gw == gatewayID else {
-            return .failure(CommandRejection(code: CommandRejection.wrongGateway, message: "command is for gateway '\(Self.printable(command.gw))', this is '\(gatewayID)'", id: command.id))
+            return .failure(CommandError(code: .wrongGateway, message: "command is for gateway '\(Self.printable(command.gw))', this is '\(gatewayID)'", id: command.id))
         }
         guard expires > now else {
-            return .failure(CommandRejection(code: CommandRejection.expired, message: "command expired at \(RFC3339.format(expires)) (now \(RFC3339.format(now)))", id: command.id))
+            return .failure(CommandError(code: .expired, message: "command expired at \(RFC3339.format(expires)) (now \(RFC3339.format(now)))", id: command.id))
         }
         let lifetime = Double(maxLifetime.components.seconds) + Double(maxLifetime.components.attoseconds) / 1e18
         guard expires.timeIntervalSince(issued) <= lifetime else {
-            return .failure(CommandRejection(
-                code: CommandRejection.malformed,
+            return .failure(CommandError(
+                code: .malformed,
                 message: "command lifetime \(RFC3339.format(issued)) to \(RFC3339.format(expires)) is longer than the maximum \(maxLifetime)",
                 id: command.id))
         }
         let skew = Double(maxSkew.components.seconds) + Double(maxSkew.components.attoseconds) / 1e18
         guard issued <= now.addingTimeInterval(skew) else {
-            return .failure(CommandRejection(
-                code: CommandRejection.expired,
+            return .failure(CommandError(
+                code: .expired,
                 message: "command issued in the future at \(RFC3339.format(issued)) (now \(RFC3339.format(now)), allowed skew \(maxSkew))",
                 id: command.id))
         }
@@ -217,13 +189,13 @@ public enum CommandSigner {
 
     /// A fresh key pair, each raw 32 bytes (the public key goes into `uplink.centre_keys`, base64).
     public static func generateKey() -> (privateKey: [UInt8], publicKey: [UInt8]) {
-        let key = Curve25519.Signing.PrivateKey()
-        return ([UInt8](key.rawRepresentation), [UInt8](key.publicKey.rawRepresentation))
+        let key = Ed25519.PrivateKey()
+        return (key.bytes, key.publicKey.bytes)
     }
 
     /// The raw public key of a raw private key.
     public static func publicKey(of privateKey: [UInt8]) throws(SigningError) -> [UInt8] {
-        [UInt8](try signingKey(privateKey).publicKey.rawRepresentation)
+        try signingKey(privateKey).publicKey.bytes
     }
 
     /// Signs `command` (its `jsonBytes()`) with `privateKey` under `command.keyID`; returns the envelope JSON.
@@ -234,22 +206,26 @@ public enum CommandSigner {
     /// Signs the exact `commandBytes`; returns the envelope `{"cmd","kid","sig"}` as JSON bytes.
     public static func sign(commandBytes: [UInt8], keyID: String, privateKey: [UInt8]) throws(SigningError) -> [UInt8] {
         let key = try signingKey(privateKey)
-        let signature: Data
+        let signature: [UInt8]
         do {
             signature = try key.signature(for: commandBytes)
         } catch {
             throw SigningError(message: "signing failed: \(error)")
         }
-        let envelope = WireEnvelope(kid: keyID, cmd: Data(commandBytes).base64EncodedString(), sig: signature.base64EncodedString())
+        let envelope = WireEnvelope(kid: keyID, cmd: Data(commandBytes).base64EncodedString(), sig: Data(signature).base64EncodedString())
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? [UInt8](encoder.encode(envelope))) ?? []
     }
 
-    private static func signingKey(_ raw: [UInt8]) throws(SigningError) -> Curve25519.Signing.PrivateKey {
-        guard raw.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+    private static func signingKey(_ raw: [UInt8]) throws(SigningError) -> Ed25519.PrivateKey {
+        guard raw.count == Ed25519.privateKeyBytes else {
             throw SigningError(message: "private key must be 32 raw bytes (Ed25519), got \(raw.count)")
         }
-        return key
+        do {
+            return try Ed25519.PrivateKey(raw)
+        } catch {
+            throw SigningError(message: "private key refused: \(error)")
+        }
     }
 }

@@ -42,9 +42,16 @@ public struct AgentConfig: Sendable, Equatable {
         public var timezone: String
         public var stateDirectory: String
         public var controlSocket: String
-        /// Group owning the control socket (mode 0660); nil = the process's group.
+        /// The technicians' group: may use every verb of the control socket, and owns the
+        /// socket file (mode 0660); nil = the process's group.
         public var controlGroup: String?
-        public init(id: String, latitude: Double, longitude: Double, timezone: String, stateDirectory: String, controlSocket: String, controlGroup: String?) {
+        /// The read-only group (`status`, `watch`, `io read`); nil = none.
+        public var monitorGroup: String?
+        /// The gids of `controlGroup` and `monitorGroup`, resolved when the config was loaded.
+        public var controlGroupID: UInt32?
+        public var monitorGroupID: UInt32?
+        public init(id: String, latitude: Double, longitude: Double, timezone: String, stateDirectory: String, controlSocket: String, controlGroup: String?,
+                    monitorGroup: String? = nil, controlGroupID: UInt32? = nil, monitorGroupID: UInt32? = nil) {
             self.id = id
             self.latitude = latitude
             self.longitude = longitude
@@ -52,6 +59,9 @@ public struct AgentConfig: Sendable, Equatable {
             self.stateDirectory = stateDirectory
             self.controlSocket = controlSocket
             self.controlGroup = controlGroup
+            self.monitorGroup = monitorGroup
+            self.controlGroupID = controlGroupID
+            self.monitorGroupID = monitorGroupID
         }
     }
 

@@ -1,3 +1,4 @@
+public import ConfigToolkit
 import Foundation
 
 /// Loads and validates gateway board files (`Boards/*.yaml`): the GPIO lines and serial

@@ -1,3 +1,4 @@
+public import ConfigToolkit
 import Drivers
 import Foundation
 
@@ -152,7 +153,7 @@ struct ConfigParser {
 
     func parseGateway(_ node: YAMLValue) -> AgentConfig.Gateway? {
         guard let g = check({ () throws(ConfigError) in
-            try node.map(allowed: ["id", "location", "timezone", "state_dir", "control_socket", "control_group"],
+            try node.map(allowed: ["id", "location", "timezone", "state_dir", "control_socket", "control_group", "monitor_group"],
                          required: ["id", "location", "timezone"], reporting: diagnostics)
         }) else { return nil }
         let id = check { () throws(ConfigError) in try g.required("id").id("gateway id") } ?? ""
@@ -179,16 +180,25 @@ struct ConfigParser {
             }
             return socket
         } ?? nil
-        let group = check { () throws(ConfigError) -> String? in
-            guard let gr = g["control_group"] else { return nil }
-            let name = try gr.string()
-            guard name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_-".unicodeScalars.contains($0) }),
-                  name.count <= 32 else { throw gr.error("bad group name \"\(name)\"") }
-            return name
-        } ?? nil
+        // Groups are resolved here, once (getgrnam_r): the control socket never looks a name up.
+        func group(_ key: String) -> (String, UInt32)? {
+            check { () throws(ConfigError) -> (String, UInt32)? in
+                guard let gr = g[key] else { return nil }
+                let name = try gr.string()
+                guard name.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "_-".unicodeScalars.contains($0) }),
+                      name.count <= 32 else { throw gr.error("bad group name \"\(name)\"") }
+                guard let gid = SystemGroups.gid(named: name) else {
+                    throw gr.error("no group \"\(name)\" on this system (create it: sudo groupadd \(name))")
+                }
+                return (name, gid)
+            } ?? nil
+        }
+        let control = group("control_group")
+        let monitor = group("monitor_group")
         return AgentConfig.Gateway(id: id, latitude: lat, longitude: lon, timezone: tz,
                                    stateDirectory: stateDir ?? ConfigLoader.defaultStateDirectory,
-                                   controlSocket: socket ?? ConfigLoader.defaultControlSocket, controlGroup: group)
+                                   controlSocket: socket ?? ConfigLoader.defaultControlSocket, controlGroup: control?.0,
+                                   monitorGroup: monitor?.0, controlGroupID: control?.1, monitorGroupID: monitor?.1)
     }
 
     // MARK: uplink
@@ -319,7 +329,7 @@ struct ConfigParser {
         }
         var rest = String(broker.dropFirst(scheme.count + 3))
         if rest.hasSuffix("/") { rest.removeLast() }
-        guard !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), let (_, portText) = Self.splitHostPort(rest) else {
+        guard !rest.contains("/"), !rest.contains("@"), !rest.contains("?"), let (_, portText) = HostPort.split(rest) else {
             throw brokerNode.error("bad broker URL \"\(broker)\" (use \(scheme)://host:port, no path or user)")
         }
         if let portText {
@@ -351,27 +361,6 @@ struct ConfigParser {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw node.error("file not found: \(path)") }
         guard !isDir.boolValue else { throw node.error("\(path) is a folder, not a file") }
         return path
-    }
-
-    /// "host:port", "[v6]:port", "host" -> (host, port text); nil when malformed.
-    static func splitHostPort(_ s: String) -> (String, String?)? {
-        var host: Substring, port: Substring?
-        if s.hasPrefix("[") {
-            guard let close = s.firstIndex(of: "]") else { return nil }
-            host = s[s.index(after: s.startIndex)..<close]
-            let after = s[s.index(after: close)...]
-            if !after.isEmpty {
-                guard after.hasPrefix(":") else { return nil }
-                port = after.dropFirst()
-            }
-        } else {
-            let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count <= 2 else { return nil }
-            host = parts[0]
-            port = parts.count == 2 ? parts[1] : nil
-        }
-        guard !host.isEmpty, !host.contains(" "), port.map({ !$0.isEmpty }) ?? true else { return nil }
-        return (String(host), port.map(String.init))
     }
 
 
@@ -457,7 +446,7 @@ struct ConfigParser {
                     throw m.entries.first { $0.key == extra }!.value.keyError("\(extra) applies to rtu buses only")
                 }
                 let text = try t.string()
-                guard let (host, portText) = Self.splitHostPort(text) else {
+                guard let (host, portText) = HostPort.split(text) else {
                     throw t.error("bad address \"\(text)\" (use host:port, e.g. \"127.0.0.1:502\" or \"[::1]:502\")")
                 }
                 var port = 502

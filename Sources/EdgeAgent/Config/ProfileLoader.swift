@@ -1,3 +1,4 @@
+public import ConfigToolkit
 public import Drivers
 
 /// Loads and validates device profiles (`Profiles/*.yaml`): the register map of one kind
@@ -108,7 +109,7 @@ public enum ProfileLoader {
             }
             var seen: Set<String> = []
             for (k, v) in try b.openMap() {
-                guard let bit = ConfigSyntax.integer(k), (0...15).contains(bit) else {
+                guard let bit = ConfigScalars.integer(k), (0...15).contains(bit) else {
                     throw v.keyError("bit \"\(k)\" is not a bit number 0-15")
                 }
                 let bitName = try v.string()

@@ -321,11 +321,11 @@ public struct BollardController: Sendable {
     }
 
     /// Lower and keep down for `duration` (then auto-raise as after a vehicle, if the
-    /// commanded mode is up). Refused (`out_of_range`) unless 0 < duration <= 24 h.
+    /// commanded mode is up). Refused (`out_of_range`) unless 0 < duration <= `CommandLimits.maxHoldDown` (24 h).
     @discardableResult
     public mutating func holdDown(_ duration: Duration, at: MonotonicInstant) -> ControlOutcome {
-        guard duration > .zero, duration <= .seconds(86_400) else {
-            return .refused(ControlRefusal(.outOfRange, "bollard \(name): hold_down duration \(duration) outside 0-24 h"))
+        guard duration > .zero, duration <= CommandLimits.maxHoldDown else {
+            return .refused(CommandError(.outOfRange, "bollard \(name): hold_down duration \(duration) outside 0-24 h"))
         }
         return lowerCommand(hold: duration, at: at)
     }
@@ -359,7 +359,7 @@ public struct BollardController: Sendable {
         }
         if sensors.emergencyInput {
             finish(before: before, now: now)
-            return .refused(ControlRefusal(.interlock, "bollard \(name): emergency key input still active"))
+            return .refused(CommandError(.interlock, "bollard \(name): emergency key input still active"))
         }
         if emergencyLatched {
             emergencyLatched = false
@@ -433,23 +433,23 @@ public struct BollardController: Sendable {
         if emergencyLatched { emergencyRetryPending = true }
     }
 
-    private func offlineRefusal() -> ControlRefusal? {
-        ioOnline ? nil : ControlRefusal(.deviceOffline, "bollard \(name): I/O not reachable")
+    private func offlineRefusal() -> CommandError? {
+        ioOnline ? nil : CommandError(.deviceOffline, "bollard \(name): I/O not reachable")
     }
 
-    private func commonRefusal() -> ControlRefusal? {
+    private func commonRefusal() -> CommandError? {
         if let r = offlineRefusal() { return r }
-        if emergencyLatched { return ControlRefusal(.interlock, "bollard \(name): emergency lowering active, clear the emergency first") }
-        if sensors.motorFault { return ControlRefusal(.interlock, "bollard \(name): motor fault input active") }
+        if emergencyLatched { return CommandError(.interlock, "bollard \(name): emergency lowering active, clear the emergency first") }
+        if sensors.motorFault { return CommandError(.interlock, "bollard \(name): motor fault input active") }
         return nil
     }
 
-    private func raiseRefusal() -> ControlRefusal? {
+    private func raiseRefusal() -> CommandError? {
         if case .fault(let r) = phase {
-            return ControlRefusal(.interlock, "bollard \(name): in fault (\(Self.describe(r))), lower it first")
+            return CommandError(.interlock, "bollard \(name): in fault (\(Self.describe(r))), lower it first")
         }
-        if sensors.loopOccupied { return ControlRefusal(.interlock, "bollard \(name): vehicle loop occupied") }
-        if sensors.photocellInterrupted { return ControlRefusal(.interlock, "bollard \(name): photocell interrupted") }
+        if sensors.loopOccupied { return CommandError(.interlock, "bollard \(name): vehicle loop occupied") }
+        if sensors.photocellInterrupted { return CommandError(.interlock, "bollard \(name): photocell interrupted") }
         return nil
     }
 
@@ -468,7 +468,7 @@ public struct BollardController: Sendable {
         }
         if sensors.motorFault {
             finish(before: before, now: now)
-            return .refused(ControlRefusal(.interlock, "bollard \(name): motor fault input active"))
+            return .refused(CommandError(.interlock, "bollard \(name): motor fault input active"))
         }
         armedAt = nil
         holdUntil = hold.map { now + $0 }

@@ -142,27 +142,9 @@ public struct ControlEvent: Sendable, Equatable {
 /// The answer of a control machine to a command (centre, technician or runner).
 public enum ControlOutcome: Sendable, Equatable {
     case accepted
-    case refused(ControlRefusal)
+    case refused(CommandError)
 
     public var isAccepted: Bool { if case .accepted = self { true } else { false } }
-}
-
-/// Why a command was refused: the contract's error code and a sentence for a technician
-/// ("vehicle loop occupied"). Nothing was actuated.
-public struct ControlRefusal: Error, Sendable, Equatable, CustomStringConvertible {
-    /// Contract error codes a control machine can give.
-    public enum Code: String, Sendable, Equatable {
-        case interlock
-        case outOfRange = "out_of_range"
-        case deviceOffline = "device_offline"
-    }
-    public var code: Code
-    public var message: String
-    public init(_ code: Code, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-    public var description: String { "\(code.rawValue): \(message)" }
 }
 
 /// A bounded event queue with its storage reserved up front: appending below the bound

@@ -187,11 +187,11 @@ public struct LightingGroup: Sendable {
     @discardableResult
     public mutating func setOverride(level: Int, until: MonotonicInstant?, at: MonotonicInstant) -> ControlOutcome {
         let now = advance(to: at)
-        guard (0...100).contains(level) else {
-            return .refused(ControlRefusal(.outOfRange, "lighting group \(name): level \(level) outside 0-100"))
+        guard CommandLimits.level.contains(level) else {
+            return .refused(CommandError(.outOfRange, "lighting group \(name): level \(level) outside 0-100"))
         }
         if let until, until <= now {
-            return .refused(ControlRefusal(.outOfRange, "lighting group \(name): override expiry is not in the future"))
+            return .refused(CommandError(.outOfRange, "lighting group \(name): override expiry is not in the future"))
         }
         override = (level, until)
         update(now: now)

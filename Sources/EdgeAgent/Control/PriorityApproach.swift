@@ -173,13 +173,13 @@ public struct PriorityApproach: Sendable {
     public mutating func request(vehicle: String, line: String?, etaSeconds: Int?, at: MonotonicInstant) -> ControlOutcome {
         let now = advance(to: at)
         update(now: now)
-        if !ioOnline { return .refused(ControlRefusal(.deviceOffline, "approach \(name): signal I/O not reachable")) }
-        if degraded { return .refused(ControlRefusal(.interlock, "approach \(name): junction controller degraded (flashing or dark)")) }
-        if vehicle.isEmpty { return .refused(ControlRefusal(.outOfRange, "approach \(name): empty vehicle id")) }
-        if let eta = etaSeconds, eta < 0 { return .refused(ControlRefusal(.outOfRange, "approach \(name): eta_s \(eta) is negative")) }
+        if !ioOnline { return .refused(CommandError(.deviceOffline, "approach \(name): signal I/O not reachable")) }
+        if degraded { return .refused(CommandError(.interlock, "approach \(name): junction controller degraded (flashing or dark)")) }
+        if vehicle.isEmpty { return .refused(CommandError(.outOfRange, "approach \(name): empty vehicle id")) }
+        if let eta = etaSeconds, eta < 0 { return .refused(CommandError(.outOfRange, "approach \(name): eta_s \(eta) is negative")) }
         if vehicles.contains(where: { $0.id == vehicle }) { return .accepted }
         if vehicles.count >= Self.capacity {
-            return .refused(ControlRefusal(.outOfRange, "approach \(name): \(Self.capacity) vehicles already checked in"))
+            return .refused(CommandError(.outOfRange, "approach \(name): \(Self.capacity) vehicles already checked in"))
         }
         vehicles.append(Vehicle(id: vehicle, line: line, eta: etaSeconds, detectedAt: min(at, now)))
         update(now: now)

@@ -82,14 +82,14 @@ public enum ControlValue: Codable, Sendable, Equatable, CustomStringConvertible 
 public struct ControlResponse: Codable, Sendable, Equatable {
     public var ok: Bool
     public var result: ControlValue?
-    public var code: String?
+    public var code: CommandError.Code?
     public var message: String?
 
     public static func success(_ result: ControlValue? = nil) -> ControlResponse {
         ControlResponse(ok: true, result: result, code: nil, message: nil)
     }
 
-    public static func failure(_ code: String, _ message: String) -> ControlResponse {
+    public static func failure(_ code: CommandError.Code, _ message: String) -> ControlResponse {
         ControlResponse(ok: false, result: nil, code: code, message: message)
     }
 }
@@ -98,34 +98,30 @@ enum ControlCoding {
     static func encodeLine<T: Encodable>(_ value: T) -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var bytes = (try? [UInt8](encoder.encode(value))) ?? Array(#"{"ok":false,"code":"internal","message":"encoding failed"}"#.utf8)
+        var bytes = (try? [UInt8](encoder.encode(value))) ?? Array(#"{"ok":false,"code":"unavailable","message":"encoding failed"}"#.utf8)
         bytes.append(UInt8(ascii: "\n"))
         return bytes
     }
 }
 
 /// What the agent does with a control request: answer from its state (`status`, `io.read`)
-/// or pass a command with a contract action name to the gateway or the control loop.
+/// or pass a typed command to the gateway or the control loop.
 public enum ControlRoute: Sendable, Equatable {
     /// Answered from a state snapshot: `status`, or `io.read` of the request's target.
     case read(verb: String)
-    /// A command: `set_level`, `release`, `raise`, `lower`, `emergency_lower`, `clear_emergency`,
-    /// `hold_down`, `priority_request`, `priority_cancel`, `io_write`, `maintenance`, `ping`,
-    /// `reload_config` (and the test hook `debug_hang`).
-    case command(action: String)
+    /// A command, parsed with the centre's rules and limits (`CommandAction.parse`).
+    case command(CommandAction)
 }
 
-/// A control request refused before it reaches the agent: the contract code and the message
-/// the technician sees (`response` is what goes back on the socket).
-public struct ControlRequestError: Error, Sendable, Equatable {
-    public var code: String
-    public var message: String
-    public var response: ControlResponse { .failure(code, message) }
+/// What a control-socket peer may do. Read-only (`monitor_group`): the reads (`status`, which
+/// `edgectl watch` repeats, and `io.read`); actuate (`control_group`, root, the agent's own
+/// user): everything. `edgectl config check` reads the file itself and needs no role.
+public enum ControlRole: Int, Sendable, Comparable, CustomStringConvertible {
+    case read = 1
+    case actuate = 2
 
-    public init(code: String, message: String) {
-        self.code = code
-        self.message = message
-    }
+    public static func < (a: ControlRole, b: ControlRole) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { self == .read ? "read-only" : "actuate" }
 }
 
 /// The control socket's line protocol without the socket: decoding one request line and
@@ -135,7 +131,10 @@ public enum ControlProtocol {
     /// Longest request line the server reads; a longer one closes the connection.
     public static let maxLineBytes = 65_536
 
-    /// Verb -> the contract action of the command it becomes.
+    /// The verbs a read-only peer may use; every other verb needs `ControlRole.actuate`.
+    public static let readVerbs: Set<String> = ["status", "io.read"]
+
+    /// Verb -> the action name of the command it becomes (parsed by `CommandAction.parse`).
     public static let commandActions: [String: String] = [
         "lamp.set": "set_level", "lamp.release": "release",
         "bollard.raise": "raise", "bollard.lower": "lower", "bollard.emergency-lower": "emergency_lower",
@@ -144,30 +143,39 @@ public enum ControlProtocol {
         "io.write": "io_write", "maintenance": "maintenance", "debug.hang-loop": "debug_hang", "ping": "ping", "config.reload": "reload_config",
     ]
 
+    /// The role a request's verb needs.
+    public static func requiredRole(verb: String) -> ControlRole {
+        readVerbs.contains(verb) ? .read : .actuate
+    }
+
     /// One request line (without its newline) as the server decodes it.
     /// - Throws: `malformed` when the line is not a JSON object with a string `verb`.
-    public static func decode(line: some Collection<UInt8>) throws(ControlRequestError) -> ControlRequest {
+    public static func decode(line: some Collection<UInt8>) throws(CommandError) -> ControlRequest {
         do {
             return try JSONDecoder().decode(ControlRequest.self, from: Data(line))
         } catch {
-            throw ControlRequestError(code: "malformed", message: "request is not a JSON object with a \"verb\": \(error)")
+            throw CommandError(.malformed, "request is not a JSON object with a \"verb\": \(error)")
         }
     }
 
-    /// Where a decoded request goes.
-    /// - Throws: `unknown_action` for an unknown verb, `malformed` for `io.read` without a device.
-    public static func route(_ request: ControlRequest) throws(ControlRequestError) -> ControlRoute {
+    /// Where a decoded request goes; a command's action is parsed for its target's kind
+    /// (`targetKind` resolves a target name in the running config).
+    /// - Throws: `unknown_action` for an unknown verb, `malformed` for `io.read` without a
+    ///   device, and the parser's refusals (`unknown_target`, `unknown_action`, `malformed`,
+    ///   `out_of_range`).
+    public static func route(_ request: ControlRequest, targetKind: (String) -> CommandAction.TargetKind?) throws(CommandError) -> ControlRoute {
         switch request.verb {
         case "status":
             return .read(verb: "status")
         case "io.read":
-            guard request.target != nil else { throw ControlRequestError(code: "malformed", message: "io.read needs a device") }
+            guard request.target != nil else { throw CommandError(.malformed, "io.read needs a device") }
             return .read(verb: "io.read")
         default:
             guard let action = commandActions[request.verb] else {
-                throw ControlRequestError(code: "unknown_action", message: "unknown verb \(CommandVerifier.printable(request.verb))")
+                throw CommandError(.unknownAction, "unknown verb \(CommandVerifier.printable(request.verb))")
             }
-            return .command(action: action)
+            let target = request.target ?? ""
+            return .command(try CommandAction.parse(action: action, args: request.args, target: target, targetKind: targetKind(target), source: .local).get())
         }
     }
 }

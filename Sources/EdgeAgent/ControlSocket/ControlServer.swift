@@ -6,33 +6,58 @@ public import Logging
 
 /// The agent's local control socket: one JSON request per line, one JSON response per line.
 ///
-/// The socket is created mode 0660 (group from config) so only the technicians' group can
-/// connect; each connection's peer credentials (SO_PEERCRED) are read, passed to the handler
-/// (which checks and audits actuating requests) and logged. Connections are served on their
-/// own threads, at most `maxConnections` at once; a request line over 64 KiB closes the
-/// connection.
+/// Access (`ControlAccess`): each connection's peer credentials (SO_PEERCRED) and the peer
+/// process's supplementary groups (`/proc/<pid>/status`) give its role once, at connect: a
+/// read-only peer may use the reads (`status`, `io.read`), an actuating one every verb; a peer
+/// with no role is refused. The socket file is mode 0660, group `control_group`; with a
+/// `monitor_group` it is 0666 so that group can connect too, and the role check alone keeps
+/// others out (it holds whatever the file mode). No user or group database lookup runs here:
+/// the groups were resolved when the config was loaded.
+///
+/// Limits: at most `maxPerUser` connections of one uid and `maxConnections` in all; a
+/// connection beyond them gets a `busy` line and is closed. A connection idle for
+/// `idleTimeout` is closed, so idle connections hold their slots for at most that long. Each
+/// connection is served on its own thread; a request line over 64 KiB closes it.
 public final class ControlServer: @unchecked Sendable {
     public typealias Handler = @Sendable (ControlRequest, PeerCredentials) -> ControlResponse
+    public static let defaultMaxConnections = 16
+    public static let defaultMaxPerUser = 4
+    public static let defaultIdleTimeout = Duration.seconds(30)
+
     public let path: String
-    private let group: String?
+    private let access: ControlAccess
     private let logger: Logger
     private let handler: Handler
+    private let maxConnections: Int
+    private let maxPerUser: Int
+    private let idleTimeout: Duration
+    /// The peer's supplementary groups (tests inject them); default `/proc/<pid>/status`.
+    private let groupsOf: @Sendable (PeerCredentials) -> [UInt32]?
     private let lock = NSLock()
     private var listenFD: Int32 = -1
     private var running = false
     private var active = 0
-    private let maxConnections = 16
+    private var activeByUser: [UInt32: Int] = [:]
 
-    public init(path: String, group: String?, logger: Logger, handler: @escaping Handler) {
+    public init(path: String, access: ControlAccess, logger: Logger,
+                maxConnections: Int = ControlServer.defaultMaxConnections, maxPerUser: Int = ControlServer.defaultMaxPerUser,
+                idleTimeout: Duration = ControlServer.defaultIdleTimeout,
+                groupsOf: (@Sendable (PeerCredentials) -> [UInt32]?)? = nil,
+                handler: @escaping Handler) {
         self.path = path
-        self.group = group
+        self.access = access
         self.logger = logger
+        self.maxConnections = maxConnections
+        self.maxPerUser = maxPerUser
+        self.idleTimeout = idleTimeout
+        self.groupsOf = groupsOf ?? { PeerGroups.of(pid: $0.pid, uid: $0.uid) }
         self.handler = handler
     }
 
     /// Binds the socket and starts accepting.
     public func start() throws(ControlSocketError) {
-        let fd = try UnixSocket.listen(path: path, group: group)
+        let fd = try UnixSocket.listen(path: path, groupID: access.actuateGroupName != nil ? access.actuateGID : nil,
+                                       groupName: access.actuateGroupName, mode: access.readGID != nil ? 0o666 : 0o660)
         lock.withLock {
             listenFD = fd
             running = true
@@ -57,6 +82,27 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
+    /// Why a connection of `uid` is not admitted now, or nil (then it is counted).
+    private func admit(_ uid: UInt32) -> String? {
+        lock.withLock {
+            if active >= maxConnections { return "too many control connections (at most \(maxConnections) at once); try again shortly" }
+            if activeByUser[uid, default: 0] >= maxPerUser {
+                return "too many control connections of uid \(uid) (at most \(maxPerUser) at once); close one and try again"
+            }
+            active += 1
+            activeByUser[uid, default: 0] += 1
+            return nil
+        }
+    }
+
+    private func release(_ uid: UInt32) {
+        lock.withLock {
+            active -= 1
+            activeByUser[uid, default: 1] -= 1
+            if activeByUser[uid] == 0 { activeByUser[uid] = nil }
+        }
+    }
+
     private func acceptLoop(_ fd: Int32) {
         while lock.withLock({ running }) {
             let c = accept(fd, nil, nil)
@@ -67,63 +113,60 @@ public final class ControlServer: @unchecked Sendable {
                 usleep(100_000)
                 continue
             }
-            let admitted: Bool = lock.withLock {
-                guard active < maxConnections else { return false }
-                active += 1
-                return true
+            guard let peer = UnixSocket.peerCredentials(c) else {
+                logger.warning("control connection without peer credentials refused")
+                close(c)
+                continue
             }
-            guard admitted else {
-                _ = UnixSocket.writeAll(c, ControlCoding.encodeLine(ControlResponse.failure("busy", "too many control connections")))
+            if let why = admit(peer.uid) {
+                logger.warning("control connection refused: \(why)", metadata: ["peer": "\(peer)"])
+                UnixSocket.setTimeout(c, .milliseconds(200))
+                _ = UnixSocket.writeAll(c, ControlCoding.encodeLine(ControlResponse.failure(.busy, why)))
                 close(c)
                 continue
             }
             let t = Thread { [self] in
-                serve(c)
+                serve(c, peer: peer)
                 close(c)
-                lock.withLock { active -= 1 }
+                release(peer.uid)
             }
             t.name = "control-conn"
             t.start()
         }
     }
 
-    /// Who may use the socket: root, the agent's own user, and members of the socket's group.
-    /// The file mode (0660) already keeps others out; this check holds even if it is loosened.
-    func isAuthorized(_ peer: PeerCredentials) -> Bool {
-        if peer.uid == 0 || peer.uid == getuid() { return true }
-        guard let group, let gr = getgrnam(group) else { return peer.gid == getgid() }
-        let gid = gr.pointee.gr_gid
-        if peer.gid == gid { return true }
-        guard let pw = getpwuid(peer.uid) else { return false }
-        var count: Int32 = 64
-        var groups = [gid_t](repeating: 0, count: 64)
-        if getgrouplist(pw.pointee.pw_name, pw.pointee.pw_gid, &groups, &count) < 0 { return false }
-        return groups.prefix(Int(count)).contains(gid)
+    /// The role of `peer` (nil: none): its primary gid and its process's supplementary groups,
+    /// or the primary gid alone when `/proc` cannot tell.
+    func role(of peer: PeerCredentials) -> ControlRole? {
+        access.role(uid: peer.uid, gid: peer.gid, groups: groupsOf(peer) ?? [])
     }
 
-    private func serve(_ fd: Int32) {
-        guard let peer = UnixSocket.peerCredentials(fd) else {
-            logger.warning("control connection without peer credentials refused")
-            return
-        }
-        guard isAuthorized(peer) else {
-            logger.warning("control connection refused: peer not in the technicians' group", metadata: ["peer": "\(peer)", "group": "\(group ?? "-")"])
+    private func serve(_ fd: Int32, peer: PeerCredentials) {
+        guard let role = role(of: peer) else {
+            logger.warning("control connection refused: peer in neither the technicians' nor the monitoring group", metadata: ["peer": "\(peer)"])
             // Read the request first: closing with unread data would reset the connection
             // and the client would never see why it was refused.
             UnixSocket.setTimeout(fd, .seconds(2))
             var buffer: [UInt8] = []
             _ = UnixSocket.readLine(fd, buffer: &buffer)
             _ = UnixSocket.writeAll(fd, ControlCoding.encodeLine(ControlResponse.failure(
-                "permission_denied", "uid \(peer.uid) may not use the control socket: join group \(group ?? "of the agent") (sudo usermod -aG \(group ?? "GROUP") USER), then log in again")))
+                .permissionDenied, "uid \(peer.uid) may not use the control socket: \(access.howToJoin(.read))")))
             return
         }
-        UnixSocket.setTimeout(fd, .seconds(600))
+        UnixSocket.setTimeout(fd, idleTimeout)
         var buffer: [UInt8] = []
         while let line = UnixSocket.readLine(fd, buffer: &buffer) {
             if line.isEmpty { continue }
             let response: ControlResponse
             do {
-                response = handler(try ControlProtocol.decode(line: line), peer)
+                let request = try ControlProtocol.decode(line: line)
+                let needed = ControlProtocol.requiredRole(verb: request.verb)
+                if role < needed {
+                    logger.warning("control request refused: read-only peer", metadata: ["peer": "\(peer)", "verb": "\(CommandVerifier.printable(request.verb))"])
+                    response = .failure(.permissionDenied, "uid \(peer.uid) may only read (status, watch, io read), not \(CommandVerifier.printable(request.verb)): \(access.howToJoin(.actuate))")
+                } else {
+                    response = handler(request, peer)
+                }
             } catch {
                 response = error.response
             }
@@ -150,6 +193,10 @@ public final class ControlClient {
     /// Sends one request and waits for its response.
     public func send(_ request: ControlRequest) throws(ControlSocketError) -> ControlResponse {
         guard UnixSocket.writeAll(fd, ControlCoding.encodeLine(request)) else {
+            // Refused at connect (busy): the agent said why before it closed.
+            if let line = UnixSocket.readLine(fd, buffer: &buffer), let refusal = try? JSONDecoder().decode(ControlResponse.self, from: Data(line)) {
+                return refusal
+            }
             throw ControlSocketError(kind: .io, path: path, message: "the agent closed the control connection")
         }
         guard let line = UnixSocket.readLine(fd, buffer: &buffer) else {

@@ -38,8 +38,9 @@ enum UnixSocket {
 
     static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
-    /// Creates, binds and listens; mode 0660 and optional group.
-    static func listen(path: String, group: String?) throws(ControlSocketError) -> Int32 {
+    /// Creates, binds and listens; `mode` and, when given, group `groupID` (named `groupName`
+    /// in messages; resolved when the config was loaded).
+    static func listen(path: String, groupID: UInt32?, groupName: String?, mode: mode_t = 0o660) throws(ControlSocketError) -> Int32 {
         guard let (addr, len) = makeAddress(path) else {
             throw ControlSocketError(kind: .io, path: path, message: "control socket path too long: \(path)")
         }
@@ -55,18 +56,11 @@ enum UnixSocket {
             close(fd)
             throw ControlSocketError(kind: e == EACCES ? .permissionDenied : .io, path: path, message: "cannot bind control socket \(path): \(errnoText(e))")
         }
-        chmod(path, 0o660)
-        if let group {
-            if let gr = getgrnam(group) {
-                if chown(path, uid_t.max, gr.pointee.gr_gid) != 0 {
-                    let e = errno
-                    close(fd)
-                    throw ControlSocketError(kind: .permissionDenied, path: path, message: "cannot give control socket \(path) to group \(group): \(errnoText(e))")
-                }
-            } else {
-                close(fd)
-                throw ControlSocketError(kind: .io, path: path, message: "control socket group \(group) does not exist")
-            }
+        chmod(path, mode)
+        if let groupID, chown(path, uid_t.max, groupID) != 0 {
+            let e = errno
+            close(fd)
+            throw ControlSocketError(kind: .permissionDenied, path: path, message: "cannot give control socket \(path) to group \(groupName ?? String(groupID)): \(errnoText(e))")
         }
         guard Glibc.listen(fd, 16) == 0 else {
             let e = errno

@@ -17,7 +17,7 @@ final class EventPump<Item: Sendable>: @unchecked Sendable {
     private var running = false
     private var finished = false
     private let capacity: Int
-    private let name: String
+    let name: String
     private let consume: @Sendable (_ batch: [Item], _ droppedBefore: Int) -> Void
 
     init(name: String, capacity: Int, consume: @escaping @Sendable (_ batch: [Item], _ droppedBefore: Int) -> Void) {

@@ -21,6 +21,21 @@ public enum SignalWatcher {
         pthread_sigmask(SIG_BLOCK, &set, nil)
     }
 
+    /// Waits for the signals on the calling thread, delivering each to `handler`, until the
+    /// handler returns false (the main thread of `edge-agent` after start).
+    public static func run(_ handler: (Event) -> Bool) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGHUP)
+        while true {
+            var sig: Int32 = 0
+            if sigwait(&set, &sig) != 0 { continue }
+            if !handler(sig == SIGHUP ? .reload : .terminate(sig)) { return }
+        }
+    }
+
     /// Starts the watcher thread delivering each signal to `handler`.
     public static func start(_ handler: @escaping @Sendable (Event) -> Void) {
         let t = Thread {

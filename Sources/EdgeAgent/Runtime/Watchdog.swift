@@ -102,31 +102,22 @@ public struct SystemdWatchdog: Sendable {
         }
     }
 
-    /// Checks every `pingInterval` until the task is cancelled; returns at once when the
-    /// watchdog is off. Logs when pings stop and resume (not on every check).
-    public func run() async {
-        guard let pingInterval, pingInterval > .zero else { return }
-        var withholding = false
-        while !Task.isCancelled {
-            switch step(now: .now()) {
-            case .pinged:
-                if withholding {
-                    logger.notice("all control loops ticking again: watchdog pings resumed")
-                    withholding = false
-                }
-            case .withheld(let stalls):
-                if !withholding {
-                    logger.critical("withholding WATCHDOG=1: \(stalls.map(\.description).joined(separator: "; ")); systemd will restart the agent")
-                    withholding = true
-                }
-            case .sendFailed(let error):
-                logger.error("watchdog ping failed: \(error)")
+    /// One check at `now` (`step`), logging only when pings stop and resume: `withholding`
+    /// carries that across checks.
+    public func check(now: MonotonicInstant, withholding: inout Bool) {
+        switch step(now: now) {
+        case .pinged:
+            if withholding {
+                logger.notice("all control loops ticking again: watchdog pings resumed")
+                withholding = false
             }
-            do {
-                try await Task.sleep(for: pingInterval)
-            } catch {
-                return
+        case .withheld(let stalls):
+            if !withholding {
+                logger.critical("withholding WATCHDOG=1: \(stalls.map(\.description).joined(separator: "; ")); systemd will restart the agent")
+                withholding = true
             }
+        case .sendFailed(let error):
+            logger.error("watchdog ping failed: \(error)")
         }
     }
 }

@@ -1,8 +1,8 @@
 /// A configuration problem, located for a technician: the file, the line, and the dotted key
 /// path (`lighting.rue-liberte.hold`, `devices.lamp-01.unit`, `lighting.a.lamps[2]`).
 ///
-/// `description` is the one-line form printed by `edge-agent` (exit 78) and
-/// `edgectl config check`:
+/// `description` is the one-line form printed by `edge-agent` (exit 78), `edgectl config check`
+/// and `edge-sim`:
 /// `agent.yaml:23: lighting.rue-liberte.hold: bad duration "10 s" (use a number with a unit: 500ms, 10s, 5m, 7d)`.
 ///
 /// Invariants: `file` is the path of the file at fault (the config as given, or the resolved
@@ -31,7 +31,7 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable, Equatable {
 
     /// Thrown by a check whose input was already found at fault (a device whose entry is
     /// broken, a bus that did not parse): the first report stands, the follow-on is silent.
-    static let alreadyReported = ConfigError(file: "", line: nil, key: "", message: "")
+    package static let alreadyReported = ConfigError(file: "", line: nil, key: "", message: "")
 }
 
 /// Every problem found in one config, its board and its profiles, so a technician fixing a
@@ -56,25 +56,27 @@ public struct ConfigErrors: Error, CustomStringConvertible, Sendable, Equatable 
 
 /// Collects the problems of one load; each check runs in `check`, so a problem is recorded
 /// and the next check still runs. A reference type: the parsers' helpers share one.
-final class ConfigDiagnostics {
+package final class ConfigDiagnostics {
     /// At most this many are kept (a file of garbage must not print a thousand lines).
-    static let limit = 200
-    private(set) var errors: [ConfigError] = []
-    private(set) var truncated = 0
+    package static let limit = 200
+    package private(set) var errors: [ConfigError] = []
+    package private(set) var truncated = 0
 
-    func record(_ error: ConfigError) {
+    package init() {}
+
+    package func record(_ error: ConfigError) {
         guard error != .alreadyReported, !errors.contains(error) else { return }
         if errors.count >= Self.limit { truncated += 1; return }
         errors.append(error)
     }
 
     /// Runs one check; a problem is recorded and nil returned.
-    func check<T>(_ body: () throws(ConfigError) -> T) -> T? {
+    package func check<T>(_ body: () throws(ConfigError) -> T) -> T? {
         do { return try body() } catch { record(error); return nil }
     }
 
     /// The problems in report order (see `ConfigErrors`), or nil when there are none.
-    func sorted(mainFile: String) -> ConfigErrors? {
+    package func sorted(mainFile: String) -> ConfigErrors? {
         guard !errors.isEmpty else { return nil }
         var ordered = errors.enumerated().sorted { a, b in
             let (x, y) = (a.element, b.element)
