@@ -1418,9 +1418,10 @@ def measure_window(proc: Proc, seconds: float) -> tuple[float, dict[str, int], d
 
 
 def thread_switches(pid: int) -> dict[str, tuple[int, float]]:
-    """By thread name (threads of one name summed): how many times the scheduler has run it
-    (/proc/PID/task/TID/schedstat, third field: one per wake-up of a thread that sleeps) and its CPU seconds."""
-    out: dict[str, tuple[int, float]] = {}
+    """By thread name, "name xN" when N threads share it (an unnamed thread has the process's name):
+    how many times the scheduler has run them (/proc/PID/task/TID/schedstat, third field: one per
+    wake-up of a thread that sleeps) and their CPU seconds."""
+    by: dict[str, list[tuple[int, float]]] = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
@@ -1428,9 +1429,8 @@ def thread_switches(pid: int) -> dict[str, tuple[int, float]]:
             fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError, ValueError):
             continue
-        n, c = out.get(name, (0, 0.0))
-        out[name] = (n + runs, c + (int(fields[11]) + int(fields[12])) / CLK_TCK)
-    return out
+        by.setdefault(name, []).append((runs, (int(fields[11]) + int(fields[12])) / CLK_TCK))
+    return {(k if len(v) == 1 else f"{k} x{len(v)}"): (sum(r for r, _ in v), sum(c for _, c in v)) for k, v in by.items()}
 
 
 def measure_idle(agent: "Agent", seconds: float) -> tuple[float, dict[str, int], dict[str, tuple[float, float]], float | None]:
