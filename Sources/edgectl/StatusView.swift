@@ -24,7 +24,8 @@ enum StatusView {
         }
         if let l = s["loop"]?.object {
             let period = l["period_ms"]?.number ?? 0
-            line("loop    period \(Int(period)) ms   worst late \(Int(l["worst_late_us"]?.number ?? 0)) us   p99 \(Int(l["p99_late_us"]?.number ?? 0)) us   \((l["realtime"]?.bool ?? false) ? "SCHED_FIFO" : "normal scheduling")")
+            let pace = period > 0 ? "period \(Int(period)) ms" : "wake-ups \(l["wakeups_per_s"]?.number ?? 0)/s"
+            line("loop    \(pace)   worst late \(Int(l["worst_late_us"]?.number ?? 0)) us   p99 \(Int(l["p99_late_us"]?.number ?? 0)) us   \((l["realtime"]?.bool ?? false) ? "SCHED_FIFO" : "normal scheduling")")
         }
         line()
         let alarms = s["alarms"]?.array ?? []
