@@ -93,6 +93,8 @@ enum ConfigChecks {
                 require(units.insert("\(bus)/\(unit)").inserted, "unit \(unit) on bus \(bus) used twice")
             case .gpio(let line):
                 require(c.board.lines[line] != nil, "device \(name): line \(line) not on the board")
+            case .gpioPoints(_, let lines):
+                for line in lines.values { require(c.board.lines[line] != nil, "device \(name): line \(line) not on the board") }
             }
         }
         var owner: [String: String] = [:]
