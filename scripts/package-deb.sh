@@ -230,8 +230,9 @@ if [ -z "$DEPENDS" ]; then
         done
     fi
 fi
-# systemd: sysusers/tmpfiles in postinst and the unit; procps: /bin/kill for ExecReload.
-DEPENDS="$DEPENDS, systemd, procps"
+# systemd: sysusers/tmpfiles in postinst and the unit; procps: /bin/kill for ExecReload;
+# tzdata: the zone files gateway.timezone names (read by ZoneRules).
+DEPENDS="$DEPENDS, systemd, procps, tzdata"
 
 INSTALLED_KB="$(du -sk --exclude=DEBIAN "$PKG" | cut -f1)"
 cat > "$PKG/DEBIAN/control" <<EOF

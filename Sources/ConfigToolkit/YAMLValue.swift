@@ -4,7 +4,7 @@
 /// `N` and `23:00` stay what was written).
 ///
 /// How the readers type a scalar (the same whether it is quoted or not, except null):
-/// - null: plain ``, `~`, `null`, `Null`, `NULL` (a quoted "null" or "" is text);
+/// - null: plain empty, `~`, `null`, `Null`, `NULL` (a quoted "null" or "" is text);
 /// - `bool()`: `true`/`yes` and `false`/`no`, any case (`on`/`off`/`y`/`n` are refused);
 /// - `int(in:)`: decimal with an optional `-` (leading zeros are decimal: `08` is 8) or `0x` hex;
 /// - `double(in:)`: Swift's `Double(_:)` syntax, finite only (`1e3`, `.5`; not `.inf`, `nan`);

@@ -12,6 +12,7 @@ import Testing
 
     struct Coverage {
         var motorUpSteps = 0, reversals = 0, timeouts = 0, emergencies = 0, reachedTop = 0, autoRaises = 0, staleCuts = 0
+        var reloads = 0, reloadsWhileMoving = 0, latchesCarried = 0, holdsCarried = 0
     }
 
     @Test func safetyInvariantsHoldOverRandomSequences() {
@@ -35,15 +36,20 @@ import Testing
         #expect(coverage.staleCuts > 40, "\(coverage)")
     }
 
-    /// Runs one sequence; returns a description of the first violated property.
-    static func run(seed: UInt64, steps: Int, coverage: inout Coverage) -> String? {
+    /// Runs one sequence; returns a description of the first violated property. `reloads`:
+    /// the controller is also replaced at random moments by one built from its carry-over (a
+    /// reload) or from its durable part (a restart), which must keep every latch and hold.
+    static func run(seed: UInt64, steps: Int, coverage: inout Coverage, reloads: Bool = false) -> String? {
         var rng = ControlTest.SplitMix64(seed: seed)
         let preWarning = Duration.milliseconds(rng.int(500...4_000))
         let travel = Duration.milliseconds(rng.int(3_000...10_000))
         let autoRaise: Duration? = rng.chance(0.7) ? .milliseconds(rng.int(500...15_000)) : nil
         let maxAge = Duration.milliseconds(rng.int(100...500))
-        var b = BollardController(name: "b", preWarning: preWarning, travelTimeout: travel, autoRaiseAfter: autoRaise, maxReversals: rng.int(1...4),
-                                  maxSensorAge: maxAge)
+        let config = BollardConfig(name: "b", preWarning: preWarning, travelTimeout: travel, autoRaiseAfter: autoRaise, maxReversals: rng.int(1...4),
+                                   maxSensorAge: maxAge)
+        var b = BollardController(config: config)
+        /// After a restart or an interrupted raise: no motion up before a new `raise`.
+        var noRiseUntilRaise = false
         var clock = ControlTest.Clock()
         let pollPeriod = Duration.milliseconds(rng.int(20...Int((maxAge / 2).components.attoseconds / 1_000_000_000_000_000)))
         var lastInputs: MonotonicInstant?
@@ -124,7 +130,7 @@ import Testing
                     io.toggle()
                     if io { send(.sensors(world()), now) } else { send(.ioOnline(false), now) }
                 case 25..<27: stuck.toggle()
-                case 27..<42: _ = b.raise(at: now)
+                case 27..<42: if b.raise(at: now).isAccepted { noRiseUntilRaise = false }
                 case 42..<48: _ = b.lower(at: now)
                 case 48..<51: _ = b.holdDown(.milliseconds(rng.int(1...30_000)), at: now)
                 case 51..<53: if b.emergencyLower(at: now).isAccepted { emergencyActive = true }
@@ -140,6 +146,34 @@ import Testing
                 }
             }
 
+            if reloads, rng.chance(0.01) {
+                let before = b
+                let restart = rng.chance(0.4)
+                var c = b.carryOver(at: now)
+                if restart {
+                    c = c.durable ?? .init()
+                    c.interrupted = true
+                }
+                b = BollardController(config: config, restoring: c, at: now)
+                coverage.reloads += 1
+                if before.outputs.motorUp || before.outputs.motorDown { coverage.reloadsWhileMoving += 1 }
+                if before.emergencyLatched || before.latchedFault != nil { coverage.latchesCarried += 1 }
+                let hold = before.holdUntil.flatMap { $0 > now ? $0 : nil }
+                if hold != nil { coverage.holdsCarried += 1 }
+                let at = "step \(step) t=\(now) \(restart ? "restart" : "reload")"
+                if b.emergencyLatched != before.emergencyLatched { return "\(at): emergency latch \(before.emergencyLatched) not carried" }
+                if b.latchedFault != before.latchedFault { return "\(at): latched fault \(String(describing: before.latchedFault)) not carried" }
+                if b.holdUntil != hold { return "\(at): hold until \(String(describing: hold)) carried as \(String(describing: b.holdUntil))" }
+                if !restart, b.carryOver(at: now) != c { return "\(at): carry-over \(c) exported again as \(b.carryOver(at: now))" }
+                if restart || before.position == .raising { noRiseUntilRaise = true }
+                // The new controller has been told nothing yet.
+                told = S()
+                toldIO = false
+                lastPoll = nil
+                lastInputs = nil
+                motorWasUp = false
+            }
+
             // Properties.
             let o = b.outputs
             let at = "step \(step) t=\(now)"
@@ -148,6 +182,7 @@ import Testing
             if o.warningLights { warnSince = warnSince ?? now } else { warnSince = nil }
             if o.motorUp {
                 coverage.motorUpSteps += 1
+                if noRiseUntilRaise { return "\(at): motorUp after a restart or an interrupted raise without a new raise" }
                 if told.loopOccupied { return "\(at): motorUp with the loop occupied" }
                 if told.photocellInterrupted { return "\(at): motorUp with the photocell interrupted" }
                 if told.emergencyInput || emergencyActive { return "\(at): motorUp during an emergency" }

@@ -34,7 +34,7 @@ struct ConfigEveryErrorTests {
         let errors = try #require(throws: ConfigErrors.self) { try ConfigLoader.check(text: text, path: fx.configPath) }
         func line(_ needle: String) -> Int? { ConfigFixture.line(of: needle, in: text) }
         let expected = [
-            ConfigError(file: fx.configPath, line: line("timezone:"), key: "gateway.timezone", message: "unknown time zone \"Europe/Pariss\" (use an IANA name such as Europe/Paris)"),
+            ConfigError(file: fx.configPath, line: line("timezone:"), key: "gateway.timezone", message: "unknown time zone \"Europe/Pariss\" (no zone file /usr/share/zoneinfo/Europe/Pariss; use an IANA name such as Europe/Paris)"),
             ConfigError(file: fx.configPath, line: line("telemetry_intervall"), key: "uplink.telemetry_intervall", message: "unknown key \"telemetry_intervall\" (did you mean \"telemetry_interval\"?)"),
             ConfigError(file: fx.configPath, line: line("unit: 300"), key: "devices.pir-01.unit", message: "300 is out of range (1 to 247)"),
             ConfigError(file: fx.configPath, line: line("hodl:"), key: "lighting.rue-liberte.hodl", message: "unknown key \"hodl\" (did you mean \"hold\"?)"),

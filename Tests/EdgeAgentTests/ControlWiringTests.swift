@@ -50,7 +50,10 @@ final class CoreRig: Sendable {
     let clock = Mutex(MonotonicInstant(nanoseconds: 10_000_000_000_000))
 
     /// `devices`, `extra` sections and extra profile files (name -> YAML) on a TCP bus polled every 50 ms.
-    init(devices: String, extra: String = "", profiles: [String: String] = [:], board: String? = nil, wall: Date = Date(timeIntervalSince1970: 1_764_806_400)) throws {
+    /// `restoring`, `safetyStore`: as `ControlCore`'s; `start`: the virtual clock's start (to go on from another rig's).
+    init(devices: String, extra: String = "", profiles: [String: String] = [:], board: String? = nil, wall: Date = Date(timeIntervalSince1970: 1_764_806_400),
+         restoring: SafetyState? = nil, safetyStore: SafetyStateStore? = nil, start: MonotonicInstant? = nil) throws {
+        if let start { clock.withLock { $0 = start } }
         let profileDir = dir.file("Profiles")
         try FileManager.default.createDirectory(atPath: profileDir, withIntermediateDirectories: true)
         for file in try FileManager.default.contentsOfDirectory(atPath: ConfigFixture.profiles) where file.hasSuffix(".yaml") {
@@ -75,7 +78,8 @@ final class CoreRig: Sendable {
         let map = FieldMap(config: config)
         field = RecordingField(map: map)
         let log = self.log
-        core = ControlCore(config: config, field: field, inbox: inbox, logger: Logger(label: "test.core"), wallClock: { wall }, onEvents: { e in
+        core = ControlCore(config: config, field: field, inbox: inbox, logger: Logger(label: "test.core"), wallClock: { wall },
+                           restoring: restoring, safetyStore: safetyStore, onEvents: { e in
             log.events.withLock { $0 += e }
         })
     }

@@ -20,18 +20,16 @@ import Testing
         return g
     }
 
-    @Test func unreportedSensorsBoostAtStartAndDefaultIs100() {
+    @Test func unreportedSensorsDoNotBoostAtStartAndDefaultIs100() {
         let clock = Clock()
         var g = LightingGroup(name: "g", sensors: ["pir-01"], boost: 100, hold: .seconds(60), fadeUp: .milliseconds(500), fadeDown: .seconds(10))
         #expect(g.outputs.level == 100, "no schedule yet: DALI default 100 %")
         g.setSchedule(level: 30, at: clock.now)
-        #expect(g.outputs.level == 100, "sensor not reported yet counts as offline: boost")
-        #expect(g.cause == .sensorOffline)
+        #expect(g.outputs.level == 30, "a sensor not heard from yet does not boost")
+        #expect(g.cause == .schedule)
         g.handle(.presence(sensor: "pir-01", detected: false), at: clock.now)
-        #expect(g.outputs.level == 100, "hold runs after the offline period ends")
-        #expect(g.nextDeadline == clock.plus(60))
-        g.tick(at: clock.plus(60))
-        #expect(g.outputs.level == 30)
+        #expect(g.outputs.level == 30, "its first report of nobody starts no hold")
+        #expect(g.nextDeadline == nil)
     }
 
     @Test func presenceBoostsWithFadeUpAndEvents() {

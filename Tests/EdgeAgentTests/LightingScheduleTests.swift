@@ -19,8 +19,17 @@ import Testing
                             fadeUp: .milliseconds(500), fadeDown: .seconds(10), night: night, on: on, off: off)
     }
 
+    /// The schedule reads the zone's rules from the system's zone file (`ZoneRules`); `local`
+    /// above stays on Foundation's `TimeZone`, an independent reading of the same zone.
     static func schedule(_ c: LightingGroupConfig = config(), lat: Double = dijon.lat, lon: Double = dijon.lon, tz: TimeZone = paris) -> LightingSchedule {
-        LightingSchedule(config: c, latitude: lat, longitude: lon, timeZone: tz)
+        let rules: ZoneRules
+        do {
+            rules = try ZoneRules.load(tz.identifier)
+        } catch {
+            Issue.record("\(error)")
+            rules = .utc
+        }
+        return LightingSchedule(config: c, latitude: lat, longitude: lon, timeZone: rules)
     }
 
     @Test func solarCalculatorMatchesKnownDijonTimes() throws {

@@ -16,8 +16,9 @@ public final class FieldRig: @unchecked Sendable {
     public private(set) var sim: ChildProcess?
     public private(set) var agent: ChildProcess?
 
-    /// Starts edge-sim with the reference units (short travel times so tests stay fast).
-    public init(brokerPort: Int? = nil) throws {
+    /// Starts edge-sim with the reference units (short travel times so tests stay fast;
+    /// `bollardTravelUp` sets bollard-1's rise time).
+    public init(brokerPort: Int? = nil, bollardTravelUp: String = "1s") throws {
         self.brokerPort = brokerPort ?? Loopback.freePort()
         let simConfig = """
         tcp: 127.0.0.1:\(simPort)
@@ -27,7 +28,7 @@ public final class FieldRig: @unchecked Sendable {
           1:  {type: ref-luminaire, name: lamp-01, rated_w: 60}
           2:  {type: ref-luminaire, name: lamp-02, rated_w: 60}
           20: {type: ref-presence, name: pir-01}
-          30: {type: ref-bollard, name: bollard-1, travel_up: 1s, travel_down: 800ms}
+          30: {type: ref-bollard, name: bollard-1, travel_up: \(bollardTravelUp), travel_down: 800ms}
           40: {type: ref-signal-io, name: junction, ack_delay: 100ms}
         gpio:
           presence-a: input

@@ -98,7 +98,7 @@ enum ConfigChecks {
             }
         }
         var owner: [String: String] = [:]
-        let timeZone = TimeZone(identifier: c.gateway.timezone)
+        let timeZone = try? ZoneRules.load(c.gateway.timezone)
         require(timeZone != nil, "time zone \(c.gateway.timezone) accepted but unknown")
         for (name, g) in c.lighting {
             require(!g.lamps.isEmpty, "group \(name) without lamps")
@@ -130,7 +130,7 @@ enum ConfigChecks {
     }
 
     /// What the control loop will do with an accepted group: evaluate its schedule.
-    static func schedule(_ g: LightingGroupConfig, _ c: AgentConfig, _ timeZone: TimeZone) {
+    static func schedule(_ g: LightingGroupConfig, _ c: AgentConfig, _ timeZone: ZoneRules) {
         let s = LightingSchedule(config: g, latitude: c.gateway.latitude, longitude: c.gateway.longitude, timeZone: timeZone)
         for t in instants {
             let level = s.level(at: t)

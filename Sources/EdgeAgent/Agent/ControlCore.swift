@@ -30,6 +30,15 @@ import Synchronization
 ///   refused, grants not judged on an old acknowledgement) until a fresh poll.
 /// - A maintenance write (`io_write`) pauses that device's automation until maintenance mode
 ///   ends; it is refused when it would energise both motor coils of a bollard.
+///
+/// Safety state (see `SafetyState`): a core built `restoring:` a state applies it at its first
+/// step (by id; entries of ids no longer configured with that kind are dropped and logged);
+/// `exportSafetyState()` hands it on at a reload. With a `safetyStore`, every change of a
+/// bollard's emergency latch, latched fault or hold is handed to the store at the end of the
+/// step, and the reply to the command that made it waits until it is durable. Gateway alarms:
+/// `safety_state_lost` (critical) when the kept state could not be read at start (every
+/// bollard latched; cleared once no bollard is latched or by a reload), `safety_state_unsaved`
+/// (critical) while the store's last write failed.
 final class ControlCore: @unchecked Sendable {
     struct LampOverride { var level: Int; var until: MonotonicInstant }
 
@@ -86,10 +95,30 @@ final class ControlCore: @unchecked Sendable {
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
     private let stepLock = NSLock()
 
+    // Safety state (see `SafetyState`).
+    private let safetyStore: SafetyStateStore?
+    /// The state to start from, applied at the first step.
+    private var restoring: SafetyState?
+    /// What was last handed to the store, per bollard ordinal (nil: nothing yet).
+    private var savedKeys: [BollardController.DurableKey?]
+    /// Replies of commands whose change waits for the next save.
+    private var awaitingSave: [@Sendable () -> Void] = []
+    /// The last durable state handed over, for `exportSafetyState` when a step is stuck.
+    private let lastSaved = Mutex<SafetyState?>(nil)
+    private var lastStepAt: MonotonicInstant?
+    /// Why the kept state could not be read (the `safety_state_lost` alarm is active).
+    private var stateLost: String?
+    private var unsavedActive = false
+
     /// `map`: the compiled config, shared with the field (built from `config` when not given).
+    /// `restoring`: the safety state to carry on from (a reload's export, or what `safetyStore`
+    /// read back at start); `safetyStore`: where changes of the durable part are written.
     init(config: AgentConfig, map: FieldMap? = nil, field: any FieldPort, inbox: ControlInbox, logger: Logger,
-         wallClock: @escaping @Sendable () -> Date = { Date() }, onEvents: @escaping @Sendable ([AgentEvent]) -> Void) {
+         wallClock: @escaping @Sendable () -> Date = { Date() }, restoring: SafetyState? = nil, safetyStore: SafetyStateStore? = nil,
+         onEvents: @escaping @Sendable ([AgentEvent]) -> Void) {
         self.config = config
+        self.restoring = restoring
+        self.safetyStore = safetyStore
         let map = map ?? FieldMap(config: config)
         self.map = map
         self.field = field
@@ -97,7 +126,14 @@ final class ControlCore: @unchecked Sendable {
         self.logger = logger
         self.wallClock = wallClock
         self.onEvents = onEvents
-        let tz = TimeZone(identifier: config.gateway.timezone) ?? TimeZone(identifier: "UTC")!
+        let tz: ZoneRules
+        do {
+            tz = try ZoneRules.load(config.gateway.timezone)
+        } catch {
+            // The config check loaded it; the file went away since. UTC rather than no lighting.
+            logger.error("schedules run on UTC", metadata: ["error": "\(error)"])
+            tz = .utc
+        }
         let n = map.count
         monitors = Array(repeating: nil, count: n)
         for name in map.groupNames {
@@ -118,6 +154,7 @@ final class ControlCore: @unchecked Sendable {
         lampOverrides = Array(repeating: nil, count: n)
         wiredInputs = Array(repeating: PointValues(), count: n)
         motionCutRetry = Array(repeating: nil, count: n)
+        savedKeys = Array(repeating: nil, count: map.bollardDevice.count)
         outputs = OutputTracker(count: n)
         telemetry = TelemetryFilter(count: n, interval: config.uplink.telemetryInterval)
         waking = map.waking
@@ -142,6 +179,11 @@ final class ControlCore: @unchecked Sendable {
         stepLock.lock()
         defer { stepLock.unlock() }
         if halted.withLock({ $0 }) { return }
+        if let r = restoring {
+            restoring = nil
+            restore(r, now: now)
+        }
+        lastStepAt = now
         inbox.drain(into: &inputs)
         for input in inputs { apply(input, now: now) }
         inputs.removeAll(keepingCapacity: true)
@@ -151,6 +193,7 @@ final class ControlCore: @unchecked Sendable {
             let trusted = ClockTrust.shared.isSynchronised   // an atomic load, no I/O
             for g in groups.indices { groups[g].setSchedule(level: schedules[g].level(at: wall, clockTrusted: trusted), at: now) }
             nextScheduleUpdate = now + .seconds(1)
+            judgeSafetyStateAlarms(now: now)
         }
         for g in groups.indices { groups[g].tick(at: now) }
         for id in lampOverrides.indices where lampOverrides[id].map({ $0.until <= now }) ?? false { lampOverrides[id] = nil }
@@ -161,6 +204,7 @@ final class ControlCore: @unchecked Sendable {
         for a in approaches.indices { approaches[a].tick(at: now) }
 
         writeOutputs(now: now)
+        saveSafetyStateIfChanged(now: now)
         collectTelemetry(now: now)
         collectEvents(now: now)
     }
@@ -170,7 +214,15 @@ final class ControlCore: @unchecked Sendable {
         case .reading(let r): applyReading(r, now: now)
         case .edge(let e): applyEdge(e, now: now)
         // A command its waiter withdrew (answered `timeout`) is skipped: it never runs late.
-        case .command(let pending): if pending.claim() { pending.finish(execute(pending.command, now: now)) }
+        case .command(let pending):
+            guard pending.claim() else { break }
+            let response = execute(pending.command, now: now)
+            // A change of what a restart keeps is answered once it is durable.
+            if let id = map.ids[pending.command.target], let b = map.bollardOfDevice[id], bollards[b].durableKey != savedKeys[b] {
+                awaitingSave.append { pending.finish(response) }
+            } else {
+                pending.finish(response)
+            }
         case .writeFailed(let device, let error):
             outputs.failed(device)
             logger.warning("write failed; will retry", metadata: ["device": "\(map.names[device])", "error": "\(error.message)"])
@@ -450,6 +502,124 @@ final class ControlCore: @unchecked Sendable {
         return true
     }
 
+    // MARK: - Safety state
+
+    /// The safety state to build the next core from (a reload): every bollard's, group's and
+    /// lamp's carry-over as of the last step. Call after `halt`. When a step is stuck (it
+    /// cannot be read safely), the last state handed to the store (the people-protecting part)
+    /// is returned instead.
+    func exportSafetyState() -> SafetyState {
+        guard stepLock.lock(before: Date().addingTimeInterval(1)) else {
+            logger.critical("control step stuck; the reload carries over only the last saved safety state")
+            return lastSaved.withLock { $0 } ?? SafetyState()
+        }
+        defer { stepLock.unlock() }
+        if let r = restoring { return r }
+        guard let now = lastStepAt else { return SafetyState() }
+        var s = SafetyState(takenAt: now)
+        for (b, id) in map.bollardDevice.enumerated() {
+            let c = bollards[b].carryOver(at: now)
+            if c != BollardController.CarryOver() { s.bollards[map.names[id]] = c }
+        }
+        for (g, name) in map.groupNames.enumerated() {
+            if let c = groups[g].carryOver(at: now) { s.groups[name] = c }
+        }
+        for (id, o) in lampOverrides.enumerated() {
+            if let o, o.until > now { s.lamps[map.names[id]] = SafetyState.LampOverride(level: o.level, remaining: o.until - now) }
+        }
+        return s
+    }
+
+    /// Applies a carried-over state at the first step (rules: `SafetyState`).
+    private func restore(_ s: SafetyState, now: MonotonicInstant) {
+        let elapsed = s.takenAt.map { now > $0 ? now - $0 : .zero } ?? .zero
+        func left(_ d: Duration?) -> Duration? { d.flatMap { $0 - elapsed > .zero ? $0 - elapsed : nil } }
+        var carried: [String] = []
+        for (b, id) in map.bollardDevice.enumerated() {
+            let name = map.names[id]
+            var c = s.bollards[name] ?? BollardController.CarryOver()
+            c.holdRemaining = left(c.holdRemaining)
+            if s.afterRestart {
+                c.interrupted = true
+                c.commandedUp = false
+            }
+            if s.unreadable != nil { c.emergencyLatched = true }
+            guard c != BollardController.CarryOver() else { continue }
+            bollards[b] = BollardController(config: config.bollards[name]!, restoring: c, at: now)
+            if s.bollards[name] != nil { carried.append(name) }
+        }
+        for (g, name) in map.groupNames.enumerated() {
+            guard var c = s.groups[name] else { continue }
+            if let o = c.override, let r = o.remaining {
+                c.override = left(r).map { (o.level, $0) }
+            }
+            c.boostRemaining = left(c.boostRemaining)
+            groups[g] = LightingGroup(config: config.lighting[name]!, restoring: c, at: now)
+            carried.append(name)
+        }
+        for (name, o) in s.lamps {
+            guard let id = map.ids[name], map.groupOfLamp[id] != nil, let r = left(o.remaining) else { continue }
+            lampOverrides[id] = LampOverride(level: o.level, until: now + r)
+            carried.append(name)
+        }
+        let known = Set(carried)
+        let dropped = (Array(s.bollards.keys) + Array(s.groups.keys) + Array(s.lamps.keys)).filter { !known.contains($0) }
+        if !carried.isEmpty || !dropped.isEmpty {
+            logger.notice("safety state carried over", metadata: ["carried": "\(carried.sorted())", "dropped": "\(dropped.sorted())"])
+        }
+        if let reason = s.unreadable {
+            stateLost = reason
+            events.append(ControlEvent(at: now, source: "gateway", kind: .alarm(.init(
+                code: .safetyStateLost, active: true, severity: .critical,
+                message: "safety state unreadable (\(reason)): every bollard started with its emergency latched; clear each with clear_emergency"))))
+        }
+    }
+
+    /// Hands the people-protecting state to the store when a bollard's changed (allocates
+    /// only then), with the replies waiting for it.
+    private func saveSafetyStateIfChanged(now: MonotonicInstant) {
+        var changed = false
+        for b in bollards.indices where bollards[b].durableKey != savedKeys[b] {
+            changed = true
+            break
+        }
+        guard changed else {
+            // Changed and changed back within the step (a latch and its clear): what was last
+            // handed over stands, nothing waits for a write.
+            if !awaitingSave.isEmpty {
+                let replies = awaitingSave
+                awaitingSave.removeAll()
+                for r in replies { r() }
+            }
+            return
+        }
+        var s = SafetyState(takenAt: now)
+        for (b, id) in map.bollardDevice.enumerated() {
+            savedKeys[b] = bollards[b].durableKey
+            if let d = bollards[b].carryOver(at: now).durable { s.bollards[map.names[id]] = d }
+        }
+        lastSaved.withLock { $0 = s }
+        let replies = awaitingSave
+        awaitingSave.removeAll()
+        if let store = safetyStore { store.save(s, wall: wallClock(), then: replies) } else { for r in replies { r() } }
+    }
+
+    /// `safety_state_unsaved` follows the store; `safety_state_lost` clears once no bollard is latched.
+    private func judgeSafetyStateAlarms(now: MonotonicInstant) {
+        let failure = safetyStore?.failure
+        if (failure != nil) != unsavedActive {
+            unsavedActive = failure != nil
+            events.append(ControlEvent(at: now, source: "gateway", kind: .alarm(.init(
+                code: .safetyStateUnsaved, active: unsavedActive, severity: .critical,
+                message: failure.map { "safety state not written (a restart would lose the latest latches and holds): \($0)" } ?? "safety state written again"))))
+        }
+        if stateLost != nil, !bollards.contains(where: \.emergencyLatched) {
+            stateLost = nil
+            events.append(ControlEvent(at: now, source: "gateway", kind: .alarm(.init(
+                code: .safetyStateLost, active: false, severity: .critical, message: "every bollard's emergency latch has been cleared"))))
+        }
+    }
+
     /// Drops every output to its safe state (SIGTERM, reload): every configured bollard's
     /// motor coils and buzzer off, every approach's priority request off; lamps keep their
     /// level. Reads only the compiled config (never the loop's state), so it is safe from any
@@ -712,6 +882,8 @@ final class ControlCore: @unchecked Sendable {
             }
             if let f = c.fault { o.fault = "\(f)" }
             if let p = c.lastPollAt { o.sensorAgeMs = ((now - p).seconds * 1000).rounded() }
+            if c.emergencyLatched { o.emergencyLatched = true }
+            if let h = c.holdUntil, h > now { o.holdS = ((h - now).seconds * 10).rounded() / 10 }
             bollardStates[map.names[id]] = o
         }
         var approachStates: [String: StatusSnapshot.Approach] = [:]

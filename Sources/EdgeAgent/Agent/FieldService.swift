@@ -15,6 +15,10 @@ import Synchronization
 ///   new one cannot start (a GPIO line cannot be opened, ...), the old config is started again
 ///   and the error is thrown: the running setup stays what it was.
 /// - `stop` halts with safe outputs, stops the loop, then the buses after their safety writes.
+/// - Safety state (`SafetyState`): the first start reads back what `SafetyStateStore` kept in
+///   `state_dir`; each generation starts from the one before it (`exportSafetyState` after the
+///   halt), also when a failed replace starts the old config again or a stopped field starts
+///   again; what a generation could not start with is kept for the next try.
 final class FieldService: AgentService, @unchecked Sendable {
     let name = "field"
 
@@ -32,6 +36,10 @@ final class FieldService: AgentService, @unchecked Sendable {
     private let lock = NSLock()
     private var config: AgentConfig
     private var running: Generation?
+    /// Where each generation writes the people-protecting safety state (made at the first start).
+    private var safetyStore: SafetyStateStore?
+    /// The safety state the next generation starts from (nil once one runs).
+    private var restoring: SafetyState?
 
     init(config: AgentConfig, inbox: ControlInbox, logger: Logger, events: @escaping @Sendable ([AgentEvent]) -> Void) {
         self.config = config
@@ -47,36 +55,49 @@ final class FieldService: AgentService, @unchecked Sendable {
     func wake() { loop?.wake() }
 
     func start() throws {
-        let config = lock.withLock { self.config }
-        let generation = try Self.launch(config: config, inbox: inbox, logger: logger, events: events)
-        lock.withLock { running = generation }
+        let (config, store, carried) = lock.withLock { () -> (AgentConfig, SafetyStateStore, SafetyState?) in
+            if safetyStore == nil {
+                let store = SafetyStateStore(directory: self.config.gateway.stateDirectory, logger: logger)
+                safetyStore = store
+                self.restoring = store.load()
+            }
+            return (self.config, safetyStore!, self.restoring)
+        }
+        let generation = try Self.launch(config: config, inbox: inbox, logger: logger, restoring: carried, store: store, events: events)
+        lock.withLock { running = generation; self.restoring = nil }
     }
 
     func stop(deadline: MonotonicInstant) {
         guard let old = lock.withLock({ () -> Generation? in defer { running = nil }; return running }) else { return }
         Self.halt(old, deadline: deadline)
+        let carried = old.core.exportSafetyState()
+        lock.withLock { restoring = carried }
+        safetyStore?.stop()
     }
 
     /// Swaps in a generation built from `config`; on failure restarts the old config and throws.
     func replace(with config: AgentConfig) throws {
         let old = lock.withLock { () -> Generation? in defer { running = nil }; return running }
-        let oldConfig = lock.withLock { self.config }
+        let (oldConfig, store) = lock.withLock { (self.config, self.safetyStore) }
         if let old { Self.halt(old, deadline: MonotonicInstant.now() + .seconds(2)) }
+        let carried = old?.core.exportSafetyState() ?? lock.withLock { restoring }
         // Readings and write results of the old field name the old device numbering.
         inbox.discardFieldInputs()
         do {
-            let next = try Self.launch(config: config, inbox: inbox, logger: logger, events: events)
+            let next = try Self.launch(config: config, inbox: inbox, logger: logger, restoring: carried, store: store, events: events)
             lock.withLock {
                 running = next
                 self.config = config
+                restoring = nil
             }
         } catch {
             logger.error("the new config's field cannot start; starting the running config again", metadata: ["error": "\(error)"])
             inbox.discardFieldInputs()
             do {
-                let again = try Self.launch(config: oldConfig, inbox: inbox, logger: logger, events: events)
-                lock.withLock { running = again }
+                let again = try Self.launch(config: oldConfig, inbox: inbox, logger: logger, restoring: carried, store: store, events: events)
+                lock.withLock { running = again; restoring = nil }
             } catch let restartError {
+                lock.withLock { restoring = carried }
                 logger.critical("the running config's field cannot start again either; nothing is controlled until it can",
                                 metadata: ["error": "\(restartError)"])
                 throw FieldRestartError(newConfig: "\(error)", runningConfig: "\(restartError)")
@@ -85,11 +106,11 @@ final class FieldService: AgentService, @unchecked Sendable {
         }
     }
 
-    private static func launch(config: AgentConfig, inbox: ControlInbox, logger: Logger,
+    private static func launch(config: AgentConfig, inbox: ControlInbox, logger: Logger, restoring: SafetyState?, store: SafetyStateStore?,
                                events: @escaping @Sendable ([AgentEvent]) -> Void) throws -> Generation {
         let map = FieldMap(config: config)
         let field = FieldIO(config: config, map: map, logger: logger)
-        let core = ControlCore(config: config, map: map, field: field, inbox: inbox, logger: logger, onEvents: events)
+        let core = ControlCore(config: config, map: map, field: field, inbox: inbox, logger: logger, restoring: restoring, safetyStore: store, onEvents: events)
         let loop = LoopThread(name: "edge-loop", period: config.control.period, realtimePriority: config.control.realtimePriority, logger: logger) { now, _ in
             core.step(now: MonotonicInstant(nanoseconds: now.nanoseconds))
         }

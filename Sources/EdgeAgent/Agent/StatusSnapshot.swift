@@ -42,6 +42,10 @@ struct StatusSnapshot: Codable, Sendable, Equatable {
         var fault: String?
         /// Age of the inputs the controller holds, at the snapshot.
         var sensorAgeMs: Double?
+        /// Emergency lowering latched (until `clear_emergency`); absent when not.
+        var emergencyLatched: Bool?
+        /// What is left of a `hold_down`, seconds (0.1 s steps); absent without one.
+        var holdS: Double?
     }
 
     struct Approach: Codable, Sendable, Equatable {
@@ -100,6 +104,8 @@ struct StatusSnapshot: Codable, Sendable, Equatable {
             o["emergency"] = opt(b.emergency) { .bool($0) }
             o["fault"] = opt(b.fault) { .string($0) }
             o["sensor_age_ms"] = opt(b.sensorAgeMs) { .number($0) }
+            o["emergency_latched"] = opt(b.emergencyLatched) { .bool($0) }
+            o["hold_s"] = opt(b.holdS) { .number($0) }
             bols[name] = .object(o)
         }
         return .object([

@@ -165,8 +165,8 @@ struct ConfigParser {
         let tz = check { () throws(ConfigError) in
             let tzNode = try g.required("timezone")
             let tz = try tzNode.string()
-            guard TimeZone(identifier: tz) != nil else {
-                throw tzNode.error("unknown time zone \"\(tz)\" (use an IANA name such as Europe/Paris)")
+            if case .failure(let error) = Result(catching: { () throws(ZoneError) in try ZoneRules.load(tz) }) {
+                throw tzNode.error(error.message)
             }
             return tz
         } ?? ""

@@ -52,6 +52,25 @@
 /// - The traffic light shows green only when the bollard is confirmed fully down (bottom
 ///   switch, not top, at rest, I/O online, no motor fault); red otherwise.
 ///
+/// Carry-over (a reload builds a new controller from `carryOver(at:)`; a restart from what
+/// `SafetyStateStore` kept of it):
+/// - Kept: the emergency latch (lowering is tried again when contact returns, so a bollard
+///   found up is lowered and `raise` stays refused until `clearEmergency`), the latched faults
+///   `travel_timeout` (its alarm raised again) and `motor_fault` (only a lower or an emergency
+///   ends them, as before), and what is left of a `holdDown` (at most 24 h). The commanded mode
+///   (`raise`) is kept over a reload only: after a restart a bollard never rises by itself.
+/// - Not kept: the phase, the inputs, the reversal count, the auto-raise arming, and the
+///   other alarms (judged afresh on the first poll). The controller starts without contact.
+/// - A movement is never resumed. A bollard that was moving or in a raise's pre-warning when
+///   its controller was replaced (`interrupted`; after a restart every bollard counts as such,
+///   since the agent cannot know) is driven to "lowered": at first contact, found between its
+///   end positions it lowers (motor down to the bottom switch, warning lights on, under the
+///   usual rules: fresh polls, travel timeout, motor fault input), found at an end it stays
+///   there; both end switches on is `position_unknown`. A raise so abandoned is not retried:
+///   the commanded mode goes to down. Lowering is the one direction that can hurt no one
+///   (DESIGN: "from any fault only lowering"), and a half-raised bollard blocks the lane while
+///   telling drivers nothing.
+///
 /// `at` instants older than the last one seen are treated as the last one.
 public struct BollardController: Sendable {
     /// The position/mode reported as telemetry `position` and in `bollard.state` events.
@@ -77,6 +96,8 @@ public struct BollardController: Sendable {
         case holdExpired = "hold_expired"
         case switches
         case sensorsStale = "sensors_stale"
+        /// A movement interrupted by a reload or a restart: lowered (rules: "Carry-over").
+        case interrupted
     }
 
     /// Why the bollard is in fault.
@@ -91,6 +112,48 @@ public struct BollardController: Sendable {
         case positionUnknown
         /// The motor was cut because its inputs were older than `maxSensorAge`; not latched.
         case sensorsStale
+    }
+
+    /// A fault that only a lower command (or an emergency) ends; what a restart keeps.
+    public enum LatchedFault: String, Sendable, Equatable, CaseIterable {
+        case travelTimeoutRaising = "travel_timeout_raising"
+        case travelTimeoutLowering = "travel_timeout_lowering"
+        case motorFault = "motor_fault"
+    }
+
+    /// What of a bollard's state outlives its controller (rules: "Carry-over" above). Durations
+    /// are counted from the instant given to `carryOver(at:)` / `init(config:restoring:at:)`.
+    public struct CarryOver: Sendable, Equatable {
+        /// Emergency lowering latched, until `clearEmergency`.
+        public var emergencyLatched = false
+        public var latchedFault: LatchedFault?
+        /// What is left of a `holdDown` period.
+        public var holdRemaining: Duration?
+        /// The commanded mode is up (kept over a reload, never over a restart).
+        public var commandedUp = false
+        /// The bollard may have been moving: lowered if found between its end positions.
+        public var interrupted = false
+        public init(emergencyLatched: Bool = false, latchedFault: LatchedFault? = nil, holdRemaining: Duration? = nil,
+                    commandedUp: Bool = false, interrupted: Bool = false) {
+            self.emergencyLatched = emergencyLatched
+            self.latchedFault = latchedFault
+            self.holdRemaining = holdRemaining
+            self.commandedUp = commandedUp
+            self.interrupted = interrupted
+        }
+        /// Only what a restart keeps (the people-protecting part): nil when there is nothing.
+        public var durable: CarryOver? {
+            let d = CarryOver(emergencyLatched: emergencyLatched, latchedFault: latchedFault, holdRemaining: holdRemaining)
+            return d == CarryOver() ? nil : d
+        }
+    }
+
+    /// The part of the state a restart keeps, with the hold as an instant: compared at every
+    /// step to tell when it must be written again (allocates nothing).
+    public struct DurableKey: Sendable, Equatable {
+        var emergencyLatched: Bool
+        var latchedFault: LatchedFault?
+        var holdUntil: MonotonicInstant?
     }
 
     /// All discrete inputs of the bollard (one Modbus poll).
@@ -178,6 +241,9 @@ public struct BollardController: Sendable {
     private var clearSince: MonotonicInstant?
     /// An emergency latched while the I/O was offline: try lowering when it answers again.
     private var emergencyRetryPending = false
+    /// Carried over from an interrupted movement: at first contact, between the end
+    /// positions means lower (instead of `position_unknown`).
+    private var lowerIfBetween = false
     private var alarms = AlarmFlags()
     private var cause: Cause = .command
     private var clock: MonotonicInstant?
@@ -206,6 +272,56 @@ public struct BollardController: Sendable {
         self.init(name: config.name, preWarning: config.preWarning, travelTimeout: config.travelTimeout, autoRaiseAfter: config.autoRaiseAfter,
                   maxReversals: config.maxReversals, maxSensorAge: config.maxSensorAge)
     }
+
+    /// A controller that starts from a carried-over state at `at` (rules: "Carry-over" above):
+    /// without contact, like a new one, but with the latches, the hold and the lowering of an
+    /// interrupted movement waiting for the first poll.
+    public init(config: BollardConfig, restoring c: CarryOver, at: MonotonicInstant) {
+        self.init(config: config)
+        clock = at
+        emergencyLatched = c.emergencyLatched
+        emergencyRetryPending = c.emergencyLatched
+        switch c.latchedFault {
+        case .travelTimeoutRaising?: enterFault(.travelTimeout(raising: true), now: at)
+        case .travelTimeoutLowering?: enterFault(.travelTimeout(raising: false), now: at)
+        case .motorFault?: enterFault(.motorFault, now: at)
+        case nil: break
+        }
+        if let h = c.holdRemaining, h > .zero, !c.emergencyLatched { holdUntil = at + min(h, Self.maxHold) }
+        lowerIfBetween = c.interrupted && c.latchedFault == nil
+        commandedUp = c.commandedUp && !c.emergencyLatched
+    }
+
+    /// What a new controller needs to carry on from this one at `at` (rules: "Carry-over").
+    public func carryOver(at: MonotonicInstant) -> CarryOver {
+        let now = clock.map { max($0, at) } ?? at
+        var c = CarryOver(emergencyLatched: emergencyLatched, latchedFault: latchedFault, commandedUp: commandedUp)
+        if let h = holdUntil, h > now { c.holdRemaining = h - now }
+        switch phase {
+        case .preWarning, .rising:
+            c.interrupted = true
+            c.commandedUp = false   // the raise is abandoned, not retried
+        case .lowering: c.interrupted = true
+        case .unknown: c.interrupted = lowerIfBetween
+        default: break
+        }
+        return c
+    }
+
+    /// What a restart keeps, as of now (see `DurableKey`).
+    public var durableKey: DurableKey { DurableKey(emergencyLatched: emergencyLatched, latchedFault: latchedFault, holdUntil: holdUntil) }
+
+    /// The latched fault in force, if any.
+    public var latchedFault: LatchedFault? {
+        switch phase {
+        case .fault(.travelTimeout(let raising)): raising ? .travelTimeoutRaising : .travelTimeoutLowering
+        case .fault(.motorFault): .motorFault
+        default: nil
+        }
+    }
+
+    /// The longest `holdDown`.
+    public static let maxHold = CommandLimits.maxHoldDown
 
     /// The position reported to the centre.
     public var position: Position {
@@ -603,9 +719,13 @@ public struct BollardController: Sendable {
                 phase = .down
             } else if s.atTop && !s.atBottom {
                 phase = .up
+            } else if lowerIfBetween, !s.atTop {
+                cause = .interrupted
+                phase = .lowering(since: now)
             } else {
                 enterFault(.positionUnknown, now: now)
             }
+            lowerIfBetween = false
         case .preWarning(let since):
             if emergencyLatched {
                 cause = .emergency

@@ -81,6 +81,11 @@ public struct ControlEvent: Sendable, Equatable {
         public static let invalidValue = AlarmCode(rawValue: "invalid_value")
         // Bus priority.
         public static let controllerDegraded = AlarmCode(rawValue: "controller_degraded")
+        // Gateway: the kept safety state (`SafetyStateStore`).
+        /// Unreadable at start: every bollard started with its emergency latched.
+        public static let safetyStateLost = AlarmCode(rawValue: "safety_state_lost")
+        /// The last write of it failed: a restart would lose the latest latches and holds.
+        public static let safetyStateUnsaved = AlarmCode(rawValue: "safety_state_unsaved")
     }
 
     /// The contract's event type string (`alarm` for alarms).

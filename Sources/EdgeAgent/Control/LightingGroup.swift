@@ -5,8 +5,12 @@
 /// - Level = max(schedule level, boost) while the schedule is on; a sensor can never lower
 ///   the light (TALQ control effect "Max").
 /// - Boost while any sensor detects, and for `hold` after the last detection ENDS.
-/// - A sensor that is offline counts as detecting (light on is the safe side); so does a
-///   sensor that has not reported yet after start. Its hold runs from when it came back.
+/// - A sensor that is offline counts as detecting (light on is the safe side). Its hold runs
+///   from when it came back.
+/// - A sensor not heard from yet (after a start or a reload) counts as neither: it does not
+///   boost, and its first report starts no hold, so a start or a reload never boosts without
+///   presence. The field reports a sensor that does not answer offline after its first failed
+///   poll, which then boosts.
 /// - The light wave: for each `presence` event of a group the runner calls
 ///   `neighbourPresence(from:detected:at:)` on that group's neighbours: they boost while the
 ///   neighbour detects and hold for their own `hold` after it ends. `neighbourBoost(at:)` is
@@ -18,6 +22,10 @@
 ///   technician testing a lamp), until its expiry or `release`; a new one replaces the old.
 /// - Outputs change only when the target level changes; the fade time written with it is
 ///   `fade_up` when rising and `fade_down` when falling (the luminaire fades by itself).
+/// - Carry-over (a reload builds the new group from `carryOver(at:)`; nothing of it survives
+///   a restart): the override with what is left of it, and the boost as a hold: what is left
+///   of the own or neighbour hold, or a whole `hold` when a sensor or neighbour was detecting
+///   (or a sensor offline). The sensors are heard afresh: one still detecting keeps the boost.
 ///
 /// Invariants: `outputs.level` is in 0...100; `nextDeadline` is the earliest instant at
 /// which time alone can change the level (hold end, neighbour hold end, override expiry).
@@ -67,6 +75,8 @@ public struct LightingGroup: Sendable {
     private let sensorNames: [String]
     private var detecting: [Bool]
     private var online: [Bool]
+    /// The sensor has reported (presence, or online/offline) since the group was built.
+    private var heard: [Bool]
     /// Own hold end (after the last detection or offline period ended).
     private var holdUntil: MonotonicInstant?
     private var neighbourUntil: MonotonicInstant?
@@ -92,6 +102,7 @@ public struct LightingGroup: Sendable {
         self.sensorNames = sensors
         self.detecting = Array(repeating: false, count: sensors.count)
         self.online = Array(repeating: false, count: sensors.count)
+        self.heard = Array(repeating: false, count: sensors.count)
         self.outputs = Outputs(level: 0, fade: fadeUp)
         self.activeNeighbours.reserveCapacity(8)
         let (level, cause) = computeLevel(now: nil)
@@ -129,12 +140,14 @@ public struct LightingGroup: Sendable {
             guard let i = Self.index(of: sensor, in: sensorNames) else { return }
             let wasActive = sensorActive(i)
             online[i] = true
+            heard[i] = true
             detecting[i] = detected
             if wasActive && !sensorActive(i) { extendHold(now + hold) }
         case .sensorOnline(let sensor, let isOnline):
             guard let i = Self.index(of: sensor, in: sensorNames) else { return }
             let wasActive = sensorActive(i)
             online[i] = isOnline
+            heard[i] = true
             if !isOnline { detecting[i] = false }
             if wasActive && !sensorActive(i) { extendHold(now + hold) }
         }
@@ -207,6 +220,45 @@ public struct LightingGroup: Sendable {
         return .accepted
     }
 
+    /// What of a group outlives it over a reload (rules: "Carry-over" above). Durations are
+    /// counted from the instant given to `carryOver(at:)` / `init(config:restoring:at:)`.
+    public struct CarryOver: Sendable, Equatable {
+        /// The override's level and what is left of it (nil: until `release`).
+        public var override: (level: Int, remaining: Duration?)?
+        /// How long the boost must go on without a new detection.
+        public var boostRemaining: Duration?
+        public init(override: (level: Int, remaining: Duration?)? = nil, boostRemaining: Duration? = nil) {
+            self.override = override
+            self.boostRemaining = boostRemaining
+        }
+        public static func == (a: CarryOver, b: CarryOver) -> Bool {
+            a.override?.level == b.override?.level && a.override?.remaining == b.override?.remaining && a.boostRemaining == b.boostRemaining
+        }
+    }
+
+    /// What a new group needs to carry on from this one at `at`; nil when nothing.
+    public func carryOver(at: MonotonicInstant) -> CarryOver? {
+        let now = clock.map { max($0, at) } ?? at
+        var c = CarryOver()
+        if let o = override, o.until.map({ $0 > now }) ?? true { c.override = (o.level, o.until.map { $0 - now }) }
+        var boost: Duration? = nil
+        func take(_ d: Duration) { if d > .zero, boost.map({ $0 < d }) ?? true { boost = d } }
+        if anyPresence || anySensorOffline || !activeNeighbours.isEmpty { take(hold) }
+        if let h = holdUntil { take(h - now) }
+        if let n = neighbourUntil { take(n - now) }
+        c.boostRemaining = boost
+        return c == CarryOver() ? nil : c
+    }
+
+    /// A group built from its config entry that carries on from `c` at `at` (rules: "Carry-over").
+    public init(config: LightingGroupConfig, restoring c: CarryOver, at: MonotonicInstant) {
+        self.init(config: config)
+        clock = at
+        if let o = c.override, (0...100).contains(o.level) { override = (o.level, o.remaining.map { at + $0 }) }
+        if let b = c.boostRemaining, b > .zero { holdUntil = at + b }
+        update(now: at)
+    }
+
     /// Takes the queued events (allocates only when there are some).
     public mutating func drainEvents() -> [ControlEvent] { queue.drain() }
 
@@ -217,7 +269,15 @@ public struct LightingGroup: Sendable {
 
     private static func clampLevel(_ l: Int) -> Int { l < 0 ? 0 : (l > 100 ? 100 : l) }
 
-    private var anySensorOffline: Bool { Self.any(online, false) }
+    /// A sensor reported offline (one not heard from yet does not count).
+    private var anySensorOffline: Bool {
+        var i = 0
+        while i < online.count {
+            if heard[i] && !online[i] { return true }
+            i += 1
+        }
+        return false
+    }
 
     // Index loops: iterators and `contains`/`firstIndex` allocate (coroutine frames) in
     // unoptimised builds, and these run on every tick.
@@ -239,8 +299,8 @@ public struct LightingGroup: Sendable {
         return nil
     }
 
-    /// A sensor keeps the boost on while it detects or is offline.
-    private func sensorActive(_ i: Int) -> Bool { detecting[i] || !online[i] }
+    /// A sensor keeps the boost on while it detects or is (reported) offline.
+    private func sensorActive(_ i: Int) -> Bool { detecting[i] || (heard[i] && !online[i]) }
 
     private mutating func extendHold(_ until: MonotonicInstant) {
         if holdUntil.map({ $0 < until }) ?? true { holdUntil = until }

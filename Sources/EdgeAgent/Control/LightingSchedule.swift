@@ -2,14 +2,14 @@ public import Foundation
 
 /// A lighting group's schedule level from the wall clock: astronomical or fixed on/off, a
 /// base level, and a lower night level between two local times. Pure: same input, same
-/// answer; DST via Foundation's `TimeZone`.
+/// answer; DST from the system's zone files (`ZoneRules`).
 ///
 /// Rules:
 /// - The lamps are on from the `on` boundary of a local day to the next `off` boundary
 ///   (normally dusk of day D to dawn of day D+1); `dusk`/`dawn` are sunset/sunrise
 ///   (`SolarCalculator`, zenith 90.833) plus the offset in minutes; `"HH:MM"` is local
-///   time that day (a time skipped by a DST jump lands where Foundation puts it, an hour
-///   later; a repeated one is its first occurrence).
+///   time that day (a time skipped by a DST jump lands as far after the jump as it was after
+///   its start, e.g. an hour later; a repeated one is its first occurrence: `ZoneRules.utc`).
 /// - `on` or `off` absent: always on.
 /// - Polar days and nights (only with a `dusk`/`dawn` boundary): on a local day the sun
 ///   never rises the lamps are on all day; on a day it never sets they are off all day,
@@ -23,14 +23,13 @@ public struct LightingSchedule: Sendable {
     public let off: DayBoundary?
     public let latitude: Double
     public let longitude: Double
-    public let timeZone: TimeZone
-    private let calendar: Calendar
+    public let timeZone: ZoneRules
 
-    public init(config: LightingGroupConfig, latitude: Double, longitude: Double, timeZone: TimeZone) {
+    public init(config: LightingGroupConfig, latitude: Double, longitude: Double, timeZone: ZoneRules) {
         self.init(base: config.base, night: config.night, on: config.on, off: config.off, latitude: latitude, longitude: longitude, timeZone: timeZone)
     }
 
-    public init(base: Int, night: LightingGroupConfig.Night?, on: DayBoundary?, off: DayBoundary?, latitude: Double, longitude: Double, timeZone: TimeZone) {
+    public init(base: Int, night: LightingGroupConfig.Night?, on: DayBoundary?, off: DayBoundary?, latitude: Double, longitude: Double, timeZone: ZoneRules) {
         self.base = base
         self.night = night
         self.on = on
@@ -38,9 +37,6 @@ public struct LightingSchedule: Sendable {
         self.latitude = latitude
         self.longitude = longitude
         self.timeZone = timeZone
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = timeZone
-        self.calendar = cal
     }
 
     /// The schedule level at `wall` when the wall clock may be wrong: while it is not
@@ -121,18 +117,20 @@ public struct LightingSchedule: Sendable {
         }
     }
 
+    /// Whole seconds since 1970 UTC (rounded down) of `date`.
+    private static func seconds(_ date: Date) -> Int64 { Int64(date.timeIntervalSince1970.rounded(.down)) }
+
     private func localDay(of date: Date) -> Day {
-        let c = calendar.dateComponents([.year, .month, .day], from: date)
-        return Day(year: c.year ?? 1970, month: c.month ?? 1, day: c.day ?? 1)
+        let t = timeZone.localTime(at: Self.seconds(date))
+        return Day(year: t.year, month: t.month, day: t.day)
     }
 
     private func start(of day: Day) -> Date? {
-        calendar.date(from: DateComponents(year: day.year, month: day.month, day: day.day))
-            .map { calendar.startOfDay(for: $0) }
+        localTime(day, 0, 0)
     }
 
     private func localTime(_ day: Day, _ hour: Int, _ minute: Int) -> Date? {
-        calendar.date(from: DateComponents(year: day.year, month: day.month, day: day.day, hour: hour, minute: minute))
+        Date(timeIntervalSince1970: Double(timeZone.utc(year: day.year, month: day.month, day: day.day, hour: hour, minute: minute)))
     }
 
     private func sun(_ day: Day) -> SolarCalculator.SunDay {
@@ -169,8 +167,8 @@ public struct LightingSchedule: Sendable {
     }
 
     private func inNight(_ wall: Date, _ n: LightingGroupConfig.Night) -> Bool {
-        let c = calendar.dateComponents([.hour, .minute], from: wall)
-        let m = (c.hour ?? 0) * 60 + (c.minute ?? 0)
+        let t = timeZone.localTime(at: Self.seconds(wall))
+        let m = t.hour * 60 + t.minute
         let from = n.fromHour * 60 + n.fromMinute
         let to = n.toHour * 60 + n.toMinute
         if from == to { return false }
