@@ -24,7 +24,8 @@ enum StatusView {
         }
         if let l = s["loop"]?.object {
             let period = l["period_ms"]?.number ?? 0
-            line("loop    period \(Int(period)) ms   worst late \(Int(l["worst_late_us"]?.number ?? 0)) us   p99 \(Int(l["p99_late_us"]?.number ?? 0)) us   \((l["realtime"]?.bool ?? false) ? "SCHED_FIFO" : "normal scheduling")")
+            let pace = period > 0 ? "period \(Int(period)) ms" : "wake-ups \(l["wakeups_per_s"]?.number ?? 0)/s"
+            line("loop    \(pace)   worst late \(Int(l["worst_late_us"]?.number ?? 0)) us   p99 \(Int(l["p99_late_us"]?.number ?? 0)) us   \((l["realtime"]?.bool ?? false) ? "SCHED_FIFO" : "normal scheduling")")
         }
         line()
         let alarms = s["alarms"]?.array ?? []
@@ -53,6 +54,8 @@ enum StatusView {
                 let motor = (o["motor_up"]?.bool ?? false) ? "UP" : (o["motor_down"]?.bool ?? false) ? "DOWN" : "off"
                 var text = "  \(pad(name, 14))\(pad(o["position"]?.string ?? "?", 16))\(pad((o["loop"]?.bool ?? false) ? "occ" : "clear", 6))\(pad((o["photocell"]?.bool ?? false) ? "broken" : "clear", 11))\(pad(o["traffic"]?.string ?? "?", 9))\(motor)"
                 if let f = o["fault"]?.string { text += "   fault: \(f)" }
+                if o["emergency_latched"]?.bool == true { text += "   emergency latched (clear to end)" }
+                if let h = o["hold_s"]?.number { text += "   held down \(Int(h.rounded(.up))) s" }
                 line(text)
             }
             line()

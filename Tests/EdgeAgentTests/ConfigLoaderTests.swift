@@ -76,7 +76,7 @@ import Testing
         #expect(c.buses["rs485-1"] == BusConfig(name: "rs485-1", transport: .rtu(device: "/dev/ttyUSB0", baud: 19200, parity: "E", dataBits: 8, stopBits: 1),
                                                 timeout: .milliseconds(500)))
         #expect(c.devices.isEmpty && c.lighting.isEmpty && c.bollards.isEmpty && c.priority.isEmpty && c.profiles.isEmpty)
-        #expect(c.control == AgentConfig.ControlSettings(period: .milliseconds(10), realtimePriority: 50))
+        #expect(c.control == AgentConfig.ControlSettings(period: nil, realtimePriority: 50))
     }
 
     @Test func optionalExtraKeysAreRead() throws {

@@ -22,12 +22,17 @@ final class CoreRig: Sendable {
         let names: [String]
         let codecs: [PointCodec?]
         let writes = Mutex<[Write]>([])
+        /// Devices whose writes fail (a device that does not answer).
+        let failing = Mutex<Set<String>>([])
         init(map: FieldMap) {
             names = map.names
             codecs = map.profiles.map { $0.map(PointCodec.init) }
         }
         func write(device: Int, points: [PointWrite], priority: WritePriority, completion: @escaping @Sendable (Result<Void, FieldDeviceError>) -> Void) {
             writes.withLock { $0.append(Write(device: names[device], points: points, priority: priority)) }
+            if failing.withLock({ $0.contains(names[device]) }) {
+                return completion(.failure(FieldDeviceError(device: names[device], message: "timeout")))
+            }
             if let codec = codecs[device] {
                 for p in points {
                     do { _ = try codec.encode(point: p.point, value: p.value) } catch {

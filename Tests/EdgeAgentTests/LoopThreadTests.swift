@@ -137,6 +137,70 @@ struct LoopThreadTests {
         #expect(loop.stats.worstWakeLatency < .seconds(1))
     }
 
+    /// A loop that sleeps: each run is at the deadline the previous run asked for, or `maxSleep`
+    /// after it when it asked for none; lateness is measured at each of them.
+    @Test func sleepsUntilTheDeadlineTheBodyAsksForOrAtMostMaxSleep() throws {
+        let rec = LoopTickRecorder()
+        let runs = Atomic<Int>(0)
+        // Runs 1-4 ask for a deadline 7 ms on; 5-7 ask for nothing (maxSleep 20 ms applies);
+        // then 7 ms again.
+        let loop = LoopThread(name: "edge-loop-dl", maxSleep: .milliseconds(20), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in
+            rec.record(now, scheduled)
+            let n = runs.add(1, ordering: .sequentiallyConsistent).newValue
+            return (5...7).contains(n) ? nil : now + .milliseconds(7)
+        }
+        #expect(loop.period == .milliseconds(20), "the watchdog allows for the longest sleep")
+        loop.start()
+        #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 10 })
+        loop.stop()
+        let ticks = rec.all
+        for i in 1..<ticks.count {
+            let asked = (5...7).contains(i) ? Duration.milliseconds(20) : .milliseconds(7)
+            #expect(ticks[i].scheduledFor == ticks[i - 1].now + asked, "run \(i + 1) scheduled \(ticks[i].scheduledFor - ticks[i - 1].now) after the run before")
+            #expect(ticks[i].now >= ticks[i].scheduledFor)
+        }
+        let stats = loop.stats
+        #expect(stats.wakeups == 0 && stats.pastDeadlines == 0 && stats.missedPeriods == 0)
+        #expect(stats.p99Lateness <= stats.worstLateness)
+        #expect(stats.runsPerSecond > 0)
+    }
+
+    /// A body that asks for a deadline not after its own run does not make the loop spin.
+    @Test func aDeadlineInThePastIsCountedAndTheLoopWaitsTheMinimumGap() throws {
+        let rec = LoopTickRecorder()
+        let loop = LoopThread(name: "edge-loop-past", maxSleep: .seconds(1), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in
+            rec.record(now, scheduled)
+            return now
+        }
+        loop.start()
+        #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 5 })
+        loop.stop()
+        let ticks = rec.all
+        for i in 1..<ticks.count { #expect(ticks[i].scheduledFor == ticks[i - 1].now + LoopThread.minimumGap) }
+        #expect(loop.stats.pastDeadlines >= 4)
+    }
+
+    /// With a grid, the loop meets the grid's points as well as the body's deadlines.
+    @Test func aGridIsMetBesideTheBodysDeadlines() throws {
+        let rec = LoopTickRecorder()
+        let loop = LoopThread(name: "edge-loop-grid", maxSleep: .seconds(1), grid: .milliseconds(10), realtimePriority: 0, logger: Logger(label: "test")) { now, scheduled in
+            rec.record(now, scheduled)
+            return now + .milliseconds(3)
+        }
+        #expect(loop.period == .milliseconds(10))
+        loop.start()
+        #expect(Wait.until(timeout: .seconds(5)) { loop.stats.ticks >= 30 })
+        loop.stop()
+        let ticks = rec.all
+        let start = try #require(ticks.first?.scheduledFor)
+        // Every run is at the body's deadline or at the grid point before it.
+        for i in 1..<ticks.count {
+            let onGrid = (ticks[i].scheduledFor - start).nanosecondsClamped % 10_000_000 == 0
+            #expect(ticks[i].scheduledFor == ticks[i - 1].now + .milliseconds(3) || (onGrid && ticks[i].scheduledFor < ticks[i - 1].now + .milliseconds(3)),
+                    "run \(i + 1) at \(ticks[i].scheduledFor - start) after the start")
+        }
+    }
+
     @Test func realtimeRefusedIsAWarningAndTheLoopStillRuns() {
         let logs = LoopTestLogStore()
         // Priority 1000 is outside SCHED_FIFO's 1-99: always refused, even for root.
@@ -181,7 +245,10 @@ struct LoopThreadTests {
     @Test func healthAllowanceIsTheLargerOfPeriodsAndFloor() {
         let health = LoopHealth(loops: [], periods: 10, atLeast: .seconds(1))
         #expect(health.allowance(period: .milliseconds(10)) == .seconds(1))
-        #expect(health.allowance(period: .milliseconds(500)) == .seconds(5))
+        #expect(health.allowance(period: .milliseconds(100)) == .seconds(1))
+        // A loop that sleeps up to its period between deadlines is not stalled while it sleeps.
+        #expect(health.allowance(period: .milliseconds(500)) == .milliseconds(1500))
+        #expect(health.allowance(period: .seconds(1)) == .seconds(2))
         #expect(health.isHealthy(now: .now()))
         var stats = LoopStats()
         stats.isRunning = true

@@ -70,7 +70,7 @@ public final class FieldRig: @unchecked Sendable {
           outbox: {max_messages: 100000, max_age: 1d}
         board: board.yaml
         profiles_dir: \(BuildProducts.packageRoot.appendingPathComponent("Profiles").path)
-        control: {period: 10ms, realtime_priority: 0}
+        control: {realtime_priority: 0}
         buses:
           field: {tcp: "127.0.0.1:\(simPort)", timeout: 200ms, poll: 50ms}
         devices:

@@ -185,6 +185,17 @@ public struct PointValues: Sendable, Equatable {
     /// No slot is filled.
     public var isEmpty: Bool { slots.allSatisfy(\.isNaN) }
 
+    /// The same slots filled with the same values (`==` compares the raw slots, where an empty
+    /// one, NaN, never equals itself); allocates nothing.
+    public func sameValues(as other: PointValues) -> Bool {
+        guard slots.count == other.slots.count else { return false }
+        for i in slots.indices {
+            let a = slots[i], b = other.slots[i]
+            if a != b && !(a.isNaN && b.isNaN) { return false }
+        }
+        return true
+    }
+
     /// The filled slots, in role order.
     public var present: [(role: PointRole, value: Double)] {
         PointRole.allCases.compactMap { r in self[r].map { (r, $0) } }

@@ -173,8 +173,10 @@ public final class Agent: Sendable {
             if !degraded.isEmpty { o["degraded"] = .array(degraded.map { .string($0) }) }
             if let stats = field.loop?.stats {
                 o["loop"] = .object([
-                    "period_ms": .number(config.control.period.seconds * 1000),
+                    "period_ms": .number((config.control.period?.seconds ?? 0) * 1000),
+                    "max_sleep_ms": .number(ControlCore.maxSleep.seconds * 1000),
                     "ticks": .number(Double(stats.ticks)),
+                    "wakeups_per_s": .number((stats.runsPerSecond * 100).rounded() / 100),
                     "worst_late_us": .number((stats.worstLateness.seconds * 1e6).rounded()),
                     "p99_late_us": .number((stats.p99Lateness.seconds * 1e6).rounded()),
                     "realtime": .bool(stats.isRealtime),

@@ -15,6 +15,19 @@ import Synchronization
 /// them, writes outputs that changed (or that a device reports differently, e.g. after it
 /// rebooted), and hands the machines' events to the uplink.
 ///
+/// The loop runs a step on an input that wakes it and at `nextDeadline`, at the latest
+/// `maxSleep` after the step before; nothing else. Timing rules:
+/// - `nextDeadline` is the earliest instant at which time alone changes something: the
+///   machines' own deadlines (fades and holds, overrides, pre-warnings, travel timeouts,
+///   bollard sensor age, warm-ups, priority hold and rate limit), a lamp override's end, the
+///   next motor-off retry of a silent bollard, a signal I/O's poll turning older than
+///   `signalMaxAge`, and the schedule's next check (every second: the astronomical clock and
+///   the wall clock are read then). A step at any other instant changes nothing
+///   (`TicklessEquivalenceTests`); after a step at `now` it is later than `now`.
+/// - Waking inputs: edges, commands, write completions, and a poll `ReadingWakeFilter` lets
+///   through (a changed poll of a bollard, presence sensor or signal I/O; every poll of one
+///   that waits for a fresh poll). Other polls (luminaires; repeats) wait for the next step.
+///
 /// Wiring rules:
 /// - A reading with values that could not be used (`DeviceReading.invalid`) raises the
 ///   device's `invalid_value` alarm (cleared by a clean reading); those values are absent,
@@ -80,6 +93,11 @@ final class ControlCore: @unchecked Sendable {
     private static let motionCutInterval = Duration.milliseconds(500)
     /// The oldest poll of a signal I/O its approaches are judged on.
     static let signalMaxAge = Duration.milliseconds(500)
+    /// The longest the control loop sleeps between steps when nothing is due (a constant: it
+    /// bounds how late a luminaire's poll is looked at, and the watchdog allows for it).
+    static let maxSleep = Duration.seconds(1)
+    /// How often the schedule (astronomical and wall clock) is checked.
+    static let scheduleInterval = Duration.seconds(1)
     /// Active alarms by "source/code", for the status view.
     private(set) var activeAlarms: [String: ControlEvent.Alarm] = [:]
     private var nextScheduleUpdate = MonotonicInstant(nanoseconds: 0)
@@ -90,6 +108,10 @@ final class ControlCore: @unchecked Sendable {
     let startedAt = MonotonicInstant.now()
     /// Devices whose readings must be acted on at once (by id): their readings wake the loop.
     let waking: [Bool]
+    /// Which polls wake the loop (asked on the bus threads; the step marks eager devices).
+    let wakeFilter: ReadingWakeFilter
+    /// The eager marks last given to `wakeFilter`, by device id (the filter is locked only on a change).
+    private var eager: [Bool]
     /// Set once by `halt`: from then on `step` does nothing and no output is written.
     private let halted = Mutex(false)
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
@@ -158,11 +180,14 @@ final class ControlCore: @unchecked Sendable {
         outputs = OutputTracker(count: n)
         telemetry = TelemetryFilter(count: n, interval: config.uplink.telemetryInterval)
         waking = map.waking
+        wakeFilter = ReadingWakeFilter(waking: waking)
+        eager = Array(repeating: false, count: n)
         inputs.reserveCapacity(inbox.capacity)
         events.reserveCapacity(256)
     }
 
-    /// Earliest instant at which time alone changes something (the loop also runs at its period).
+    /// Earliest instant at which time alone changes something (see the timing rules above);
+    /// allocates nothing.
     var nextDeadline: MonotonicInstant? {
         var d: MonotonicInstant? = nextScheduleUpdate
         func take(_ x: MonotonicInstant?) { if let x, d == nil || x < d! { d = x } }
@@ -170,6 +195,12 @@ final class ControlCore: @unchecked Sendable {
         for b in bollards { take(b.nextDeadline) }
         for a in approaches { take(a.nextDeadline) }
         for m in monitors { take(m?.nextDeadline) }
+        for o in lampOverrides { take(o?.until) }
+        for (id, due) in motionCutRetry.enumerated() where online[id] != true { take(due) }
+        for id in map.approachDevice where online[id] == true && !signalStale[id] {
+            // Stale once strictly older than signalMaxAge (`checkSignalAge`).
+            take(readings[id].map { MonotonicInstant(nanoseconds: $0.timestampNanos) + Self.signalMaxAge + .nanoseconds(1) })
+        }
         return d
     }
 
@@ -192,7 +223,7 @@ final class ControlCore: @unchecked Sendable {
             let wall = wallClock()
             let trusted = ClockTrust.shared.isSynchronised   // an atomic load, no I/O
             for g in groups.indices { groups[g].setSchedule(level: schedules[g].level(at: wall, clockTrusted: trusted), at: now) }
-            nextScheduleUpdate = now + .seconds(1)
+            nextScheduleUpdate = now + Self.scheduleInterval
             judgeSafetyStateAlarms(now: now)
         }
         for g in groups.indices { groups[g].tick(at: now) }
@@ -203,10 +234,34 @@ final class ControlCore: @unchecked Sendable {
         checkSignalAge(now: now)
         for a in approaches.indices { approaches[a].tick(at: now) }
 
+        lightWave(now: now)
         writeOutputs(now: now)
         saveSafetyStateIfChanged(now: now)
         collectTelemetry(now: now)
         collectEvents(now: now)
+        markEager()
+    }
+
+    /// Tells `wakeFilter` which devices' every poll must wake the loop: a bollard online and not
+    /// at rest (waiting for a fresh poll to start moving, moving, or in a fault a poll clears),
+    /// a signal I/O judged stale.
+    private func markEager() {
+        for (b, id) in map.bollardDevice.enumerated() {
+            let c = bollards[b]
+            var on = online[id] == true && map.pointLines[id] == nil
+            if on {
+                switch c.position {
+                case .raising, .lowering: on = true
+                case .fault: on = c.fault == .sensorsStale || c.fault == .noContact
+                default: on = false
+                }
+            }
+            if on != eager[id] { eager[id] = on; wakeFilter.setEager(id, on) }
+        }
+        for id in map.approachDevice where signalStale[id] != eager[id] {
+            eager[id] = signalStale[id]
+            wakeFilter.setEager(id, eager[id])
+        }
     }
 
     private func apply(_ input: ControlInput, now: MonotonicInstant) {
@@ -297,7 +352,8 @@ final class ControlCore: @unchecked Sendable {
                 outputs.compare(id, reported: v, roles: [.motorUp, .motorDown, .warning, .traffic])
             } else {
                 outputs.forget(id)
-                if motionCutRetry[id] == nil { motionCutRetry[id] = at }
+                // Armed when contact is lost; a later offline poll does not re-arm a confirmed cut.
+                if motionCutRetry[id] == nil, wasOnline != false { motionCutRetry[id] = at }
                 bollardSensors[b] = nil
             }
         }
@@ -403,14 +459,16 @@ final class ControlCore: @unchecked Sendable {
     }
 
     /// GPIO bollards' inputs are live lines: their whole set goes to the controller at every
-    /// step, as a poll begun now (what the start-of-motion and sensor-age rules need).
+    /// step, as a poll begun now (what the start-of-motion and sensor-age rules need), and
+    /// before a command to one (the loop may have slept since its last step).
     private func feedWiredBollards(now: MonotonicInstant) {
-        for (b, id) in map.bollardDevice.enumerated() where map.pointLines[id] != nil && online[id] == true {
-            if let s = Self.sensors(wiredInputs[id]) {
-                bollardSensors[b] = s
-                bollards[b].handle(.sensors(s), at: now)
-            }
-        }
+        for (b, id) in map.bollardDevice.enumerated() { feedWiredBollard(b, id: id, now: now) }
+    }
+
+    private func feedWiredBollard(_ b: Int, id: Int, now: MonotonicInstant) {
+        guard map.pointLines[id] != nil, online[id] == true, let s = Self.sensors(wiredInputs[id]) else { return }
+        bollardSensors[b] = s
+        bollards[b].handle(.sensors(s), at: now)
     }
 
     // MARK: - Outputs
@@ -474,16 +532,17 @@ final class ControlCore: @unchecked Sendable {
         // After a halt nothing may follow the safe-state writes (a hung step that resumes included).
         if halted.withLock({ $0 }) { return }
         let inbox = self.inbox
+        // A completion wakes the loop: a write in flight holds back the device's next one.
         field.write(device: device, points: points, priority: priority) { result in
             guard track else {
-                if case .success = result { inbox.post(.writeDone(device: device)) }
+                if case .success = result { inbox.post(.writeDone(device: device), wake: true) }
                 return
             }
             switch result {
-            case .success: inbox.post(.writeDone(device: device))
+            case .success: inbox.post(.writeDone(device: device), wake: true)
             // Replaced by a later write of the same points before it went out: that one reports.
             case .failure(let e) where e.isSuperseded: break
-            case .failure(let e): inbox.post(.writeFailed(device: device, error: e))
+            case .failure(let e): inbox.post(.writeFailed(device: device, error: e), wake: true)
             }
         }
     }
@@ -679,7 +738,10 @@ final class ControlCore: @unchecked Sendable {
         telemetryTouched.removeAll(keepingCapacity: true)
     }
 
-    private func collectEvents(now: MonotonicInstant) {
+    /// Takes the groups' events and passes each presence change on to the group's neighbours
+    /// (the light wave), before the outputs are written: a neighbour's lamps go up in the same
+    /// step as the detecting group's (the loop may not step again for a while).
+    private func lightWave(now: MonotonicInstant) {
         var presenceChanged: [(Int, Bool)] = []
         for g in groups.indices {
             let before = events.count
@@ -691,6 +753,9 @@ final class ControlCore: @unchecked Sendable {
             for n in map.neighbours[g] { groups[n].neighbourPresence(from: map.groupNames[g], detected: detected, at: now) }
         }
         if !presenceChanged.isEmpty { for g in groups.indices { groups[g].tick(at: now); groups[g].drainEvents(into: &events) } }
+    }
+
+    private func collectEvents(now: MonotonicInstant) {
         for id in monitors.indices where monitors[id] != nil { monitors[id]!.drainEvents(into: &events) }
         for b in bollards.indices { bollards[b].drainEvents(into: &events) }
         for a in approaches.indices { approaches[a].drainEvents(into: &events) }
@@ -733,6 +798,8 @@ final class ControlCore: @unchecked Sendable {
         let lamp = device.flatMap { map.groupOfLamp[$0] != nil ? $0 : nil }
         let bollard = device.flatMap { id in map.bollardOfDevice[id].map { (id, $0) } }
         let approach = map.approachNames.firstIndex(of: t)
+        // A GPIO bollard's lines are live: the command is judged on them as they are now.
+        if let (id, b) = bollard { feedWiredBollard(b, id: id, now: now) }
         switch c.action {
         case .setLevel(let level, let duration):
             let until = now + duration

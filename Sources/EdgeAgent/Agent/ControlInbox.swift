@@ -15,10 +15,12 @@ enum ControlInput: Sendable {
 /// A bounded multi-producer queue into the control loop thread. Producers (bus threads, the
 /// GPIO event thread, the control socket, the uplink) never block on the loop; the loop swaps
 /// the whole batch out under the lock. Past `capacity` the oldest device readings are dropped
-/// (a newer poll supersedes them); edges and commands are never dropped.
+/// (a newer poll supersedes them); edges and commands are never dropped. An input posted with
+/// `wake: true` also runs the waker (`setWaker`: the loop's `wake()`), after the lock is released.
 final class ControlInbox: @unchecked Sendable {
     private let lock = NSLock()
     private var items: [ControlInput] = []
+    private var waker: (@Sendable () -> Void)?
     private(set) var droppedReadings = 0
     let capacity: Int
 
@@ -27,15 +29,25 @@ final class ControlInbox: @unchecked Sendable {
         items.reserveCapacity(capacity)
     }
 
-    func post(_ input: ControlInput) {
-        lock.withLock {
+    /// What `post(_:wake: true)` calls: the loop's `wake()`.
+    func setWaker(_ waker: @escaping @Sendable () -> Void) {
+        lock.withLock { self.waker = waker }
+    }
+
+    func post(_ input: ControlInput, wake: Bool = false) {
+        let waker = lock.withLock { () -> (@Sendable () -> Void)? in
             if items.count >= capacity, let i = items.firstIndex(where: { if case .reading = $0 { true } else { false } }) {
                 items.remove(at: i)
                 droppedReadings += 1
             }
             items.append(input)
+            return wake ? self.waker : nil
         }
+        waker?()
     }
+
+    /// Whether nothing is queued (tests).
+    var isEmpty: Bool { lock.withLock { items.isEmpty } }
 
     /// Drops queued readings, edges and write results (the field that sent them is gone: a
     /// reload renumbers devices); commands and status requests stay for the next control step.

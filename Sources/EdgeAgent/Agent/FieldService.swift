@@ -111,16 +111,20 @@ final class FieldService: AgentService, @unchecked Sendable {
         let map = FieldMap(config: config)
         let field = FieldIO(config: config, map: map, logger: logger)
         let core = ControlCore(config: config, map: map, field: field, inbox: inbox, logger: logger, restoring: restoring, safetyStore: store, onEvents: events)
-        let loop = LoopThread(name: "edge-loop", period: config.control.period, realtimePriority: config.control.realtimePriority, logger: logger) { now, _ in
-            core.step(now: MonotonicInstant(nanoseconds: now.nanoseconds))
+        // The loop sleeps until the machines' next deadline (at most maxSleep) or a waking input.
+        let loop = LoopThread(name: "edge-loop", maxSleep: ControlCore.maxSleep, grid: config.control.period,
+                              realtimePriority: config.control.realtimePriority, logger: logger) { now, _ in
+            core.step(now: now)
+            return core.nextDeadline
         }
-        let waking = core.waking
+        inbox.setWaker { [loop] in loop.wake() }
+        let wakeFilter = core.wakeFilter
         do {
             try field.start(onReading: { [loop] r in
                 inbox.post(.reading(r))
-                // A luminaire's or a meter's poll waits for the next tick (at most one period):
-                // waking the loop for each of them cost a whole step per reading.
-                if r.device >= 0, r.device < waking.count, waking[r.device] { loop.wake() }
+                // Only a poll that changes something the loop must act on at once (ReadingWakeFilter);
+                // the others wait for its next step.
+                if wakeFilter.wakes(r) { loop.wake() }
             }, onEdge: { [loop] e in
                 inbox.post(.edge(e))
                 loop.wake()

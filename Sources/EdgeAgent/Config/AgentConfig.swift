@@ -143,11 +143,12 @@ public struct AgentConfig: Sendable, Equatable {
 
     /// Control-loop thread settings (`control:` section, optional).
     public struct ControlSettings: Sendable, Equatable {
-        /// Loop period (default 10ms).
-        public var period: Duration
+        /// A fixed period the loop also runs at, besides its deadlines and inputs; nil (the
+        /// default) = the loop sleeps until the next deadline or input, at most 1 s.
+        public var period: Duration?
         /// SCHED_FIFO priority to ask for (default 50); 0 = do not ask.
         public var realtimePriority: Int
-        public init(period: Duration = .milliseconds(10), realtimePriority: Int = 50) {
+        public init(period: Duration? = nil, realtimePriority: Int = 50) {
             self.period = period
             self.realtimePriority = realtimePriority
         }

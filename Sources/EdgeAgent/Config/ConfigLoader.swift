@@ -967,7 +967,7 @@ struct ConfigParser {
     func parseControl(_ node: YAMLValue?) throws(ConfigError) -> AgentConfig.ControlSettings {
         guard let node else { return AgentConfig.ControlSettings() }
         let m = try node.map(allowed: ["period", "realtime_priority"], reporting: diagnostics)
-        let period = (check { () throws(ConfigError) in try m["period"]?.duration(max: .seconds(1)) } ?? nil) ?? .milliseconds(10)
+        let period = (check { () throws(ConfigError) in try m["period"]?.duration(max: .seconds(1)) } ?? nil)
         let prio = (check { () throws(ConfigError) in try m["realtime_priority"]?.int(in: 0...99) } ?? nil) ?? 50
         return AgentConfig.ControlSettings(period: period, realtimePriority: prio)
     }

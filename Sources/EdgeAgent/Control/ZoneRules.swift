@@ -249,46 +249,33 @@ public struct ZoneRules: Sendable, Equatable {
             }
         }
 
-        /// The two changes of `year` as (instant UTC, period after), in time order.
-        func changes(in year: Int) -> [(at: Int64, after: Period)] {
-            guard let dst = daylight else { return [] }
-            let start = dst.start.days(in: year) * 86_400 + Int64(dst.startTime) - Int64(standard.offset)
-            let end = dst.end.days(in: year) * 86_400 + Int64(dst.endTime) - Int64(dst.period.offset)
-            return [(start, dst.period), (end, standard)].sorted { $0.at < $1.at }
+        /// The instants (UTC) daylight time starts and ends in `year`.
+        private func startAndEnd(in year: Int, _ dst: Daylight) -> (start: Int64, end: Int64) {
+            (dst.start.days(in: year) * 86_400 + Int64(dst.startTime) - Int64(standard.offset),
+             dst.end.days(in: year) * 86_400 + Int64(dst.endTime) - Int64(dst.period.offset))
         }
 
-        /// The changes of the years around `year`, in time order, each with the period before it.
-        /// Changes alternate between the two periods; where an end and the next start fall on
-        /// the same instant (daylight time all year, "J365/25"), the end comes first.
-        private func changes(around year: Int) -> [(at: Int64, before: Period, after: Period)] {
-            guard let daylight else { return [] }
-            let all = (year - 1...year + 1).flatMap { changes(in: $0) }
-                .sorted { ($0.at, $0.after.isDST == daylight.period.isDST ? 1 : 0) < ($1.at, $1.after.isDST == daylight.period.isDST ? 1 : 0) }
-            var result: [(at: Int64, before: Period, after: Period)] = []
-            var before = all.first?.after == daylight.period ? standard : daylight.period
-            for change in all {
-                result.append((change.at, before, change.after))
-                before = change.after
-            }
-            return result
-        }
-
+        /// The period after the last start or end at or before `utc` in the years around it
+        /// (no allocation: this runs for every conversion past the last transition). A start
+        /// wins a tie with an end: daylight time all year ("0/0,J365/25") has no gap at New Year.
         func period(at utc: Int64) -> Period {
-            guard daylight != nil else { return standard }
+            guard let daylight else { return standard }
             let year = Civil.date(days: floorDiv(utc + Int64(standard.offset), 86_400)).year
-            let changes = changes(around: year)
-            var current = changes.first?.before ?? standard
-            for change in changes where change.at <= utc { current = change.after }
-            return current
+            var latest = Int64.min
+            var inDaylight = false
+            for y in (year - 2)...(year + 1) {
+                let (start, end) = startAndEnd(in: y, daylight)
+                if end <= utc, end > latest { (latest, inDaylight) = (end, false) }
+                if start <= utc, start >= latest { (latest, inDaylight) = (start, true) }
+            }
+            return inDaylight ? daylight.period : standard
         }
 
+        /// A wall time's period: both changes are between the same two periods, so each one's
+        /// wall time with the larger offset is its instant plus that offset.
         func period(atWall wall: Int64) -> Period {
-            guard daylight != nil else { return standard }
-            let year = Civil.date(days: floorDiv(wall, 86_400)).year
-            let changes = changes(around: year)
-            var current = changes.first?.before ?? standard
-            for change in changes where change.at + Int64(max(change.before.offset, change.after.offset)) <= wall { current = change.after }
-            return current
+            guard let daylight else { return standard }
+            return period(at: wall - Int64(max(standard.offset, daylight.period.offset)))
         }
 
         /// Parses a POSIX TZ string; nil when it is not one.

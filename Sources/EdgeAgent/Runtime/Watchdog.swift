@@ -4,6 +4,8 @@ public import Protocols
 /// A loop the watchdog watches: `LoopThread`, or a stand-in in tests.
 public protocol MonitoredLoop: AnyObject, Sendable {
     var name: String { get }
+    /// The longest the loop sleeps when healthy and idle (a periodic loop's period, a
+    /// deadline-driven loop's longest sleep).
     var period: Duration { get }
     var stats: LoopStats { get }
 }
@@ -12,9 +14,12 @@ extension LoopThread: MonitoredLoop {}
 
 /// Whether every control loop is ticking: the condition for sending systemd `WATCHDOG=1`.
 ///
-/// A loop is healthy while its last body run began no longer ago than its allowance,
-/// max(`periods` × its period, `atLeast`) (from its start, before the first tick). A loop not
-/// started is unhealthy; with no loops at all the verdict is healthy.
+/// A loop is healthy while its last body run began no longer ago than its allowance (from its
+/// start, before the first run): `periods` × its period, but no more than one period plus
+/// `atLeast`, and never less than `atLeast`. A fast periodic loop (10 ms) gets `atLeast`; a loop
+/// that sleeps up to 1 s between deadlines is not stalled while it sleeps, and is once it has
+/// been silent `atLeast` beyond that. A loop not started is unhealthy; with no loops at all the
+/// verdict is healthy.
 public struct LoopHealth: Sendable {
     /// One loop that has not ticked within its allowance.
     public struct Stall: Sendable, Equatable, CustomStringConvertible {
@@ -39,8 +44,8 @@ public struct LoopHealth: Sendable {
         self.atLeast = atLeast
     }
 
-    /// max(periods × period, atLeast).
-    public func allowance(period: Duration) -> Duration { max(period * periods, atLeast) }
+    /// max(min(periods × period, period + atLeast), atLeast).
+    public func allowance(period: Duration) -> Duration { max(min(period * periods, period + atLeast), atLeast) }
 
     /// Pure check of one loop's stats at `now`.
     public func stall(name: String, period: Duration, stats: LoopStats, now: MonotonicInstant) -> Stall? {
