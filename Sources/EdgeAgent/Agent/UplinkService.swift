@@ -527,7 +527,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
     func audit(command: AgentCommand, response: ControlResponse) {
         do {
             try auditLog?.record(origin: command.origin, id: command.id, target: command.target, action: command.action.name, args: command.args,
-                                 result: response.ok ? .ok : .error(code: response.code?.rawValue ?? "error", message: response.message ?? ""))
+                                 result: response.ok ? .ok : .error(code: response.code ?? .unavailable, message: response.message ?? ""))
         } catch {
             logger.error("audit log write failed: \(error)")
         }

@@ -23,7 +23,7 @@ public enum AuditOrigin: Sendable, Equatable, CustomStringConvertible {
 /// The outcome of an audited action: done, or refused/failed with a contract error code.
 public enum AuditResult: Sendable, Equatable {
     case ok
-    case error(code: String, message: String)
+    case error(code: CommandError.Code, message: String)
 }
 
 /// A failure writing or opening the audit log, with the file and the errno.
@@ -83,7 +83,7 @@ public final class AuditLog: Sendable {
         case .ok:
             line += ",\"result\":\"ok\"}"
         case .error(let code, let message):
-            line += ",\"result\":\"error\",\"error\":{\"code\":\(Self.quote(code)),\"message\":\(Self.quote(message))}}"
+            line += ",\"result\":\"error\",\"error\":{\"code\":\(Self.quote(code.rawValue)),\"message\":\(Self.quote(message))}}"
         }
         line += "\n"
         let bytes = Array(line.utf8)
