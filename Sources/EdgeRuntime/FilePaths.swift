@@ -11,23 +11,21 @@ public enum FilePaths {
     }
 
     /// The folder of `path`, as NSString's `deletingLastPathComponent`: `/a/b` -> `/a`,
-    /// `/a` -> `/`, `b` -> `` (trailing slashes ignored).
+    /// `/a` -> `/`, `b` -> `` (repeated and trailing slashes ignored).
     public static func directory(of path: String) -> String {
-        var p = Substring(path)
-        while p.count > 1, p.last == "/" { p = p.dropLast() }
-        guard let slash = p.lastIndex(of: "/") else { return "" }
-        if slash == p.startIndex { return "/" }
-        var dir = p[..<slash]
-        while dir.count > 1, dir.last == "/" { dir = dir.dropLast() }
-        return String(dir)
+        let parts = components(path)
+        let folder = parts.dropLast().joined(separator: "/")
+        return path.hasPrefix("/") ? "/" + folder : folder
     }
 
-    /// The last component of `path`: `/a/b.yaml` -> `b.yaml` (trailing slashes ignored).
+    /// The last component of `path`: `/a/b.yaml` -> `b.yaml`, `/` -> `/` (repeated and trailing
+    /// slashes ignored).
     public static func lastComponent(_ path: String) -> String {
-        var p = Substring(path)
-        while p.count > 1, p.last == "/" { p = p.dropLast() }
-        guard let slash = p.lastIndex(of: "/") else { return String(p) }
-        return p.count == 1 ? "/" : String(p[p.index(after: slash)...])
+        components(path).last.map(String.init) ?? (path.hasPrefix("/") ? "/" : "")
+    }
+
+    private static func components(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true)
     }
 
     /// `name` inside `folder` (`name` as is when it is absolute or `folder` is empty).
@@ -63,6 +61,26 @@ public enum StandardStream: Int32, Sendable {
             let n = retryingOnInterrupt { bytes[offset...].withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
             if n <= 0 { return }
             offset += n
+        }
+    }
+}
+
+extension String {
+    /// printf-style formatting through the C library's vsnprintf: the `String(format:)`
+    /// replacement (FoundationEssentials has none) for numbers and C strings. `%@` is not
+    /// supported; pass Swift strings interpolated or as `%s` of a C string.
+    public init(cFormat format: String, _ arguments: any CVarArg...) {
+        var buffer = [CChar](repeating: 0, count: 64)
+        while true {
+            let needed = withVaList(arguments) { args in
+                buffer.withUnsafeMutableBufferPointer { vsnprintf($0.baseAddress, $0.count, format, args) }
+            }
+            if needed < 0 { self = ""; return }
+            if Int(needed) < buffer.count {
+                self = buffer.withUnsafeBufferPointer { String(decoding: $0[..<Int(needed)].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+                return
+            }
+            buffer = [CChar](repeating: 0, count: Int(needed) + 1)
         }
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EdgeRuntime
 import FoundationEssentials
 import Logging
 import Protocols
@@ -22,13 +23,6 @@ enum Timestamp {
         let ms = Int((date.timeIntervalSince1970 - Double(t)) * 1000)
         var tm = tm()
         gmtime_r(&t, &tm)
-        return "\(digits(Int(tm.tm_year) + 1900, 4))-\(digits(Int(tm.tm_mon) + 1, 2))-\(digits(Int(tm.tm_mday), 2))T"
-            + "\(digits(Int(tm.tm_hour), 2)):\(digits(Int(tm.tm_min), 2)):\(digits(Int(tm.tm_sec), 2)).\(digits(ms, 3))Z"
-    }
-
-    /// `value` with leading zeros to `width` digits (printf's `%0*d` for non-negative values).
-    static func digits(_ value: Int, _ width: Int) -> String {
-        let s = String(value)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        return String(cFormat: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1, Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ms)
     }
 }

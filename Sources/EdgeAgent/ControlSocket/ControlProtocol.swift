@@ -1,3 +1,4 @@
+import EdgeRuntime
 import FoundationEssentials
 
 /// One request on the local control socket: a JSON object on one line.
@@ -67,23 +68,13 @@ public enum ControlValue: Codable, Sendable, Equatable, CustomStringConvertible 
 
     public var description: String {
         switch self {
-        case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : Self.twoDecimals(d)
+        case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : String(cFormat: "%.2f", d)
         case .string(let s): return s
         case .bool(let b): return b ? "yes" : "no"
         case .array(let a): return a.map(\.description).joined(separator: ",")
         case .object(let o): return o.keys.sorted().map { "\($0)=\(o[$0]!)" }.joined(separator: " ")
         case .null: return "-"
         }
-    }
-
-    /// `d` with two decimals, as printf's `%.2f` (ties to even, `nan`/`inf` spelled out).
-    static func twoDecimals(_ d: Double) -> String {
-        guard d.isFinite else { return d.isNaN ? "nan" : (d < 0 ? "-inf" : "inf") }
-        let hundredths = (d * 100).rounded(.toNearestOrEven)
-        guard hundredths.magnitude < 9e18 else { return String(d) }
-        let n = Int64(hundredths)
-        let whole = n.magnitude / 100, cents = n.magnitude % 100
-        return (d < 0 ? "-" : "") + "\(whole)." + (cents < 10 ? "0" : "") + "\(cents)"
     }
 }
 
