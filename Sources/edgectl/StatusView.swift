@@ -1,5 +1,5 @@
 import EdgeAgent
-import Foundation
+import FoundationEssentials
 
 /// Renders the agent's status for a technician in the cabinet: one screen, most important first.
 enum StatusView {
@@ -7,7 +7,7 @@ enum StatusView {
         guard let s = status.object else { return "no status\n" }
         var out = ""
         func line(_ text: String = "") { out += text + "\n" }
-        func pad(_ text: String, _ n: Int) -> String { text.count >= n ? text + " " : text.padding(toLength: n, withPad: " ", startingAt: 0) }
+        func pad(_ text: String, _ n: Int) -> String { text.count >= n ? text + " " : text + String(repeating: " ", count: n - text.count) }
 
         let gateway = s["gateway"]?.string ?? "?"
         let version = s["version"]?.string ?? "?"

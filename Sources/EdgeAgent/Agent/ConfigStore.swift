@@ -1,5 +1,5 @@
 import EdgeRuntime
-import Foundation
+import FoundationEssentials
 
 /// The running configuration and its generation number, with reloads one at a time.
 ///

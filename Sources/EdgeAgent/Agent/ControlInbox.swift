@@ -1,5 +1,5 @@
 import Drivers
-import Foundation
+import FoundationEssentials
 import EdgeRuntime
 
 /// Something for the control loop thread: a device poll, a GPIO edge, a command, a failed write.

@@ -1,5 +1,5 @@
 import EdgeRuntime
-import Foundation
+import FoundationEssentials
 import Logging
 
 /// The local control socket as a service: owns the `ControlServer` for the running config and

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 public import EdgeRuntime
 
@@ -95,7 +95,7 @@ final class SafetyStateStore: Sendable {
     private let pending = Locked(Pending())
 
     init(directory: String, logger: Logger) {
-        path = (directory as NSString).appendingPathComponent(Self.fileName)
+        path = FilePaths.join(directory, Self.fileName)
         self.logger = logger
     }
 

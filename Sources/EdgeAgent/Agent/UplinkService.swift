@@ -1,6 +1,6 @@
 import EdgeRuntime
 import Drivers
-import Foundation
+import FoundationEssentials
 import Logging
 import Protocols
 

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import Foundation
+public import FoundationEssentials
 import EdgeRuntime
 
 /// Who asked for an audited action.

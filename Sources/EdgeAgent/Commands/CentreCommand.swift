@@ -1,5 +1,5 @@
 import EdgeRuntime
-public import Foundation
+public import FoundationEssentials
 
 /// A command from the centre whose signature has been verified (CONTRACT.md 1, Commands).
 ///

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import EdgeRuntime
-import Foundation
+import FoundationEssentials
 public import Logging
 
 /// The agent's local control socket: one JSON request per line, one JSON response per line.

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import EdgeRuntime
-import Foundation
+import FoundationEssentials
 import CSystemShims
 
 /// The identity of the process at the other end of a Unix socket, from SO_PEERCRED.
@@ -45,7 +45,7 @@ enum UnixSocket {
         guard let (addr, len) = makeAddress(path) else {
             throw ControlSocketError(kind: .io, path: path, message: "control socket path too long: \(path)")
         }
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePaths.directory(of: path)
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import EdgeRuntime
 
 /// The alarms the agent has published as active and not yet as cleared

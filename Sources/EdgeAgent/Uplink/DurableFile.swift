@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import EdgeRuntime
-import Foundation
+import FoundationEssentials
 
 /// Small durable-file helpers for the state folder: atomic replace with fsync (the outbox's
 /// `seq` high-water file) and moving a damaged database aside.
@@ -50,7 +50,7 @@ enum DurableFile {
 
     /// fsyncs the folder holding `path` so a rename or create in it is durable.
     static func syncFolder(of path: String) {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePaths.directory(of: path)
         let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 { _ = fsync(fd); close(fd) }
     }

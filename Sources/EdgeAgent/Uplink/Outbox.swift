@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 import EdgeRuntime
 public import Logging
 
@@ -309,7 +309,7 @@ final class OutboxCore: @unchecked Sendable {
 
     init(path: String, maxMessages: Int, maxBytes: Int, maxAge: Duration, logger: Logger, ageClock: SteadyWallClock, window: Duration, batchLimit: Int) throws(OutboxError) {
         self.path = path
-        self.seqPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("seq")
+        self.seqPath = FilePaths.join(FilePaths.directory(of: path), "seq")
         self.maxMessages = maxMessages
         self.maxBytes = maxBytes
         self.maxAgeMs = outboxMilliseconds(maxAge)
@@ -318,12 +318,12 @@ final class OutboxCore: @unchecked Sendable {
         self.window = window
         self.batchLimit = batchLimit
 
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = FilePaths.directory(of: path)
         if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
             do {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             } catch {
-                throw OutboxError(code: .cannotOpen, store: Self.store, path: folder, reason: "cannot create folder: \(error.localizedDescription)")
+                throw OutboxError(code: .cannotOpen, store: Self.store, path: folder, reason: "cannot create folder: \(error)")
             }
         }
 

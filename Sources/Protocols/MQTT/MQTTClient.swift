@@ -1,5 +1,5 @@
 import EdgeRuntime
-import Foundation
+import FoundationEssentials
 public import Logging
 #if canImport(Glibc)
 import Glibc

@@ -8,7 +8,7 @@
 // mosquitto_loop (or inside publish/subscribe when those are called from a callback).
 import CMosquitto
 import EdgeRuntime
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif

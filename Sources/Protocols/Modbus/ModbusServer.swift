@@ -3,7 +3,7 @@ import Glibc
 #endif
 public import Logging
 import EdgeRuntime
-import Foundation
+import FoundationEssentials
 
 /// The four tables of one server unit (coils, discrete inputs, holding and input registers), all
 /// starting at protocol address 0.
