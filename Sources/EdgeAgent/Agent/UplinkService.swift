@@ -73,6 +73,9 @@ final class UplinkService: AgentService, @unchecked Sendable {
     private var inflight: [Int32: UInt64] = [:]
     /// Per lane, the highest seq handed to the broker.
     private var lastQueued: [OutboxLane: UInt64] = [:]
+    /// Messages stored so far (under `cond`): the drain sleeps until it changes when the outbox
+    /// had nothing to send, instead of polling it.
+    private var storedCount: UInt64 = 0
     private var outboxErrors = 0
     private var lastOutboxError: String?
     /// Failures since the outbox last accepted a write; non-zero = the `outbox_write_failed` alarm is active.
@@ -456,6 +459,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
             let reason = lastOutboxError
             failuresInARow = 0
             lastOutboxError = nil
+            storedCount &+= 1
             cond.broadcast()
             cond.unlock()
             if refused > 0 { outboxRecovered(refused: refused, reason: reason ?? "") }
@@ -809,6 +813,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
             }
             var room = maxInflight - inflight.count
             let cursors = lastQueued
+            let storedBefore = storedCount
             cond.unlock()
             guard let outbox else {
                 cond.lock()
@@ -836,9 +841,17 @@ final class UplinkService: AgentService, @unchecked Sendable {
                     }
                 }
             }
-            if sent == 0 || failed {
+            if failed {
                 cond.lock()
                 if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
+                cond.unlock()
+            } else if sent == 0 {
+                // Nothing to send: sleep until something changes (a message stored, the connection,
+                // an acknowledgement, a stop: each broadcasts), at most until the next retry of
+                // held messages; a message stored since the peek is sent at once.
+                cond.lock()
+                let until = Date().addingTimeInterval(max(0.05, 1 - (ContinuousClock.now - lastRetry).seconds))
+                if running && storedCount == storedBefore { _ = cond.wait(until: until) }
                 cond.unlock()
             }
         }
