@@ -1,5 +1,5 @@
 // swift-tools-version:6.0
-// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> C shims;
+// edge-agent: street-cabinet gateway daemon. Layers (one way): executables -> EdgeAgent -> Drivers -> Protocols -> EdgeRuntime -> C shims;
 // EdgeAgent and Simulator read their config files with ConfigToolkit (over libyaml).
 import PackageDescription
 #if os(Linux)
@@ -77,7 +77,7 @@ let package = Package(
         .executable(name: "edgectl", targets: ["edgectl"]),
         .executable(name: "edge-sim", targets: ["edge-sim"]),
         // For the packages beside this one (Fuzz/, Benchmarks/swift/) that drive the layers directly.
-        .library(name: "EdgeAgentCore", targets: ["EdgeAgent"]),
+        .library(name: "EdgeAgentCore", targets: ["EdgeAgent", "EdgeRuntime"]),
         .library(name: "EdgeSimulator", targets: ["Simulator"]),
     ],
     dependencies: [
@@ -97,25 +97,29 @@ let package = Package(
 
         // Config files (agent and simulator): YAML over libyaml with marks, durations, host:port,
         // did-you-mean, file:line:key errors. No Foundation.
-        .target(name: "ConfigToolkit", dependencies: ["CYAML"], swiftSettings: strict),
+        .target(name: "ConfigToolkit", dependencies: ["EdgeRuntime", "CYAML"], swiftSettings: strict),
+
+        // The runtime tools every layer shares: one lock (priority-inheriting), one named-thread
+        // helper, one monotonic time type, one EINTR retry. Glibc only, no Foundation.
+        .target(name: "EdgeRuntime", dependencies: ["CSystemShims"], swiftSettings: strict),
 
         // Swift over the wire: Modbus (libmodbus), MQTT (libmosquitto), sd_notify.
         .target(
             name: "Protocols",
-            dependencies: ["CModbus", "CMosquitto", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeRuntime", "CModbus", "CMosquitto", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The field: GPIO lines (libgpiod and simulated), device drivers built from profiles.
         .target(
             name: "Drivers",
-            dependencies: ["Protocols", "CGPIOD", "CSystemShims", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeRuntime", "Protocols", "CGPIOD", "CSystemShims", .product(name: "Logging", package: "swift-log")],
             swiftSettings: driversSettings
         ),
         // The agent: config, control loops, outbox, uplink, commands, control socket.
         .target(
             name: "EdgeAgent",
             dependencies: [
-                "Drivers", "Protocols", "CSystemShims", "CSQLite", "COpenSSL", "ConfigToolkit",
+                "EdgeRuntime", "Drivers", "Protocols", "CSystemShims", "CSQLite", "COpenSSL", "ConfigToolkit",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -123,12 +127,12 @@ let package = Package(
         // Field-device simulator library (reference devices with physics), used by edge-sim and tests.
         .target(
             name: "Simulator",
-            dependencies: ["Protocols", "ConfigToolkit", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["EdgeRuntime", "Protocols", "ConfigToolkit", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "edge-agent",
-            dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["EdgeAgent", "EdgeRuntime", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -148,13 +152,14 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["TestSpawn"], path: "Tests/TestSupport", swiftSettings: strict),
         // Test-only: drives the real Outbox in a small process for the power-cut test (never shipped).
         .executableTarget(name: "outbox-driver", dependencies: ["EdgeAgent", .product(name: "Logging", package: "swift-log")], path: "Tests/OutboxDriver", swiftSettings: strict),
+        .testTarget(name: "EdgeRuntimeTests", dependencies: ["EdgeRuntime"], swiftSettings: strict),
         .testTarget(name: "ConfigToolkitTests", dependencies: ["ConfigToolkit"], swiftSettings: strict),
         .testTarget(name: "ProtocolsTests", dependencies: ["Protocols", "TestSupport"], swiftSettings: strict),
         // Test-only C stubs of the gpiod_* calls, so the real libgpiod backend's Swift code runs without a GPIO kernel.
         // One stub set per libgpiod API (stubs.c: v1, stubs_v2.c: v2), picked like the backend.
         .target(name: "GPIODStubs", path: "Tests/GPIODStubs", cSettings: gpiodC),
-        .testTarget(name: "DriversTests", dependencies: ["Drivers", "TestSupport", "GPIODStubs"], swiftSettings: driversSettings),
-        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeAgent", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "DriversTests", dependencies: ["EdgeRuntime", "Drivers", "TestSupport", "GPIODStubs"], swiftSettings: driversSettings),
+        .testTarget(name: "EdgeAgentTests", dependencies: ["EdgeRuntime", "EdgeAgent", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "Protocols", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SystemTests", dependencies: ["TestSupport"], swiftSettings: strict),
     ]

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/timex.h>
+#include <time.h>
 
 int edge_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
     struct ucred cred;
@@ -21,6 +22,10 @@ int edge_set_thread_name(const char *name) {
     strncpy(buf, name, sizeof(buf) - 1);
     buf[sizeof(buf) - 1] = 0;
     return -pthread_setname_np(pthread_self(), buf);
+}
+
+int edge_cond_wait_monotonic(void *cond, void *mutex, const struct timespec *deadline) {
+    return pthread_cond_clockwait((pthread_cond_t *)cond, (pthread_mutex_t *)mutex, CLOCK_MONOTONIC, deadline);
 }
 
 int edge_kernel_clock_synchronised(void) {

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import EdgeRuntime
 import Glibc
 #elseif canImport(Musl)
 import Musl
@@ -29,12 +30,9 @@ package enum ConfigFile {
         bytes.reserveCapacity(Int(info.st_size) + 1)
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let n = chunk.withUnsafeMutableBytes { readBytes(fd, $0.baseAddress, $0.count) }
+            let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { readBytes(fd, $0.baseAddress, $0.count) } }
             if n == 0 { return .success(bytes) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return .failure(.unreadable)
-            }
+            if n < 0 { return .failure(.unreadable) }
             bytes.append(contentsOf: chunk[0..<n])
         }
     }

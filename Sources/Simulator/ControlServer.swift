@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EdgeRuntime
 import Foundation
 import Logging
 
@@ -9,7 +10,7 @@ import Logging
 final class ControlPeer: @unchecked Sendable {
     let fd: Int32
     var buffer: [UInt8] = []
-    private let lock = NSLock()
+    private let lock = Lock()
     private var watcher = false
     private var broken = false
 
@@ -32,9 +33,8 @@ final class ControlPeer: @unchecked Sendable {
             bytes.append(0x0A)
             var offset = 0
             while offset < bytes.count {
-                let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                let n = retryingOnInterrupt { bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) } }
                 if n < 0 {
-                    if errno == EINTR { continue }
                     broken = true
                     return
                 }
@@ -52,8 +52,8 @@ final class ControlSocketServer: @unchecked Sendable {
     private let listener: Int32
     private let wakeRead: Int32
     private let wakeWrite: Int32
-    private let done = DispatchSemaphore(value: 0)
-    private let watchLock = NSLock()
+    private let done = Event()
+    private let watchLock = Lock()
     private var watchers: [ControlPeer] = []
     private var peers: [ControlPeer] = []   // control thread only
     private var started = false
@@ -100,12 +100,10 @@ final class ControlSocketServer: @unchecked Sendable {
 
     func start() {
         started = true
-        let thread = Thread { [self] in
+        OSThread.detached(name: "sim-control") { [self] in
             run()
-            done.signal()
+            done.set()
         }
-        thread.name = "sim-control"
-        thread.start()
     }
 
     func stop() {
@@ -140,9 +138,8 @@ final class ControlSocketServer: @unchecked Sendable {
             pfds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
             pfds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
             for p in peers { pfds.append(pollfd(fd: p.fd, events: Int16(POLLIN), revents: 0)) }
-            let n = poll(&pfds, nfds_t(pfds.count), -1)
+            let n = retryingOnInterrupt { poll(&pfds, nfds_t(pfds.count), -1) }
             if n < 0 {
-                if errno == EINTR { continue }
                 logger.error("control socket poll failed", metadata: ["errno": .stringConvertible(errno)])
                 break serving
             }
@@ -176,9 +173,9 @@ final class ControlSocketServer: @unchecked Sendable {
     /// Reads from `peer` and answers every complete line. Returns false when the peer closed.
     private func serve(_ peer: ControlPeer) -> Bool {
         var chunk = [UInt8](repeating: 0, count: 4096)
-        let n = chunk.withUnsafeMutableBytes { recv(peer.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { recv(peer.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) } }
         if n == 0 { return false }
-        if n < 0 { return errno == EAGAIN || errno == EINTR }
+        if n < 0 { return errno == EAGAIN }
         peer.buffer.append(contentsOf: chunk[0..<n])
         while let newline = peer.buffer.firstIndex(of: 0x0A) {
             let line = String(decoding: peer.buffer[..<newline], as: UTF8.self)
@@ -229,9 +226,8 @@ public enum SimControlClient {
         var reply: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while !reply.contains(0x0A) {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
             if n > 0 { reply.append(contentsOf: chunk[0..<n]); continue }
-            if n < 0 && errno == EINTR { continue }
             if n < 0 { throw SimError("no reply from \(path): \(String(cString: strerror(errno)))") }
             break
         }

@@ -1,3 +1,4 @@
+import EdgeRuntime
 import Protocols
 
 /// Shared state the devices see while stepping or handling a write: simulated time and the
@@ -46,13 +47,6 @@ protocol SimDevice: AnyObject {
     func set(_ signal: String, _ value: String, world: SimWorld) throws(ControlError)
     /// The device's state for `get`.
     func state() -> [(String, JSON)]
-}
-
-extension Duration {
-    var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
-    }
 }
 
 /// Parses a 0/1 control value (also true/false, on/off).

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EdgeRuntime
 public import Logging
 import Foundation
 import Protocols
@@ -45,7 +46,7 @@ public final class FieldSimulator: @unchecked Sendable {
 
     public let config: SimConfig
     private let logger: Logger
-    private let lock = NSLock()
+    private let lock = Lock()
     private let world = SimWorld()
     private let devices: [any SimDevice]
     private let byName: [String: any SimDevice]
@@ -98,7 +99,7 @@ public final class FieldSimulator: @unchecked Sendable {
     /// One log line (lock held).
     private func logLineLocked(_ text: String) {
         guard let requestLog else { return }
-        fputs("\(PhysicsLoop.monotonicNanos()) \(text)\n", requestLog)
+        fputs("\(MonotonicInstant.now().nanoseconds) \(text)\n", requestLog)
     }
 
     /// Starts the Modbus servers, the control socket and (for `.realTime`) the physics thread.
@@ -232,7 +233,7 @@ public final class FieldSimulator: @unchecked Sendable {
             faults[request.unit]?.hits += 1
             // Wait without the lock: physics and control commands go on meanwhile.
             lock.unlock()
-            Thread.sleep(forTimeInterval: delay.seconds)
+            MonotonicInstant.sleep(for: delay)
             lock.lock()
             guard !device.offline else { return }
         }
@@ -376,43 +377,38 @@ public final class FieldSimulator: @unchecked Sendable {
 private final class PhysicsLoop: @unchecked Sendable {
     private let tick: Duration
     private let body: @Sendable (Duration) -> Void
-    private let lock = NSLock()
+    private let lock = Lock()
     private var stopping = false
-    private let done = DispatchSemaphore(value: 0)
+    private var thread: OSThread?
 
     init(tick: Duration, body: @escaping @Sendable (Duration) -> Void) {
         self.tick = tick
         self.body = body
     }
 
-    static func monotonicNanos() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
-
     func start() {
-        let thread = Thread { [self] in
+        let thread = OSThread.start(name: "sim-physics") { [self] in
             let tickNanos = max(Int64(tick.seconds * 1e9), 1_000_000)
-            var last = Self.monotonicNanos()
+            var last = MonotonicInstant.now().nanoseconds
             var next = last + tickNanos
             while !lock.withLock({ stopping }) {
-                var deadline = timespec(tv_sec: Int(next / 1_000_000_000), tv_nsec: Int(next % 1_000_000_000))
-                while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, nil) == EINTR {}
-                let now = Self.monotonicNanos()
+                MonotonicInstant.sleep(until: MonotonicInstant(nanoseconds: next))
+                let now = MonotonicInstant.now().nanoseconds
                 body(.nanoseconds(min(now - last, 1_000_000_000)))
                 last = now
                 next += tickNanos
                 if next <= now { next = now + tickNanos }
             }
-            done.signal()
         }
-        thread.name = "sim-physics"
-        thread.start()
+        lock.withLock { self.thread = thread }
     }
 
     func stop() {
-        lock.withLock { stopping = true }
-        done.wait()
+        let thread = lock.withLock { () -> OSThread? in
+            stopping = true
+            defer { self.thread = nil }
+            return self.thread
+        }
+        thread?.join()
     }
 }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import EdgeAgent
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 
 // edge-agent: the gateway daemon. Exit codes: 0 clean stop, 1 cannot start, 2 usage, 78 config error.
@@ -36,7 +39,7 @@ struct EdgeAgentCommand: ParsableCommand {
             // Every problem of the file, one line each, so a technician fixes them in one go.
             let count = error.errors.count
             let heading = count == 1 ? "" : "<3>edge-agent: \(count) config errors:\n"
-            FileHandle.standardError.write(Data((heading + error.errors.map { "<3>edge-agent: config error: \($0)\n" }.joined()).utf8))
+            StandardStream.error.write(heading + error.errors.map { "<3>edge-agent: config error: \($0)\n" }.joined())
             throw ExitCode(78)
         }
         let agent = Agent(config: loaded, logger: logger)
@@ -72,6 +75,6 @@ do {
     // Usage errors exit 2 (as before), help and --version 0.
     let code = EdgeAgentCommand.exitCode(for: error)
     if code == .success { EdgeAgentCommand.exit(withError: error) }
-    FileHandle.standardError.write(Data((EdgeAgentCommand.fullMessage(for: error) + "\n").utf8))
+    StandardStream.error.write(EdgeAgentCommand.fullMessage(for: error) + "\n")
     exit(2)
 }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import EdgeAgent
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,8 +41,8 @@ struct EdgeCtl: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
-                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-                Foundation.exit(2)
+                StandardStream.error.write(fullMessage(for: error) + "\n")
+                Glibc.exit(2)
             }
             exit(withError: error)
         }
@@ -94,13 +97,13 @@ extension ParsableCommand {
         do {
             try body()
         } catch CLIError.usage(let message) {
-            FileHandle.standardError.write(Data("edgectl: \(message)\n".utf8))
+            StandardStream.error.write("edgectl: \(message)\n")
             throw ExitCode(2)
         } catch CLIError.refused(let message) {
-            FileHandle.standardError.write(Data("edgectl: refused: \(message)\n".utf8))
+            StandardStream.error.write("edgectl: refused: \(message)\n")
             throw ExitCode(1)
         } catch CLIError.unreachable(let message) {
-            FileHandle.standardError.write(Data("edgectl: \(message)\n".utf8))
+            StandardStream.error.write("edgectl: \(message)\n")
             throw ExitCode(3)
         }
     }
@@ -178,10 +181,10 @@ struct Watch: ParsableCommand {
                 }
                 if json {
                     // Unbuffered, one line each: a reader sees every refresh as it happens.
-                    FileHandle.standardOutput.write(Data((jsonLine(result) + "\n").utf8))
+                    StandardStream.output.write(jsonLine(result) + "\n")
                 } else {
                     // Clear the screen and home the cursor, then draw.
-                    FileHandle.standardOutput.write(Data(("\u{1B}[H\u{1B}[2J" + StatusView.render(result)).utf8))
+                    StandardStream.output.write("\u{1B}[H\u{1B}[2J" + StatusView.render(result))
                 }
                 n += 1
                 if count == 0 || n < count { usleep(UInt32(period * 1_000_000)) }
@@ -296,7 +299,7 @@ struct IO: ParsableCommand {
                 let response = try connection.call(ControlRequest(verb: "io.read", target: device))
                 guard response.ok else { throw CLIError.refused("\(response.code?.rawValue ?? "error"): \(response.message ?? "")") }
                 if json { printJSON(response.result) } else if let o = response.result?.object {
-                    for key in o.keys.sorted() { print("\(key.padding(toLength: 16, withPad: " ", startingAt: 0)) \(o[key]!)") }
+                    for key in o.keys.sorted() { print("\(key.prefix(16))\(String(repeating: " ", count: max(0, 16 - key.count))) \(o[key]!)") }
                 }
             }
         }
@@ -357,9 +360,9 @@ struct Config: ParsableCommand {
                     }
                     printJSON(.object(["ok": .bool(false), "error": .string(error.first.description), "errors": .array(list)]))
                 }
-                FileHandle.standardError.write(Data("\(error.description)\n".utf8))
+                StandardStream.error.write("\(error.description)\n")
                 if error.errors.count > 1 {
-                    FileHandle.standardError.write(Data("\(file): \(error.errors.count) problems\n".utf8))
+                    StandardStream.error.write("\(file): \(error.errors.count) problems\n")
                 }
                 throw ExitCode(1)
             }

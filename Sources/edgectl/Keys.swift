@@ -1,6 +1,6 @@
 import ArgumentParser
 import EdgeAgent
-import Foundation
+import FoundationEssentials
 
 struct Keygen: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +15,7 @@ struct Keygen: ParsableCommand {
         let privateB64 = Data(key.privateKey).base64EncodedString()
         let publicB64 = Data(key.publicKey).base64EncodedString()
         guard FileManager.default.createFile(atPath: out, contents: Data((privateB64 + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
-            FileHandle.standardError.write(Data("edgectl: cannot write \(out)\n".utf8))
+            StandardStream.error.write("edgectl: cannot write \(out)\n")
             throw ExitCode(1)
         }
         if json {
@@ -43,7 +43,7 @@ struct Sign: ParsableCommand {
 
     func run() throws {
         guard let keyText = try? String(contentsOfFile: key, encoding: .utf8),
-              let raw = Data(base64Encoded: keyText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+              let raw = Data(base64Encoded: String(keyText.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())) else {
             throw ValidationError("cannot read a base64 private key from \(key)")
         }
         guard let validity = parseSeconds(valid), validity > 0 else { throw ValidationError("--valid must be a duration like 60s") }
@@ -57,7 +57,7 @@ struct Sign: ParsableCommand {
             let envelope = try CommandSigner.sign(command: command, privateKey: [UInt8](raw))
             print(String(decoding: envelope, as: UTF8.self))
         } catch {
-            FileHandle.standardError.write(Data("edgectl: \(error)\n".utf8))
+            StandardStream.error.write("edgectl: \(error)\n")
             throw ExitCode(1)
         }
     }

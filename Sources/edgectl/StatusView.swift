@@ -1,5 +1,5 @@
 import EdgeAgent
-import Foundation
+import FoundationEssentials
 
 /// Renders the agent's status for a technician in the cabinet: one screen, most important first.
 enum StatusView {
@@ -7,7 +7,7 @@ enum StatusView {
         guard let s = status.object else { return "no status\n" }
         var out = ""
         func line(_ text: String = "") { out += text + "\n" }
-        func pad(_ text: String, _ n: Int) -> String { text.count >= n ? text + " " : text.padding(toLength: n, withPad: " ", startingAt: 0) }
+        func pad(_ text: String, _ n: Int) -> String { text.count >= n ? text + " " : text + String(repeating: " ", count: n - text.count) }
 
         let gateway = s["gateway"]?.string ?? "?"
         let version = s["version"]?.string ?? "?"
@@ -54,6 +54,8 @@ enum StatusView {
                 let motor = (o["motor_up"]?.bool ?? false) ? "UP" : (o["motor_down"]?.bool ?? false) ? "DOWN" : "off"
                 var text = "  \(pad(name, 14))\(pad(o["position"]?.string ?? "?", 16))\(pad((o["loop"]?.bool ?? false) ? "occ" : "clear", 6))\(pad((o["photocell"]?.bool ?? false) ? "broken" : "clear", 11))\(pad(o["traffic"]?.string ?? "?", 9))\(motor)"
                 if let f = o["fault"]?.string { text += "   fault: \(f)" }
+                if o["emergency_latched"]?.bool == true { text += "   emergency latched (clear to end)" }
+                if let h = o["hold_s"]?.number { text += "   held down \(Int(h.rounded(.up))) s" }
                 line(text)
             }
             line()

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import EdgeRuntime
 import Glibc
 #endif
 import Drivers
@@ -29,7 +30,7 @@ struct GPIOLibGPIODTests {
         try body()
     }
 
-    static func monotonicNow() -> Int64 { MonotonicNanos.now().nanoseconds }
+    static func monotonicNow() -> Int64 { MonotonicInstant.now().nanoseconds }
 
     @Test func aMissingChipIsChipNotFoundNamingTheChip() throws {
         edge_gpiod_stubs_enable(0)  // the real libgpiod
@@ -98,7 +99,7 @@ struct GPIOLibGPIODTests {
             let t1 = Self.monotonicNow()
             _ = edge_gpiod_stubs_set_level(Self.chip, 3, 1, t1)
             #expect(Wait.until(timeout: .seconds(5), interval: .milliseconds(2)) { log.of("presence-a").count == 2 })
-            #expect(log.of("presence-a").last == GPIOEdge(line: "presence-a", value: false, timestamp: MonotonicNanos(t1)))
+            #expect(log.of("presence-a").last == GPIOEdge(line: "presence-a", value: false, timestamp: MonotonicInstant(nanoseconds: t1)))
 
             // Chatter on the debounced line, stamped 1 ms apart, back to low: nothing is delivered.
             let t2 = Self.monotonicNow()
@@ -114,7 +115,7 @@ struct GPIOLibGPIODTests {
             _ = edge_gpiod_stubs_set_level(Self.chip, 5, 1, t3)
             #expect(Wait.until(timeout: .seconds(5), interval: .milliseconds(2)) { log.of("stopline").count == 2 })
             #expect(Self.monotonicNow() - t3 >= 30_000_000)
-            #expect(log.of("stopline").last == GPIOEdge(line: "stopline", value: true, timestamp: MonotonicNanos(t3)))
+            #expect(log.of("stopline").last == GPIOEdge(line: "stopline", value: true, timestamp: MonotonicInstant(nanoseconds: t3)))
 
             // A line opened after the events started reports its level at once.
             _ = edge_gpiod_stubs_set_level(Self.chip, 6, 1, 0)
@@ -134,7 +135,7 @@ struct GPIOLibGPIODTests {
             try gpio.startEvents(log.handler)
             var ts = timespec()
             clock_gettime(CLOCK_REALTIME, &ts)
-            let before = MonotonicNanos.now()
+            let before = MonotonicInstant.now()
             _ = edge_gpiod_stubs_set_level(Self.chip, 8, 1, Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
             #expect(Wait.until(timeout: .seconds(5), interval: .milliseconds(2)) { log.of("door").count == 2 })
             let stamp = try #require(log.of("door").last?.timestamp)
@@ -175,7 +176,7 @@ struct GPIOLibGPIODTests {
             _ = edge_gpiod_stubs_set_level(Self.chip, 5, 1, t + 2_000_000)
             #expect(Wait.until(timeout: .seconds(5), interval: .milliseconds(2)) { log.of("stopline").count == 4 })
             #expect(log.of("stopline").dropFirst().map(\.value) == [true, false, true])
-            #expect(log.of("stopline").dropFirst().map(\.timestamp) == [MonotonicNanos(t), MonotonicNanos(t + 1_000_000), MonotonicNanos(t + 2_000_000)])
+            #expect(log.of("stopline").dropFirst().map(\.timestamp) == [MonotonicInstant(nanoseconds: t), MonotonicInstant(nanoseconds: t + 1_000_000), MonotonicInstant(nanoseconds: t + 2_000_000)])
         }
     }
 

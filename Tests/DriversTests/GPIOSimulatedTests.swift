@@ -1,3 +1,4 @@
+import EdgeRuntime
 import Drivers
 import Testing
 import TestSupport
@@ -75,12 +76,12 @@ struct GPIOSimulatedTests {
         try gpio.startEvents(log.handler)
         #expect(Wait.until(timeout: .seconds(5)) { log.all.count == 1 })
 
-        let injectedAt = MonotonicNanos.now()
+        let injectedAt = MonotonicInstant.now()
         gpio.inject(line: "bus-detect-north", value: true, at: injectedAt)
         #expect(Wait.until(timeout: .seconds(5), interval: .milliseconds(2)) { log.all.count == 2 })
         let edge = try #require(log.all.last)
         #expect(edge.value == true && edge.timestamp == injectedAt && !edge.initial)
-        #expect(MonotonicNanos.now() - injectedAt >= .milliseconds(10))
+        #expect(MonotonicInstant.now() - injectedAt >= .milliseconds(10))
 
         gpio.stop()
         #expect(throws: GPIOError.self) { try gpio.startEvents(log.handler) }

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import EdgeRuntime
 import Glibc
 #endif
 import Drivers
@@ -45,14 +46,14 @@ final class FakeGPIOSimulator {
 
     /// The next text line from the agent, or nil after `timeout` ms.
     func readLine(timeout: Int32 = 5000) -> String? {
-        let deadline = MonotonicNanos.now() + .milliseconds(Int64(timeout))
+        let deadline = MonotonicInstant.now() + .milliseconds(Int64(timeout))
         while true {
             if let nl = buffer.firstIndex(of: 10) {
                 let line = String(decoding: buffer[..<nl], as: UTF8.self)
                 buffer.removeSubrange(...nl)
                 return line
             }
-            let left = deadline - MonotonicNanos.now()
+            let left = deadline - MonotonicInstant.now()
             guard left > .zero else { return nil }
             var p = pollfd(fd: conn, events: Int16(POLLIN), revents: 0)
             guard poll(&p, 1, Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)) == 1 else { return nil }
@@ -109,11 +110,11 @@ struct GPIOSimulatorLinkTests {
         #expect(log.of("stopline-north").first.map { !$0.value && $0.initial } == true)  // active-low: wire high = inactive
         #expect(try presence.read() == false)
 
-        let before = MonotonicNanos.now()
+        let before = MonotonicInstant.now()
         sim.send("{\"line\":\"presence-a\",\"value\":1}\n")
         #expect(Wait.until(timeout: .seconds(5), interval: .milliseconds(2)) { log.of("presence-a").count == 2 })
         let edge = try #require(log.of("presence-a").last)
-        #expect(edge.value && !edge.initial && edge.timestamp >= before && edge.timestamp <= MonotonicNanos.now())
+        #expect(edge.value && !edge.initial && edge.timestamp >= before && edge.timestamp <= MonotonicInstant.now())
         #expect(try presence.read() == true)
 
         try beacon.write(true)

@@ -1,3 +1,4 @@
+import EdgeRuntime
 import Drivers
 import Synchronization
 
@@ -12,6 +13,6 @@ final class GPIOEdgeLog: Sendable {
     func values(_ line: String) -> [Bool] { of(line).map(\.value) }
 }
 
-extension MonotonicNanos {
-    static func ms(_ m: Int64) -> MonotonicNanos { MonotonicNanos(m * 1_000_000) }
+extension MonotonicInstant {
+    static func ms(_ m: Int64) -> MonotonicInstant { MonotonicInstant(nanoseconds: m * 1_000_000) }
 }

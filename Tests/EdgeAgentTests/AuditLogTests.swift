@@ -16,7 +16,7 @@ import TestSupport
         try log.record(origin: .centre(keyID: "centre-2026"), id: "c-1", target: "bollard-1", action: "emergency_lower", result: .ok, at: t)
         try log.record(origin: .local(uid: 1000), id: nil, target: "lamp-01", action: "set_level",
                        args: ["level": .number(80), "duration_s": .number(600)],
-                       result: .error(code: "interlock", message: "vehicle loop \"A\" occupied\n"), at: t)
+                       result: .error(code: .interlock, message: "vehicle loop \"A\" occupied\n"), at: t)
         log.close()
         #expect(throws: AuditLogError.self) { try log.record(origin: .local(uid: 0), id: nil, target: "x", action: "y", result: .ok) }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import EdgeRuntime
 @testable import EdgeAgent
 
 /// Shared keys and a fixed "now" for the command tests.

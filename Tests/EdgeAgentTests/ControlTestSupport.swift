@@ -1,3 +1,4 @@
+import EdgeRuntime
 import EdgeAgent
 
 /// Helpers for the control-machine tests: a virtual clock and a seeded PRNG.

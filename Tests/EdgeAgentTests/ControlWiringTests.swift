@@ -1,3 +1,4 @@
+import EdgeRuntime
 @testable import EdgeAgent
 import Drivers
 import Foundation
@@ -120,7 +121,7 @@ final class CoreRig: Sendable {
 
     /// An edge of a board line, at now.
     func edge(_ line: String, _ value: Bool, initial: Bool = false) {
-        inbox.post(.edge(GPIOEdge(line: line, value: value, timestamp: MonotonicNanos(now.nanoseconds), initial: initial)))
+        inbox.post(.edge(GPIOEdge(line: line, value: value, timestamp: now, initial: initial)))
     }
 
     /// A command as the control socket sends it: parsed by the one parser, then run by the step's executor.

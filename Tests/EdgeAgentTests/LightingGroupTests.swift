@@ -1,4 +1,5 @@
 import EdgeAgent
+import EdgeRuntime
 import Testing
 
 @Suite struct LightingGroupTests {

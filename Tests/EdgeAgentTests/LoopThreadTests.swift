@@ -1,3 +1,4 @@
+import EdgeRuntime
 import EdgeAgent
 import Foundation
 import Logging

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import EdgeRuntime
 import Glibc
 #endif
 import Foundation

@@ -1,3 +1,4 @@
+import EdgeRuntime
 @testable import EdgeAgent
 import Foundation
 import Logging

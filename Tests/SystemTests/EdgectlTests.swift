@@ -25,6 +25,23 @@ struct EdgectlTests {
         #expect(obj?["gateway"] as? String == "test-gw")
     }
 
+    /// A command the control loop does not take within 3 s is answered `timeout` and never
+    /// runs later: with the loop hung for 5 s (test hook), `lamp set` is refused `timeout`, and
+    /// once the loop runs again (its first step drains the queue, before the status snapshot
+    /// that follows) the group has no override.
+    @Test func aCommandAnsweredTimeoutNeverRunsAfterTheLoopRecovers() throws {
+        let rig = try FieldRig()
+        try rig.startAgent(environment: ["EDGE_AGENT_TEST_HOOKS": "1"])
+        _ = try controlRequest(socketPath: rig.agentSocket, #"{"verb":"debug.hang-loop","args":{"duration_s":5}}"#, timeout: .milliseconds(100))
+        let r = try rig.edgectl(["lamp", "set", "rue-liberte", "80", "--for", "10m"])
+        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("timeout") && r.stderr.contains("not run"), "\(r.stderr)")
+        var status: [String: Any] = [:]
+        #expect(Wait.until(timeout: .seconds(15)) { (try? rig.status()).map { status = $0 } != nil })
+        let group = (status["lighting"] as? [String: Any])?["rue-liberte"] as? [String: Any]
+        #expect(group != nil && group?["override"] == nil, "the command answered timeout ran anyway: \(group ?? [:])")
+    }
+
     @Test func lampSetOverridesAndReleaseReturnsToBase() throws {
         let rig = try FieldRig()
         try rig.startAgent()

@@ -57,6 +57,7 @@ struct SafetyStateSystemTests {
         reload(rig, agent)
         #expect(Wait.until(timeout: .seconds(10)) { self.bollard(rig)["position"] as? String == "emergency_down" }, "\(bollard(rig))")
         #expect(bool(bollard(rig), "emergency_latched"))
+        #expect(try rig.edgectl(["status"]).stdout.contains("emergency latched"))
         #expect(try raiseRefused(rig), "after the reload a raise is refused until clear_emergency")
 
         agent = try restart(rig, agent)
@@ -91,6 +92,7 @@ struct SafetyStateSystemTests {
         #expect(Wait.until(timeout: .seconds(10)) { self.bollard(rig)["position"] as? String == "down" })
         let afterRestart = try #require(number(bollard(rig), "hold_s"), "\(bollard(rig))")
         #expect(afterRestart > 80 && afterRestart <= afterReload, "kept as its wall-clock end: \(afterRestart) after \(afterReload)")
+        #expect(try rig.edgectl(["status"]).stdout.contains("held down"))
         #expect(simPosition(rig) == "down")
         #expect(try rig.safetyViolations() == 0)
         _ = agent

@@ -10,6 +10,7 @@
 // encoding (the same request comes back); an actuating request is only accepted for a configured
 // target of its kind; io.write and the test hook are never accepted here (no device is online,
 // no test hooks); the audit log's JSON quoting reads back as the text.
+import EdgeRuntime
 import Foundation
 import FuzzSupport
 import Logging

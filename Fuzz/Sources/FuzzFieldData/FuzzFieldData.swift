@@ -6,6 +6,7 @@
 //
 // Invariants: nothing traps; every write carries finite values, coils 0 or 1; no write leaves a
 // bollard's two motor coils on; a value decode reports invalid is absent from the reading.
+import EdgeRuntime
 import Drivers
 import Foundation
 import FuzzSupport

@@ -2,12 +2,20 @@
 #define EDGE_SYSTEM_SHIMS_H
 /* GNU-only calls Swift cannot import from Glibc without _GNU_SOURCE. Each returns 0 or -errno. */
 #include <stdint.h>
+#include <time.h>
 
 /* SO_PEERCRED of a connected AF_UNIX socket. */
 int edge_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
 
 /* Sets the calling thread's name (at most 15 bytes are kept). */
 int edge_set_thread_name(const char *name);
+
+/* pthread_cond_clockwait on CLOCK_MONOTONIC until the absolute `deadline`: 0, or the error number
+   (ETIMEDOUT once it has passed). Unlike pthread_cond_timedwait it names the clock itself, so
+   libfaketime (which rewrites timedwait deadlines as if they were wall-clock times when it does
+   not know the condition's clock) leaves it alone. */
+
+int edge_cond_wait_monotonic(void *cond, void *mutex, const struct timespec *deadline);
 
 /* The kernel's view of the clock (adjtimex, read only): 1 synchronised (an NTP daemon
    disciplines it), 0 unsynchronised (STA_UNSYNC or TIME_ERROR), -errno when it cannot tell. */

@@ -1,3 +1,5 @@
+import EdgeRuntime
+
 /// Line time of Modbus transactions on one bus: the arithmetic behind `config check`'s load
 /// figures and the scheduler's first cost estimates. Pure; all times in nanoseconds.
 ///

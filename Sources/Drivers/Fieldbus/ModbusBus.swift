@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EdgeRuntime
 public import Logging
 public import Protocols
 
@@ -62,7 +63,7 @@ public final class ModbusBus: Sendable {
     private let timeout: Duration
     private let pollInterval: Duration?
     private let logger: Logger
-    private let cond = MonotonicCondition()
+    private let cond = Lock()
     private let state = Guarded()
 
     /// What the lock guards; touched only inside `cond.withLock`.
@@ -71,7 +72,7 @@ public final class ModbusBus: Sendable {
         var writes = WriteQueue(devices: 0)
         var scheduler: BusScheduler?
         var running = false
-        var thread: pthread_t?
+        var thread: OSThread?
         var onReading: (@Sendable (DeviceReading) -> Void)?
         var stats = BusStats()
     }
@@ -148,23 +149,23 @@ public final class ModbusBus: Sendable {
             let devices = state.devices.enumerated().map { i, d in
                 BusScheduler.Device(period: period(d).nanoseconds, safety: PollPeriods.isSafety(d.spec.profile.kind), pollCost: load.pollCosts[i], writeCost: load.writeCosts[i])
             }
-            let now = monotonicNanos()
+            let now = MonotonicInstant.now().nanoseconds
             state.scheduler = BusScheduler(devices: devices, settings: .init(probeTimeout: load.probeTimeout), start: now, seed: UInt64(bitPattern: now))
             state.running = true
-            state.thread = startNamedThread(name: "mb-\(name)") { [self] in run() }
+            state.thread = OSThread.start(name: "mb-\(name)") { [self] in run() }
         }
         logger.info("bus started", metadata: ["load": "\(load.summary)"])
     }
 
     /// Stops after the pending safety writes are sent (one attempt each), then joins the thread.
     public func stop() {
-        let t: pthread_t? = cond.withLock {
+        let t: OSThread? = cond.withLock {
             state.running = false
             cond.signal()
             defer { state.thread = nil }
             return state.thread
         }
-        if let t { pthread_join(t, nil) }
+        t?.join()
     }
 
     /// Queues a write of `points` to `device`. Each point replaces a pending value of the same
@@ -187,7 +188,7 @@ public final class ModbusBus: Sendable {
                 }
             }
             let done = state.writes.enqueue(device: index, name: device, points: encoded, priority: priority, verify: verify,
-                                            now: monotonicNanos(), completion: completion)
+                                            now: MonotonicInstant.now().nanoseconds, completion: completion)
             cond.signal()
             return done
         }
@@ -246,14 +247,14 @@ public final class ModbusBus: Sendable {
                     }
                     return .stop
                 }
-                let decision = state.scheduler!.next(now: monotonicNanos(), pending: state.writes.pendingDevices, writes: { state.writes.summary($0) })
+                let decision = state.scheduler!.next(now: MonotonicInstant.now().nanoseconds, pending: state.writes.pendingDevices, writes: { state.writes.summary($0) })
                 switch decision {
                 case .run(.poll(let d), let probe):
                     return .poll(d, probe: probe)
                 case .run(.write(let d), let probe):
                     if let batch = state.writes.take(d) { return .write(batch, probe: probe) }
                 case .sleep(let until):
-                    cond.wait(untilMonotonicNanos: until)
+                    if let until { cond.wait(until: MonotonicInstant(nanoseconds: until)) } else { cond.wait() }
                 }
             }
         }
@@ -265,7 +266,7 @@ public final class ModbusBus: Sendable {
 
     /// Reports a finished job to the scheduler; returns the device's health change.
     private func finished(_ job: BusScheduler.Job, probe: Bool, started: Int64, outcome: BusScheduler.Outcome) -> BusScheduler.Transition? {
-        let ended = monotonicNanos()
+        let ended = MonotonicInstant.now().nanoseconds
         return cond.withLock {
             state.stats.probes += probe ? 1 : 0
             return state.scheduler?.finished(job, probe: probe, started: started, ended: ended, outcome: outcome)
@@ -283,7 +284,7 @@ public final class ModbusBus: Sendable {
 
     private func poll(_ i: Int, probe: Bool, client: ModbusClient?, buffer: inout [[UInt16]]) {
         let (spec, codec) = spec(i)
-        let started = monotonicNanos()
+        let started = MonotonicInstant.now().nanoseconds
         var failure: ModbusError?
         if let client {
             // The block arrays are kept from poll to poll (no allocation per read); only the
@@ -338,7 +339,7 @@ public final class ModbusBus: Sendable {
     /// each verified by reading it back; the first failure ends the batch.
     private func performWrite(_ batch: WriteQueue.Batch, probe: Bool, client: ModbusClient?) {
         let (spec, _) = spec(batch.device)
-        let started = monotonicNanos()
+        let started = MonotonicInstant.now().nanoseconds
         var written = 0
         var failure: FieldDeviceError?
         if let client {

@@ -1,4 +1,5 @@
 #if GPIOD_V2
+import EdgeRuntime
 import CGPIOD
 #if canImport(Glibc)
 import Glibc
@@ -107,7 +108,7 @@ struct GPIODChip: @unchecked Sendable {
     /// Requests both-edge events with the kernel's debounce (`kernelDebounce` when it took the period).
     func requestInput(offset: UInt32, consumer: String, activeLow: Bool, debounce: Duration) throws(GPIODFailure) -> GPIODLineRequest {
         try checkLine(offset)
-        let nanos = max(0, gpioNanoseconds(debounce))
+        let nanos = max(0, debounce.nanosecondsClamped)
         let micros = UInt(clamping: (nanos + 999) / 1000)
         let request = try request(offset, consumer: consumer) { settings in
             if gpiod_line_settings_set_direction(settings, GPIOD_LINE_DIRECTION_INPUT) != 0 { return -1 }
@@ -187,7 +188,7 @@ struct GPIODLineRequest: @unchecked Sendable {
         for i in 0..<Int(n) {
             guard let event = gpiod_edge_event_buffer_get_event(buffer, UInt(i)) else { continue }
             // Requested on CLOCK_MONOTONIC: the kernel's stamp is on our time base as it is.
-            let at = MonotonicNanos(Int64(truncatingIfNeeded: gpiod_edge_event_get_timestamp_ns(event)))
+            let at = MonotonicInstant(nanoseconds: Int64(truncatingIfNeeded: gpiod_edge_event_get_timestamp_ns(event)))
             events.append(GPIODEvent(rising: gpiod_edge_event_get_event_type(event) == GPIOD_EDGE_EVENT_RISING_EDGE, at: at))
         }
         return 0

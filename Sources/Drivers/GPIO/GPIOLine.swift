@@ -1,4 +1,4 @@
-import CSystemShims
+public import EdgeRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,31 +6,6 @@ import Glibc
 // The GPIO line API, in the spirit of the Linux GPIO consumer API: lines are handles opened
 // from a backend, values are logical (active-low already applied), and a line has no default
 // direction (it is opened either as an input or as an output).
-
-/// A CLOCK_MONOTONIC reading in nanoseconds: the time base of every GPIO edge timestamp.
-///
-/// Invariant: always CLOCK_MONOTONIC (never wall-clock), so differences are true elapsed time.
-public struct MonotonicNanos: Comparable, Hashable, Sendable, CustomStringConvertible {
-    public var nanoseconds: Int64
-
-    public init(_ nanoseconds: Int64) { self.nanoseconds = nanoseconds }
-
-    /// CLOCK_MONOTONIC now.
-    public static func now() -> MonotonicNanos { MonotonicNanos(gpioClockNanos(CLOCK_MONOTONIC)) }
-
-    public static func < (a: MonotonicNanos, b: MonotonicNanos) -> Bool { a.nanoseconds < b.nanoseconds }
-
-    public static func + (a: MonotonicNanos, d: Duration) -> MonotonicNanos {
-        MonotonicNanos(a.nanoseconds &+ gpioNanoseconds(d))
-    }
-
-    /// Time elapsed from `b` to `a`.
-    public static func - (a: MonotonicNanos, b: MonotonicNanos) -> Duration {
-        .nanoseconds(a.nanoseconds &- b.nanoseconds)
-    }
-
-    public var description: String { "t+\(Double(nanoseconds) / 1e9)s" }
-}
 
 /// A GPIO failure with the field context a technician needs: chip, line offset, line name, errno.
 ///
@@ -130,12 +105,12 @@ public struct GPIOEdge: Sendable, Equatable {
     public var value: Bool
     /// When the line reached this level (CLOCK_MONOTONIC): the kernel's event timestamp for
     /// libgpiod, the receive time for the simulator link, the injected time for the simulation.
-    public var timestamp: MonotonicNanos
+    public var timestamp: MonotonicInstant
     /// True for the line's first known level (delivered once when events start or when the line
     /// is opened afterwards), not an observed transition.
     public var initial: Bool
 
-    public init(line: String, value: Bool, timestamp: MonotonicNanos, initial: Bool = false) {
+    public init(line: String, value: Bool, timestamp: MonotonicInstant, initial: Bool = false) {
         self.line = line
         self.value = value
         self.timestamp = timestamp
@@ -182,8 +157,8 @@ public struct GPIODebouncer: Sendable, Equatable {
     /// An accepted level change.
     public struct Settled: Sendable, Equatable {
         public var value: Bool
-        public var at: MonotonicNanos
-        public init(value: Bool, at: MonotonicNanos) {
+        public var at: MonotonicInstant
+        public init(value: Bool, at: MonotonicInstant) {
             self.value = value
             self.at = at
         }
@@ -192,23 +167,23 @@ public struct GPIODebouncer: Sendable, Equatable {
     public let debounceNanos: Int64
     public private(set) var stable: Bool?
     private var pendingValue = false
-    private var pendingSince = MonotonicNanos(0)
+    private var pendingSince = MonotonicInstant(nanoseconds: 0)
     private var hasPending = false
 
     /// `initial` nil: the first observation is accepted at once (it tells the level, it is no chatter).
     public init(debounce: Duration, initial: Bool?) {
-        debounceNanos = max(0, gpioNanoseconds(debounce))
+        debounceNanos = max(0, debounce.nanosecondsClamped)
         stable = initial
     }
 
     /// When the pending level will be accepted if nothing changes before then.
-    public var deadline: MonotonicNanos? {
-        hasPending ? MonotonicNanos(pendingSince.nanoseconds &+ debounceNanos) : nil
+    public var deadline: MonotonicInstant? {
+        hasPending ? MonotonicInstant(nanoseconds: pendingSince.nanoseconds &+ debounceNanos) : nil
     }
 
     /// Feeds a level observed at `at` (observations in time order). Returns an accepted edge:
     /// this one when no debounce applies, or a pending one whose interval ran out before `at`.
-    public mutating func observe(_ value: Bool, at: MonotonicNanos) -> Settled? {
+    public mutating func observe(_ value: Bool, at: MonotonicInstant) -> Settled? {
         let matured = settle(now: at)
         guard let current = stable else {
             stable = value
@@ -228,7 +203,7 @@ public struct GPIODebouncer: Sendable, Equatable {
     }
 
     /// Accepts the pending level if it has held for the debounce interval by `now`.
-    public mutating func settle(now: MonotonicNanos) -> Settled? {
+    public mutating func settle(now: MonotonicInstant) -> Settled? {
         guard hasPending, now.nanoseconds >= pendingSince.nanoseconds &+ debounceNanos else { return nil }
         hasPending = false
         stable = pendingValue
@@ -259,18 +234,18 @@ struct GPIOEdgeLines {
     func index(of name: String) -> Int? { names.firstIndex(of: name) }
 
     /// Delivers the known initial levels not delivered yet (each line once).
-    mutating func emitInitial(now: MonotonicNanos, _ emit: (GPIOEdge) -> Void) {
+    mutating func emitInitial(now: MonotonicInstant, _ emit: (GPIOEdge) -> Void) {
         guard delivering else { return }
         for i in 0..<names.count { emitInitial(i, now: now, emit) }
     }
 
-    private mutating func emitInitial(_ i: Int, now: MonotonicNanos, _ emit: (GPIOEdge) -> Void) {
+    private mutating func emitInitial(_ i: Int, now: MonotonicInstant, _ emit: (GPIOEdge) -> Void) {
         guard initialPending[i], let level = debouncers[i].stable else { return }
         initialPending[i] = false
         emit(GPIOEdge(line: names[i], value: level, timestamp: now, initial: true))
     }
 
-    private mutating func deliver(_ i: Int, _ settled: GPIODebouncer.Settled?, at: MonotonicNanos, _ emit: (GPIOEdge) -> Void) {
+    private mutating func deliver(_ i: Int, _ settled: GPIODebouncer.Settled?, at: MonotonicInstant, _ emit: (GPIOEdge) -> Void) {
         guard delivering else { return }
         if initialPending[i] {
             // The first delivery is the level itself (it covers any transition to it).
@@ -280,20 +255,20 @@ struct GPIOEdgeLines {
         }
     }
 
-    mutating func observe(_ index: Int, value: Bool, at: MonotonicNanos, _ emit: (GPIOEdge) -> Void) {
+    mutating func observe(_ index: Int, value: Bool, at: MonotonicInstant, _ emit: (GPIOEdge) -> Void) {
         let settled = debouncers[index].observe(value, at: at)
         deliver(index, settled, at: at, emit)
     }
 
-    mutating func settleDue(now: MonotonicNanos, _ emit: (GPIOEdge) -> Void) {
+    mutating func settleDue(now: MonotonicInstant, _ emit: (GPIOEdge) -> Void) {
         for i in 0..<debouncers.count {
             if let s = debouncers[i].settle(now: now) { deliver(i, s, at: now, emit) }
         }
     }
 
     /// The earliest pending debounce deadline.
-    var nextDeadline: MonotonicNanos? {
-        var best: MonotonicNanos?
+    var nextDeadline: MonotonicInstant? {
+        var best: MonotonicInstant?
         for d in debouncers {
             if let t = d.deadline, best.map({ t < $0 }) ?? true { best = t }
         }
@@ -303,16 +278,7 @@ struct GPIOEdgeLines {
 
 // MARK: - Small system helpers shared by the GPIO backends (Glibc only, no libgpiod).
 
-/// Whole nanoseconds of a Duration, clamped to Int64.
-func gpioNanoseconds(_ d: Duration) -> Int64 {
-    let c = d.components
-    let (s, o1) = c.seconds.multipliedReportingOverflow(by: 1_000_000_000)
-    if o1 { return c.seconds < 0 ? .min : .max }
-    let (r, o2) = s.addingReportingOverflow(c.attoseconds / 1_000_000_000)
-    return o2 ? (s < 0 ? .min : .max) : r
-}
-
-/// A clock reading in nanoseconds.
+/// A clock reading in nanoseconds (CLOCK_REALTIME, for telling a kernel timestamp's clock apart).
 func gpioClockNanos(_ clock: clockid_t) -> Int64 {
     var ts = timespec()
     clock_gettime(clock, &ts)
@@ -320,10 +286,10 @@ func gpioClockNanos(_ clock: clockid_t) -> Int64 {
 }
 
 /// poll() timeout in whole milliseconds (rounded up) until `deadline`; -1 when there is none.
-func gpioPollTimeout(until deadline: MonotonicNanos?, cap: Int64? = nil) -> Int32 {
+func gpioPollTimeout(until deadline: MonotonicInstant?, cap: Int64? = nil) -> Int32 {
     var ms: Int64 = -1
     if let deadline {
-        let remaining = deadline.nanoseconds &- MonotonicNanos.now().nanoseconds
+        let remaining = deadline.nanoseconds &- MonotonicInstant.now().nanoseconds
         ms = remaining <= 0 ? 0 : (remaining + 999_999) / 1_000_000
     }
     if let cap, ms < 0 || ms > cap { ms = cap }
@@ -363,36 +329,4 @@ final class GPIOWakePipe: Sendable {
         var buf = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
         while withUnsafeMutableBytes(of: &buf, { Glibc.read(readFD, $0.baseAddress, $0.count) }) > 0 {}
     }
-}
-
-/// Joins a backend's event thread; from that thread itself (a handler calling `stop()`) it only
-/// detaches, since the loop ends on its own once it sees the stop flag.
-func joinGPIOThread(_ thread: pthread_t) {
-    if pthread_equal(thread, pthread_self()) != 0 {
-        _ = pthread_detach(thread)
-    } else {
-        pthread_join(thread, nil)
-    }
-}
-
-/// Starts a named OS thread (name cut to Linux's 15 bytes) and returns its handle for joining.
-func startGPIOThread(name: String, _ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Box: Sendable {
-        let body: @Sendable () -> Void
-        let name: String
-        init(_ body: @escaping @Sendable () -> Void, name: String) {
-            self.body = body
-            self.name = name
-        }
-    }
-    let box = Unmanaged.passRetained(Box(body, name: name)).toOpaque()
-    var tid = pthread_t()
-    let rc = pthread_create(&tid, nil, { raw in
-        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-        _ = edge_set_thread_name(box.name)
-        box.body()
-        return nil
-    }, box)
-    precondition(rc == 0, "pthread_create failed: errno \(rc)")
-    return tid
 }

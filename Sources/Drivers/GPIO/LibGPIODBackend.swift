@@ -2,7 +2,7 @@
 import Glibc
 #endif
 public import Logging
-import Synchronization
+import EdgeRuntime
 
 // The libgpiod backend above the library's API: chips, line bookkeeping, errors, the event thread.
 // Every gpiod_* call is in one wrapper file per libgpiod API, chosen at build time (Package.swift:
@@ -30,7 +30,7 @@ struct GPIODFailure: Error {
 /// One edge read from the kernel: the logical level after it and when it happened.
 struct GPIODEvent {
     let rising: Bool
-    let at: MonotonicNanos
+    let at: MonotonicInstant
 }
 
 /// GPIO lines on a real gateway through libgpiod (`/dev/gpiochipN`), v1 or v2 API (see above).
@@ -44,7 +44,7 @@ public final class LibGPIODBackend: GPIOBackend {
     public let consumer: String
     private let logger: Logger
     private let wakePipe = GPIOWakePipe()
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private struct State {
         /// Open chips by kernel name (`gpiochip0`).
@@ -55,7 +55,7 @@ public final class LibGPIODBackend: GPIOBackend {
         var outputs: [LibGPIODOutput] = []
         /// "chip:offset" of every line we hold.
         var taken: [String: String] = [:]
-        var thread: pthread_t?
+        var thread: OSThread?
         var eventsStarted = false
         var stopping = false
         var stopped = false
@@ -114,18 +114,18 @@ public final class LibGPIODBackend: GPIOBackend {
                 throw GPIOError(kind: .invalidRequest, chip: "*", message: "GPIO events already started or backend stopped")
             }
             s.eventsStarted = true
-            s.thread = startGPIOThread(name: "gpio-events") { [self] in eventLoop(handler) }
+            s.thread = OSThread.start(name: "gpio-events") { [self] in eventLoop(handler) }
         }
     }
 
     public func stop() {
-        let thread = state.withLock { s -> pthread_t? in
+        let thread = state.withLock { s -> OSThread? in
             s.stopping = true
             defer { s.thread = nil }
             return s.thread
         }
         wakePipe.wake()
-        if let thread { joinGPIOThread(thread) }
+        thread?.join()
         state.withLock { s in
             guard !s.stopped else { return }
             for input in s.inputs { input.release() }
@@ -224,10 +224,9 @@ public final class LibGPIODBackend: GPIOBackend {
             }
             lines.emitInitial(now: .now(), handler)
 
-            let rc = poll(&fds, nfds_t(fds.count), gpioPollTimeout(until: lines.nextDeadline))
+            let rc = retryingOnInterrupt { poll(&fds, nfds_t(fds.count), gpioPollTimeout(until: lines.nextDeadline)) }
             if rc < 0 {
                 let code = errno
-                if code == EINTR { continue }
                 logger.error("GPIO event poll failed", metadata: ["errno": "\(code)", "reason": "\(GPIOError.reason(code))"])
                 usleep(100_000)
                 continue
@@ -252,16 +251,16 @@ public final class LibGPIODBackend: GPIOBackend {
     }
 
     /// Puts a v1 uAPI event timestamp on CLOCK_MONOTONIC (pre-5.7 kernels stamp CLOCK_REALTIME).
-    static func monotonicTimestamp(_ ts: timespec) -> MonotonicNanos {
+    static func monotonicTimestamp(_ ts: timespec) -> MonotonicInstant {
         monotonicTimestamp(nanoseconds: Int64(ts.tv_sec) &* 1_000_000_000 &+ Int64(ts.tv_nsec))
     }
 
     /// The same for a timestamp in nanoseconds.
-    static func monotonicTimestamp(nanoseconds t: Int64) -> MonotonicNanos {
-        let mono = gpioClockNanos(CLOCK_MONOTONIC)
+    static func monotonicTimestamp(nanoseconds t: Int64) -> MonotonicInstant {
+        let mono = MonotonicInstant.now().nanoseconds
         let real = gpioClockNanos(CLOCK_REALTIME)
-        if (t &- mono).magnitude <= (t &- real).magnitude { return MonotonicNanos(t) }
-        return MonotonicNanos(t &- real &+ mono)
+        if (t &- mono).magnitude <= (t &- real).magnitude { return MonotonicInstant(nanoseconds: t) }
+        return MonotonicInstant(nanoseconds: t &- real &+ mono)
     }
 }
 
@@ -275,7 +274,7 @@ private final class LibGPIODInput: GPIOInput {
     /// The software debounce (zero when the kernel debounces the line).
     let debounce: Duration
     /// nil once released by `stop()`.
-    private let request: Mutex<GPIODLineRequest?>
+    private let request: Locked<GPIODLineRequest?>
 
     init(name: String, chip: String, offset: UInt32, request: GPIODLineRequest, debounce: Duration) {
         self.name = name
@@ -284,7 +283,7 @@ private final class LibGPIODInput: GPIOInput {
         self.eventFD = request.eventFD
         self.initial = request.initial
         self.debounce = debounce
-        self.request = Mutex(request)
+        self.request = Locked(request)
     }
 
     func read() throws(GPIOError) -> Bool {
@@ -317,13 +316,13 @@ private final class LibGPIODOutput: GPIOOutput {
     let name: String
     let chip: String
     let offset: UInt32
-    private let request: Mutex<GPIODLineRequest?>
+    private let request: Locked<GPIODLineRequest?>
 
     init(name: String, chip: String, offset: UInt32, request: GPIODLineRequest) {
         self.name = name
         self.chip = chip
         self.offset = offset
-        self.request = Mutex(request)
+        self.request = Locked(request)
     }
 
     func write(_ value: Bool) throws(GPIOError) {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+public import EdgeRuntime
 
 /// In-process GPIO lines for tests and the simulated board: levels are injected, outputs recorded.
 ///
@@ -27,12 +27,12 @@ public final class SimulatedGPIOBackend: GPIOBackend {
         public var value: Bool
         /// The physical level that results (active-low applied).
         public var level: Bool
-        public var at: MonotonicNanos
+        public var at: MonotonicInstant
     }
 
     public let timing: Timing
     private let wakePipe = GPIOWakePipe()
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     private struct State {
         /// Physical level per line name (inputs and outputs); absent = low.
@@ -47,19 +47,19 @@ public final class SimulatedGPIOBackend: GPIOBackend {
         /// Edges produced but not yet handed to the handler.
         var ready: [GPIOEdge] = []
         var handler: (@Sendable (GPIOEdge) -> Void)?
-        var virtualNow: MonotonicNanos
-        var thread: pthread_t?
+        var virtualNow: MonotonicInstant
+        var thread: OSThread?
         var stopping = false
         var stopped = false
     }
 
     /// `start`: the initial virtual time (manual timing only).
-    public init(timing: Timing = .realTime, start: MonotonicNanos = MonotonicNanos(0)) {
+    public init(timing: Timing = .realTime, start: MonotonicInstant = MonotonicInstant(nanoseconds: 0)) {
         self.timing = timing
-        state = Mutex(State(virtualNow: start))
+        state = Locked(State(virtualNow: start))
     }
 
-    private func now(_ s: State) -> MonotonicNanos { timing == .manual ? s.virtualNow : .now() }
+    private func now(_ s: State) -> MonotonicInstant { timing == .manual ? s.virtualNow : .now() }
 
     public func openInput(name: String, chip: String, offset: UInt32, activeLow: Bool, debounce: Duration) throws(GPIOError) -> any GPIOInput {
         let edges = try state.withLock { (s) throws(GPIOError) -> [GPIOEdge] in
@@ -98,7 +98,7 @@ public final class SimulatedGPIOBackend: GPIOBackend {
             s.lines.emitInitial(now: t) { out.append($0) }
             s.ready += out
             if timing == .realTime {
-                s.thread = startGPIOThread(name: "gpio-sim") { [self] in eventLoop() }
+                s.thread = OSThread.start(name: "gpio-sim") { [self] in eventLoop() }
             }
             return takeReady(&s)
         }
@@ -106,21 +106,21 @@ public final class SimulatedGPIOBackend: GPIOBackend {
     }
 
     public func stop() {
-        let thread = state.withLock { s -> pthread_t? in
+        let thread = state.withLock { s -> OSThread? in
             s.stopping = true
             s.stopped = true
             defer { s.thread = nil }
             return s.thread
         }
         wakePipe.wake()
-        if let thread { joinGPIOThread(thread) }
+        thread?.join()
     }
 
     // MARK: Test controls
 
     /// Sets the physical level of `line` at `at` (default: now, or the current virtual time).
     /// A line not opened yet keeps the level as its initial one.
-    public func inject(line: String, value: Bool, at: MonotonicNanos? = nil) {
+    public func inject(line: String, value: Bool, at: MonotonicInstant? = nil) {
         let edges = state.withLock { s -> [GPIOEdge] in
             let t = at ?? now(s)
             if timing == .manual, t > s.virtualNow { s.virtualNow = t }
@@ -137,7 +137,7 @@ public final class SimulatedGPIOBackend: GPIOBackend {
     }
 
     /// Manual timing: moves virtual time to `t`, delivering edges whose debounce ran out.
-    public func advance(to t: MonotonicNanos) {
+    public func advance(to t: MonotonicInstant) {
         precondition(timing == .manual, "advance(to:) is for manual timing")
         let edges = state.withLock { s -> [GPIOEdge] in
             if t > s.virtualNow { s.virtualNow = t }

@@ -1,9 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 public import Logging
-import Synchronization
+import EdgeRuntime
 
 /// GPIO lines hosted by the field simulator (edge-sim), reached over its unix control socket.
 ///
@@ -23,7 +23,7 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
     private let reconnectDelay: Duration
     private let logger: Logger
     private let wakePipe = GPIOWakePipe()
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     private struct State {
         /// The connected socket, -1 while disconnected. Written to only under the lock.
@@ -36,7 +36,7 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
         var outputs: [String: (activeLow: Bool, level: Bool)] = [:]
         var taken: [String: String] = [:]
         var handler: (@Sendable (GPIOEdge) -> Void)?
-        var thread: pthread_t?
+        var thread: OSThread?
         var stopping = false
         var stopped = false
     }
@@ -85,14 +85,14 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
     }
 
     public func stop() {
-        let thread = state.withLock { s -> pthread_t? in
+        let thread = state.withLock { s -> OSThread? in
             s.stopping = true
             s.stopped = true
             defer { s.thread = nil }
             return s.thread
         }
         wakePipe.wake()
-        if let thread { joinGPIOThread(thread) }
+        thread?.join()
         state.withLock { s in
             if s.fd >= 0 { close(s.fd) }
             s.fd = -1
@@ -149,7 +149,7 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
 
     private func ensureThread(_ s: inout State) {
         guard s.thread == nil, !s.stopping else { return }
-        s.thread = startGPIOThread(name: "gpio-sim-link") { [self] in linkLoop() }
+        s.thread = OSThread.start(name: "gpio-sim-link") { [self] in linkLoop() }
     }
 
     static func outLine(_ name: String, _ level: Bool) -> String { "gpio-out \(name) \(level ? 1 : 0)\n" }
@@ -159,11 +159,8 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return errno
-            }
+            let n = retryingOnInterrupt { bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) } }
+            if n < 0 { return errno }
             sent += n
         }
         return nil
@@ -218,12 +215,12 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
         var outageLogged = false
         var fds = [pollfd(fd: wakePipe.readFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: -1, events: Int16(POLLIN), revents: 0)]
-        let retryMillis = Int64(max(1, gpioNanoseconds(reconnectDelay) / 1_000_000))
-        var retryAt: MonotonicNanos?
+        let retryMillis = Int64(max(1, reconnectDelay.nanosecondsClamped / 1_000_000))
+        var retryAt: MonotonicInstant?
 
         while true {
             // Connect when needed (not more often than reconnectDelay).
-            if fds[1].fd < 0, retryAt.map({ MonotonicNanos.now() >= $0 }) ?? true {
+            if fds[1].fd < 0, retryAt.map({ MonotonicInstant.now() >= $0 }) ?? true {
                 let (fd, code) = connectOnce()
                 if fd >= 0 {
                     let resendFailed: Int32? = state.withLock { s in
@@ -248,14 +245,14 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
                         ])
                         outageLogged = true
                     }
-                    retryAt = MonotonicNanos.now() + reconnectDelay
+                    retryAt = MonotonicInstant.now() + reconnectDelay
                 }
             }
 
             // Deliver what is due, then wait for data, a wake-up, a debounce deadline or a retry.
             let (stopping, handler, edges, deadline) = state.withLock { s in
                 var out: [GPIOEdge] = []
-                let now = MonotonicNanos.now()
+                let now = MonotonicInstant.now()
                 s.lines.settleDue(now: now) { out.append($0) }
                 s.lines.emitInitial(now: now) { out.append($0) }
                 return (s.stopping, s.handler, out, s.lines.nextDeadline)
@@ -269,8 +266,8 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
             if fds[0].revents != 0 { wakePipe.drain() }
             guard fds[1].fd >= 0, fds[1].revents != 0 else { continue }
 
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fds[1].fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR || errno == EAGAIN { continue }
+            let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { Glibc.read(fds[1].fd, $0.baseAddress, $0.count) } }
+            if n < 0, errno == EAGAIN { continue }
             if n <= 0 {
                 let code = n < 0 ? errno : 0
                 state.withLock { s in
@@ -278,13 +275,13 @@ public final class SimulatorLinkGPIOBackend: GPIOBackend {
                     s.fd = -1
                 }
                 fds[1].fd = -1
-                retryAt = MonotonicNanos.now() + reconnectDelay
+                retryAt = MonotonicInstant.now() + reconnectDelay
                 logger.warning("GPIO simulator link lost; reconnecting", metadata: [
                     "socket": "\(socketPath)", "reason": "\(code == 0 ? "closed by the simulator" : GPIOError.reason(code))",
                 ])
                 continue
             }
-            let receivedAt = MonotonicNanos.now()
+            let receivedAt = MonotonicInstant.now()
             buffer.append(contentsOf: chunk[0..<n])
             var messages: [Message] = []
             while let nl = buffer.firstIndex(of: UInt8(ascii: "\n")) {

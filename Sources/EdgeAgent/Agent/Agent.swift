@@ -1,8 +1,8 @@
 import Drivers
-import Foundation
+import FoundationEssentials
 public import Logging
 import Protocols
-import Synchronization
+import EdgeRuntime
 
 /// The running agent: its services under one supervisor, built from one validated config
 /// held in a `ConfigStore`.
@@ -74,10 +74,10 @@ public final class Agent: Sendable {
             .init(service: socket, requirement: .degradable),
             .init(service: watchdog, requirement: .required),
         ], logger: logger, onDegraded: { service, error in
-            uplink.setOwnAlarm("\(service.replacingOccurrences(of: "-", with: "_"))_unavailable",
+            uplink.setOwnAlarm("\(service.replacing("-", with: "_"))_unavailable",
                                ("critical", "\(service) cannot start (\(error)); the agent runs without it and retries"))
         }, onRecovered: { service in
-            uplink.setOwnAlarm("\(service.replacingOccurrences(of: "-", with: "_"))_unavailable", nil)
+            uplink.setOwnAlarm("\(service.replacing("-", with: "_"))_unavailable", nil)
             if service == "field" { uplink.reassertAlarms() }
         })
         me.agent = self
@@ -270,7 +270,7 @@ public final class Agent: Sendable {
 /// Lets the services call the agent without keeping it alive.
 private final class WeakAgent: Sendable {
     private struct Ref { weak var agent: Agent? }
-    private let ref = Mutex(Ref())
+    private let ref = Locked(Ref())
     var agent: Agent? {
         get { ref.withLock { $0.agent } }
         set { ref.withLock { $0.agent = newValue } }
@@ -294,7 +294,7 @@ extension EventPump: AgentService {
 
 /// A one-shot result slot for crossing from the loop thread back to a waiting thread.
 final class ResponseBox: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = Lock()
     private var value: ControlResponse?
     func set(_ v: ControlResponse) {
         cond.lock()
@@ -305,7 +305,7 @@ final class ResponseBox: @unchecked Sendable {
     func wait(timeout: Duration) -> ControlResponse? {
         cond.lock()
         defer { cond.unlock() }
-        let deadline = Date().addingTimeInterval(timeout.seconds)
+        let deadline = MonotonicInstant.now() + timeout
         while value == nil, cond.wait(until: deadline) {}
         return value
     }

@@ -1,4 +1,5 @@
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 
 /// The running configuration and its generation number, with reloads one at a time.
 ///
@@ -16,7 +17,7 @@ final class ConfigStore: @unchecked Sendable {
         let number: Int
     }
 
-    private let cond = NSCondition()
+    private let cond = Lock()
     private var generation: Generation
     private var reloading = false
 
@@ -31,7 +32,7 @@ final class ConfigStore: @unchecked Sendable {
     func stable(timeout: Duration = .seconds(30)) -> Generation {
         cond.lock()
         defer { cond.unlock() }
-        let deadline = Date().addingTimeInterval(timeout.seconds)
+        let deadline = MonotonicInstant.now() + timeout
         while reloading, cond.wait(until: deadline) {}
         return generation
     }

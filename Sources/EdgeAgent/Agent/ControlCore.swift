@@ -1,7 +1,7 @@
 import Drivers
-import Foundation
+import FoundationEssentials
 import Logging
-import Synchronization
+import EdgeRuntime
 
 /// The control step: everything the control loop thread owns. The state machines (lighting
 /// groups, lamp monitors, bollards, approaches) and what the field last told about each
@@ -113,9 +113,9 @@ final class ControlCore: @unchecked Sendable {
     /// The eager marks last given to `wakeFilter`, by device id (the filter is locked only on a change).
     private var eager: [Bool]
     /// Set once by `halt`: from then on `step` does nothing and no output is written.
-    private let halted = Mutex(false)
+    private let halted = Locked(false)
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
-    private let stepLock = NSLock()
+    private let stepLock = Lock()
 
     // Safety state (see `SafetyState`).
     private let safetyStore: SafetyStateStore?
@@ -126,7 +126,7 @@ final class ControlCore: @unchecked Sendable {
     /// Replies of commands whose change waits for the next save.
     private var awaitingSave: [@Sendable () -> Void] = []
     /// The last durable state handed over, for `exportSafetyState` when a step is stuck.
-    private let lastSaved = Mutex<SafetyState?>(nil)
+    private let lastSaved = Locked<SafetyState?>(nil)
     private var lastStepAt: MonotonicInstant?
     /// Why the kept state could not be read (the `safety_state_lost` alarm is active).
     private var stateLost: String?
@@ -553,7 +553,7 @@ final class ControlCore: @unchecked Sendable {
     @discardableResult
     func halt(within timeout: Duration) -> Bool {
         halted.withLock { $0 = true }
-        guard stepLock.lock(before: Date().addingTimeInterval(timeout.seconds)) else {
+        guard stepLock.lock(before: MonotonicInstant.now() + timeout) else {
             logger.critical("control loop step did not finish in time; outputs cut regardless", metadata: ["timeout": "\(timeout)"])
             return false
         }
@@ -568,7 +568,7 @@ final class ControlCore: @unchecked Sendable {
     /// cannot be read safely), the last state handed to the store (the people-protecting part)
     /// is returned instead.
     func exportSafetyState() -> SafetyState {
-        guard stepLock.lock(before: Date().addingTimeInterval(1)) else {
+        guard stepLock.lock(before: MonotonicInstant.now() + .seconds(1)) else {
             logger.critical("control step stuck; the reload carries over only the last saved safety state")
             return lastSaved.withLock { $0 } ?? SafetyState()
         }
@@ -855,7 +855,7 @@ final class ControlCore: @unchecked Sendable {
                 return .failure(.unknownAction, "unknown action debug_hang")
             }
             logger.warning("test hook: control loop blocked on purpose", metadata: ["seconds": "\(duration.seconds)"])
-            Thread.sleep(forTimeInterval: duration.seconds)
+            MonotonicInstant.sleep(for: duration)
             return .success()
         case .ping, .reloadConfig:
             return .failure(.unknownAction, "\(c.action.name) is answered by the gateway, not the control loop")

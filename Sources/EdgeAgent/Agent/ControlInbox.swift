@@ -1,6 +1,6 @@
 import Drivers
-import Foundation
-import Synchronization
+import FoundationEssentials
+import EdgeRuntime
 
 /// Something for the control loop thread: a device poll, a GPIO edge, a command, a failed write.
 enum ControlInput: Sendable {
@@ -18,7 +18,7 @@ enum ControlInput: Sendable {
 /// (a newer poll supersedes them); edges and commands are never dropped. An input posted with
 /// `wake: true` also runs the waker (`setWaker`: the loop's `wake()`), after the lock is released.
 final class ControlInbox: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = Lock()
     private var items: [ControlInput] = []
     private var waker: (@Sendable () -> Void)?
     private(set) var droppedReadings = 0
@@ -94,9 +94,9 @@ final class PendingCommand: Sendable {
     enum State: Sendable, Equatable { case queued, running, withdrawn, done(ControlResponse) }
 
     let command: AgentCommand
-    private let state = Mutex(State.queued)
+    private let state = Locked(State.queued)
     /// Wakes a waiter when the outcome is in (the state itself lives in `state`).
-    private let signal = NSCondition()
+    private let signal = Lock()
     private let reply: (@Sendable (ControlResponse) -> Void)?
 
     init(_ command: AgentCommand, reply: (@Sendable (ControlResponse) -> Void)? = nil) {
@@ -133,19 +133,19 @@ final class PendingCommand: Sendable {
     /// `timeout` ("not run") answered. A command the loop claimed in time is waited for to
     /// the end, however long it runs.
     func wait(timeout: Duration) -> ControlResponse {
-        let deadline = Date().addingTimeInterval(timeout.seconds)
+        let deadline = MonotonicInstant.now() + timeout
         signal.lock()
         defer { signal.unlock() }
         while true {
             let s = state.withLock { s in
-                if s == .queued, Date() >= deadline { s = .withdrawn }
+                if s == .queued, MonotonicInstant.now() >= deadline { s = .withdrawn }
                 return s
             }
             switch s {
             case .done(let response): return response
             case .withdrawn:
                 return .failure(.timeout, "the control loop did not take the command within \(timeout); it was not run")
-            case .queued: _ = signal.wait(until: deadline)
+            case .queued: signal.wait(until: deadline)
             case .running: signal.wait()
             }
         }

@@ -1,4 +1,5 @@
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 import Logging
 
 /// The local control socket as a service: owns the `ControlServer` for the running config and
@@ -11,7 +12,7 @@ final class ControlSocketService: AgentService, @unchecked Sendable {
     let name = "control-socket"
     private let logger: Logger
     private let handler: ControlServer.Handler
-    private let lock = NSLock()
+    private let lock = Lock()
     private var settings: Settings
     private var server: ControlServer?
 

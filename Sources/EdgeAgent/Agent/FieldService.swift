@@ -1,7 +1,7 @@
 import Drivers
-import Foundation
+import FoundationEssentials
 import Logging
-import Synchronization
+import EdgeRuntime
 
 /// The field and its control: one generation of buses and GPIO (`FieldIO`), the control step
 /// (`ControlCore`) and the loop thread that runs it, built from one config. The inbox outlives
@@ -33,7 +33,7 @@ final class FieldService: AgentService, @unchecked Sendable {
     let inbox: ControlInbox
     private let logger: Logger
     private let events: @Sendable ([AgentEvent]) -> Void
-    private let lock = NSLock()
+    private let lock = Lock()
     private var config: AgentConfig
     private var running: Generation?
     /// Where each generation writes the people-protecting safety state (made at the first start).

@@ -1,5 +1,5 @@
 import Drivers
-import Synchronization
+import EdgeRuntime
 
 /// Which device polls wake the control loop at once; the others wait in the inbox for its next
 /// run (a deadline, another input, at most `ControlCore.maxSleep`).
@@ -29,11 +29,11 @@ final class ReadingWakeFilter: Sendable {
 
     /// Devices whose polls may wake the loop, by id.
     let waking: [Bool]
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(waking: [Bool]) {
         self.waking = waking
-        state = Mutex(State(last: Array(repeating: nil, count: waking.count), eager: Array(repeating: false, count: waking.count)))
+        state = Locked(State(last: Array(repeating: nil, count: waking.count), eager: Array(repeating: false, count: waking.count)))
     }
 
     /// Whether this poll wakes the loop (records it as the device's previous poll).

@@ -1,7 +1,6 @@
-import Dispatch
-import Foundation
+import FoundationEssentials
 import Logging
-import Synchronization
+public import EdgeRuntime
 
 /// Safety state that outlives a control core: what a reload carries from the old core to the
 /// new one (`ControlCore.exportSafetyState()`, `ControlCore(..., restoring:)`), and the part
@@ -92,12 +91,11 @@ final class SafetyStateStore: Sendable {
         /// The last text written (or being written), to skip identical rewrites.
         var lastText: String?
     }
-    private let pending = Mutex(Pending())
-    private let wake = DispatchSemaphore(value: 0)
-    private let exited = DispatchSemaphore(value: 0)
+    /// The writer thread waits on it for work; `stop` waits on it for `stopped`.
+    private let pending = Locked(Pending())
 
     init(directory: String, logger: Logger) {
-        path = (directory as NSString).appendingPathComponent(Self.fileName)
+        path = FilePaths.join(directory, Self.fileName)
         self.logger = logger
     }
 
@@ -216,8 +214,8 @@ final class SafetyStateStore: Sendable {
             return p.started ? .wake : .start
         }
         switch next {
-        case .start: startWriter(); wake.signal()
-        case .wake: wake.signal()
+        case .start: startWriter(); pending.broadcast()
+        case .wake: pending.broadcast()
         case .writeHere:
             // While `stop` runs: written on the caller's thread, never dropped.
             write(text)
@@ -227,14 +225,14 @@ final class SafetyStateStore: Sendable {
 
     /// Waits until everything handed over is written (or failed).
     func flush() {
-        let done = DispatchSemaphore(value: 0)
+        let done = Event()
         let running = pending.withLock { p -> Bool in
             guard p.started, !p.stopped else { return false }
-            p.completions.append { done.signal() }
+            p.completions.append { done.set() }
             return true
         }
         guard running else { return }
-        wake.signal()
+        pending.broadcast()
         done.wait()
     }
 
@@ -246,37 +244,40 @@ final class SafetyStateStore: Sendable {
             return p.started && !p.stopped
         }
         guard running else { return }
-        wake.signal()
-        if exited.wait(timeout: .now() + .nanoseconds(Int(timeout.nanosecondsClamped))) == .timedOut {
+        pending.broadcast()
+        if pending.wait(until: MonotonicInstant.now() + timeout, { $0.stopped ? true : nil }) == nil {
             logger.critical("safety state write still in progress at stop; the last change may not be on disk", metadata: ["path": "\(path)"])
         }
     }
 
     private func startWriter() {
-        let t = Thread { [self] in
+        OSThread.detached(name: "safety-state") { [self] in
             while true {
-                wake.wait()
-                let (text, completions, stopping) = pending.withLock { p -> (String?, [@Sendable () -> Void], Bool) in
+                guard let work = pending.wait({ p -> (String?, [@Sendable () -> Void], Bool)? in
+                    guard p.text != nil || !p.completions.isEmpty || p.stopping else { return nil }
                     var text = p.text
                     if text == p.lastText { text = nil }
                     if text != nil { p.lastText = text }
                     defer { p.text = nil; p.completions = [] }
                     return (text, p.completions, p.stopping)
-                }
+                }) else { continue }
+                let (text, completions, stopping) = work
                 if let text { write(text) }
                 for c in completions { c() }
                 if stopping {
                     // Anything handed over meanwhile is written before the thread ends.
-                    let more = pending.withLock { $0.text != nil || !$0.completions.isEmpty }
-                    if more { wake.signal(); continue }
-                    pending.withLock { $0.stopped = true }
-                    exited.signal()
-                    return
+                    let ended = pending.withLock { p -> Bool in
+                        guard p.text == nil, p.completions.isEmpty else { return false }
+                        p.stopped = true
+                        return true
+                    }
+                    if ended {
+                        pending.broadcast()
+                        return
+                    }
                 }
             }
         }
-        t.name = "safety-state"
-        t.start()
     }
 
     private func write(_ text: String) {

@@ -1,6 +1,6 @@
-import Foundation
+import FoundationEssentials
 import Logging
-import Synchronization
+import EdgeRuntime
 
 /// One part of the running agent with an explicit start and stop, run by `ServiceSupervisor`.
 /// Its threads (bus, loop, GPIO, socket) stay real threads inside it.
@@ -47,10 +47,10 @@ final class ServiceSupervisor: Sendable {
     private let logger: Logger
     private let onDegraded: @Sendable (_ service: String, _ error: any Error) -> Void
     private let onRecovered: @Sendable (_ service: String) -> Void
-    private let state = Mutex(State())
-    private let retryWake = NSCondition()
-    private let retryDone = NSCondition()
-    private let retryRunning = Mutex(false)
+    private let state = Locked(State())
+    private let retryWake = Lock()
+    private let retryDone = Lock()
+    private let retryRunning = Locked(false)
 
     init(_ entries: [Entry], logger: Logger,
          onDegraded: @escaping @Sendable (_ service: String, _ error: any Error) -> Void,
@@ -90,11 +90,11 @@ final class ServiceSupervisor: Sendable {
 
     private func startRetrying() {
         retryRunning.withLock { $0 = true }
-        let t = Thread { [self] in
+        OSThread.detached(name: "service-retry") { [self] in
             var delay = Duration.seconds(1)
             while true {
                 retryWake.lock()
-                let deadline = Date().addingTimeInterval(delay.seconds)
+                let deadline = MonotonicInstant.now() + delay
                 while !state.withLock({ $0.stopping }), retryWake.wait(until: deadline) {}
                 retryWake.unlock()
                 let (stopping, waiting) = state.withLock { ($0.stopping, $0.waiting.sorted()) }
@@ -124,8 +124,6 @@ final class ServiceSupervisor: Sendable {
             retryDone.broadcast()
             retryDone.unlock()
         }
-        t.name = "service-retry"
-        t.start()
     }
 
     /// Stops the started services in reverse order, all by `deadline`.
@@ -136,7 +134,7 @@ final class ServiceSupervisor: Sendable {
         retryWake.unlock()
         // The retry thread may be inside a service's start: wait for it so it cannot add one behind us.
         retryDone.lock()
-        let until = Date().addingTimeInterval(max(0, (deadline - MonotonicInstant.now()).seconds))
+        let until = deadline
         while retryRunning.withLock({ $0 }), retryDone.wait(until: until) {}
         retryDone.unlock()
         let all = state.withLock { s -> [Int] in

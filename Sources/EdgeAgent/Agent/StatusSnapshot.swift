@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The agent's state at a glance, as `edgectl status` (and `watch`) show it: devices, lighting
 /// groups, bollards, approaches, active alarms. Built by the control step on its own thread

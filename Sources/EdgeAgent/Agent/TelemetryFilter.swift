@@ -1,3 +1,5 @@
+import EdgeRuntime
+
 /// Which telemetry goes to the centre: each device's values at the telemetry interval, or
 /// sooner (at most once a second) when one changed beyond its deadband: 2 % of the last sent
 /// value or 1 unit, whichever is larger; a text value on any change; `energy_wh` (a counter)

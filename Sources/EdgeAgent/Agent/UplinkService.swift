@@ -1,5 +1,6 @@
+import EdgeRuntime
 import Drivers
-import Foundation
+import FoundationEssentials
 import Logging
 import Protocols
 
@@ -67,7 +68,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
     /// issue 17: the Sparkplug B session (`uplink.dialect: sparkplug`); nil = the edge dialect. Guarded by `cond`.
     private let sparkplug: SparkplugEdgeNode?
     private let bootID = UUID().uuidString.lowercased()
-    private let cond = NSCondition()
+    private let cond = Lock()
     private var running = false
     private var connected = false
     private var inflight: [Int32: UInt64] = [:]
@@ -173,11 +174,11 @@ final class UplinkService: AgentService, @unchecked Sendable {
 
     /// Makes the client again every few seconds while it cannot be made (from `start`/`apply`).
     private func retryClient() {
-        let t = Thread { [weak self] in
-            var delay = 2.0
+        OSThread.detached(name: "uplink-connect") { [weak self] in
+            var delay = Duration.seconds(2)
             while let self {
                 self.cond.lock()
-                let until = Date().addingTimeInterval(delay)
+                let until = MonotonicInstant.now() + delay
                 while self.running, self.client == nil, self.cond.wait(until: until) {}
                 let (running, missing, config) = (self.running, self.client == nil, self.config)
                 self.cond.unlock()
@@ -193,11 +194,9 @@ final class UplinkService: AgentService, @unchecked Sendable {
                     self.logger.warning("the uplink still cannot be set up", metadata: ["error": "\(error)"])
                     self.setOwnAlarm("uplink_unavailable", ("critical", "the uplink cannot be set up (\(error)); messages are kept in the outbox, retrying"))
                 }
-                delay = min(delay * 2, 60)
+                delay = min(delay * 2, .seconds(60))
             }
         }
-        t.name = "uplink-connect"
-        t.start()
     }
 
     /// Raises (`alarm` non-nil) or clears one of the gateway's own alarms (`gateway/<code>`):
@@ -371,12 +370,8 @@ final class UplinkService: AgentService, @unchecked Sendable {
         }
         clockTrust.onChange { [weak self] quality in self?.clockChanged(quality) }
         reassertAlarms()
-        let t = Thread { [weak self] in self?.drain() }
-        t.name = "uplink-drain"
-        t.start()
-        let r = Thread { [weak self] in self?.reassertLoop() }
-        r.name = "uplink-alarms"
-        r.start()
+        OSThread.detached(name: "uplink-drain") { [weak self] in self?.drain() }
+        OSThread.detached(name: "uplink-alarms") { [weak self] in self?.reassertLoop() }
         if let client = cond.withLock({ client }) { connect(client) } else { retryClient() }
     }
 
@@ -405,7 +400,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
         cond.broadcast()
         // The drainer leaves its loop at once (it never blocks on the broker); wait for it so
         // no publish of the backlog is in progress when the goodbye goes out.
-        let drainerDeadline = Date().addingTimeInterval(1)
+        let drainerDeadline = MonotonicInstant.now() + .seconds(1)
         while draining, cond.wait(until: drainerDeadline) {}
         cond.unlock()
         let goodbye = store(topic: root + "/status", retain: true, priority: .event, lane: .status,
@@ -416,7 +411,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
                 // issue 17: in the Sparkplug dialect the goodbye is the NDEATH.
                 let mid = try client.publish(sparkplug?.death() ?? MQTTMessage(topic: goodbye.topic, payload: goodbye.payload, qos: 1, retain: true))
                 inflight[mid] = goodbye.seq
-                let deadline = Date().addingTimeInterval(Self.goodbyeTimeout.seconds)
+                let deadline = MonotonicInstant.now() + Self.goodbyeTimeout
                 while inflight[mid] != nil, connected, cond.wait(until: deadline) {}
                 if inflight[mid] != nil {
                     logger.warning("the broker did not acknowledge the offline status in time; it stays in the outbox for the next start",
@@ -536,7 +531,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
     func audit(command: AgentCommand, response: ControlResponse) {
         do {
             try auditLog?.record(origin: command.origin, id: command.id, target: command.target, action: command.action.name, args: command.args,
-                                 result: response.ok ? .ok : .error(code: response.code?.rawValue ?? "error", message: response.message ?? ""))
+                                 result: response.ok ? .ok : .error(code: response.code ?? .unavailable, message: response.message ?? ""))
         } catch {
             logger.error("audit log write failed: \(error)")
         }
@@ -727,7 +722,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
                     break
                 }
                 if ContinuousClock.now >= deadline { break }
-                Thread.sleep(forTimeInterval: 0.1)
+                MonotonicInstant.sleep(for: .milliseconds(100))
             }
             if let view { publishAlarmStates(view) }
         }
@@ -798,7 +793,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
             cond.lock()
             // issue 17: in the Sparkplug dialect data waits for the NBIRTH (and the primary host).
             while running && (!connected || inflight.count >= maxInflight || sparkplug?.born == false) {
-                _ = cond.wait(until: Date().addingTimeInterval(1))
+                cond.wait(until: MonotonicInstant.now() + .seconds(1))
                 if ContinuousClock.now - lastRetry >= .seconds(1) { break }
             }
             if !running {
@@ -817,7 +812,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
             cond.unlock()
             guard let outbox else {
                 cond.lock()
-                if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
+                if running { cond.wait(until: MonotonicInstant.now() + .milliseconds(50)) }
                 cond.unlock()
                 continue
             }
@@ -843,7 +838,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
             }
             if failed {
                 cond.lock()
-                if running { _ = cond.wait(until: Date().addingTimeInterval(0.05)) }
+                if running { cond.wait(until: MonotonicInstant.now() + .milliseconds(50)) }
                 cond.unlock()
             } else if sent == 0 {
                 // Nothing to send: sleep until something changes (a message stored, the connection,

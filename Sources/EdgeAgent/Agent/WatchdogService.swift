@@ -1,7 +1,7 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Protocols
-import Synchronization
+import EdgeRuntime
 
 /// systemd's side of the agent: READY=1 once every service has started, WATCHDOG=1 every half
 /// watchdog interval while every control loop ticks within its allowance (`LoopHealth`),
@@ -12,8 +12,8 @@ final class WatchdogService: AgentService {
     private let loops: @Sendable () -> [any MonitoredLoop]
     private let statusText: @Sendable () -> String
     private let notifier: SystemdNotifier?
-    private let wake = NSCondition()
-    private let stopping = Mutex(false)
+    private let wake = Lock()
+    private let stopping = Locked(false)
 
     init(logger: Logger, notifier: SystemdNotifier? = SystemdNotifier.fromEnvironment(),
          loops: @escaping @Sendable () -> [any MonitoredLoop], status: @escaping @Sendable () -> String) {
@@ -27,20 +27,18 @@ final class WatchdogService: AgentService {
         guard let notifier else { return }
         try? notifier.notify("READY=1\nSTATUS=\(statusText())")
         guard let interval = notifier.watchdogInterval else { return }
-        let t = Thread { [self] in
+        OSThread.detached(name: "watchdog") { [self] in
             var withholding = false
             while !stopping.withLock({ $0 }) {
                 // The loops of the running generation (a reload replaces the loop).
                 SystemdWatchdog(notifier: notifier, health: LoopHealth(loops: loops()), logger: logger)
                     .check(now: MonotonicInstant.now(), withholding: &withholding)
                 wake.lock()
-                let until = Date().addingTimeInterval(interval.seconds / 2)
+                let until = MonotonicInstant.now() + interval / 2
                 while !stopping.withLock({ $0 }), wake.wait(until: until) {}
                 wake.unlock()
             }
         }
-        t.name = "watchdog"
-        t.start()
     }
 
     func stop(deadline: MonotonicInstant) {

@@ -1,8 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import Foundation
-import Synchronization
+public import FoundationEssentials
+import EdgeRuntime
 
 /// Who asked for an audited action.
 public enum AuditOrigin: Sendable, Equatable, CustomStringConvertible {
@@ -23,7 +23,7 @@ public enum AuditOrigin: Sendable, Equatable, CustomStringConvertible {
 /// The outcome of an audited action: done, or refused/failed with a contract error code.
 public enum AuditResult: Sendable, Equatable {
     case ok
-    case error(code: String, message: String)
+    case error(code: CommandError.Code, message: String)
 }
 
 /// A failure writing or opening the audit log, with the file and the errno.
@@ -46,7 +46,7 @@ public struct AuditLogError: Error, Sendable, Equatable, CustomStringConvertible
 /// Thread-safe; entries from concurrent callers never interleave.
 public final class AuditLog: Sendable {
     public let path: String
-    private let fd: Mutex<Int32>
+    private let fd: Locked<Int32>
 
     /// Opens (creating, mode 0640) the log at `path`.
     public init(path: String) throws(AuditLogError) {
@@ -67,7 +67,7 @@ public final class AuditLog: Sendable {
                 Glibc.close(reader)
             }
         }
-        fd = Mutex(descriptor)
+        fd = Locked(descriptor)
     }
 
     deinit { close() }
@@ -83,7 +83,7 @@ public final class AuditLog: Sendable {
         case .ok:
             line += ",\"result\":\"ok\"}"
         case .error(let code, let message):
-            line += ",\"result\":\"error\",\"error\":{\"code\":\(Self.quote(code)),\"message\":\(Self.quote(message))}}"
+            line += ",\"result\":\"error\",\"error\":{\"code\":\(Self.quote(code.rawValue)),\"message\":\(Self.quote(message))}}"
         }
         line += "\n"
         let bytes = Array(line.utf8)
@@ -92,11 +92,8 @@ public final class AuditLog: Sendable {
             guard descriptor >= 0 else { throw AuditLogError(path: path, call: "write", errno: EBADF) }
             var written = 0
             while written < bytes.count {
-                let n = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw AuditLogError(path: path, call: "write", errno: errno)
-                }
+                let n = retryingOnInterrupt { bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) } }
+                if n < 0 { throw AuditLogError(path: path, call: "write", errno: errno) }
                 written += n
             }
             if fsync(descriptor) != 0 { throw AuditLogError(path: path, call: "fsync", errno: errno) }

@@ -1,4 +1,5 @@
-public import Foundation
+import EdgeRuntime
+public import FoundationEssentials
 
 /// A command from the centre whose signature has been verified (CONTRACT.md 1, Commands).
 ///

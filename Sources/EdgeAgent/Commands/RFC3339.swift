@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// RFC 3339 timestamps as the contract writes them: UTC with milliseconds on output
 /// (`2026-11-23T06:30:00.123Z`); on input any fraction (or none) and `Z` or a `±HH:MM` offset.

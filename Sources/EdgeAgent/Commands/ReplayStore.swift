@@ -1,6 +1,6 @@
-public import Foundation
+public import FoundationEssentials
 public import Logging
-import Synchronization
+import EdgeRuntime
 
 /// The ids of centre commands already executed, remembered across restarts
 /// (`<state_dir>/replay.db`, SQLite WAL, every write fsynced), so a replayed command is refused.
@@ -26,9 +26,9 @@ public final class ReplayStore: Sendable {
     private let skewMs: Int64
     private let logger: Logger
     private let clock: SteadyWallClock
-    private let database: Mutex<SQLiteDatabase?>
+    private let database: Locked<SQLiteDatabase?>
     /// Ids recorded while the disk refused writes (id -> record), until `persistMemory`.
-    private let memory = Mutex<[String: MemoryRecord]>([:])
+    private let memory = Locked<[String: MemoryRecord]>([:])
     private let memoryOnly: Bool
     /// The damaged file moved aside at open, if that happened.
     public let recoveredFromCorruption: String?
@@ -47,7 +47,7 @@ public final class ReplayStore: Sendable {
         self.skewMs = outboxMilliseconds(skew)
         self.logger = logger
         self.clock = SteadyWallClock(wall: nil, monotonic: nil)
-        database = Mutex(nil)
+        database = Locked(nil)
         memoryOnly = true
         recoveredFromCorruption = nil
     }
@@ -81,7 +81,7 @@ public final class ReplayStore: Sendable {
             throw OutboxError(error, store: Self.store)
         }
         recoveredFromCorruption = recovered
-        database = Mutex(db)
+        database = Locked(db)
         memoryOnly = false
     }
 

@@ -1,5 +1,5 @@
 public import ConfigToolkit
-import Foundation
+import FoundationEssentials
 
 /// Loads and validates gateway board files (`Boards/*.yaml`): the GPIO lines and serial
 /// ports of one kind of gateway hardware, by the names the config uses.

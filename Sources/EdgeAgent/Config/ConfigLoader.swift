@@ -1,6 +1,7 @@
+import EdgeRuntime
 public import ConfigToolkit
 import Drivers
-import Foundation
+import FoundationEssentials
 
 /// Loads `agent.yaml` (CONTRACT.md section 5), the board file it names and the device
 /// profiles its devices name, and validates all of it before anything starts.
@@ -342,7 +343,7 @@ struct ConfigParser {
 
     /// One `centre_keys` entry: a key id and the base64 of a 32-byte Ed25519 public key.
     func centreKey(_ kid: String, _ value: YAMLValue) throws(ConfigError) -> [UInt8] {
-        guard !kid.isEmpty, kid.count <= 64, kid.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0) }) else {
+        guard !kid.isEmpty, kid.count <= 64, kid.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0) }) else {
             throw value.keyError("bad key id \"\(kid)\" (use letters, digits, \".\", \"_\" and \"-\")")
         }
         let text = try value.string()
@@ -357,9 +358,8 @@ struct ConfigParser {
 
     func existingFile(_ node: YAMLValue) throws(ConfigError) -> String {
         let path = try node.path(relativeTo: folder)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw node.error("file not found: \(path)") }
-        guard !isDir.boolValue else { throw node.error("\(path) is a folder, not a file") }
+        guard let kind = FilePaths.kind(path) else { throw node.error("file not found: \(path)") }
+        guard kind != .directory else { throw node.error("\(path) is a folder, not a file") }
         return path
     }
 
@@ -388,8 +388,7 @@ struct ConfigParser {
         var custom: String?
         if let node {
             let dir = try node.path(relativeTo: folder)
-            var isDir: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
+            guard FilePaths.kind(dir) == .directory else {
                 throw node.error("folder not found: \(dir)")
             }
             custom = dir

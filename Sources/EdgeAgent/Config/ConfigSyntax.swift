@@ -1,5 +1,5 @@
 public import ConfigToolkit
-import Foundation
+import FoundationEssentials
 
 /// A config problem located by file, line and key (ConfigToolkit's, shared with the simulator).
 public typealias ConfigError = ConfigToolkit.ConfigError

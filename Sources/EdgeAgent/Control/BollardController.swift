@@ -1,3 +1,5 @@
+public import EdgeRuntime
+
 /// The safety state machine of one retractable bollard. Pure logic: no I/O, no clock; the
 /// runner feeds it the bollard's inputs and commands and writes `outputs` to the coils.
 ///
@@ -67,9 +69,9 @@
 ///   end positions it lowers (motor down to the bottom switch, warning lights on, under the
 ///   usual rules: fresh polls, travel timeout, motor fault input), found at an end it stays
 ///   there; both end switches on is `position_unknown`. A raise so abandoned is not retried:
-///   the commanded mode goes to down. Lowering is the one direction that can hurt no one
-///   (DESIGN: "from any fault only lowering"), and a half-raised bollard blocks the lane while
-///   telling drivers nothing.
+///   the commanded mode goes to down. Lowering is the one direction that can hurt no one (the
+///   rule above: from any fault only lowering is accepted), and a half-raised bollard blocks the
+///   lane while telling drivers nothing. A latched fault is not moved: it still needs a lower.
 ///
 /// `at` instants older than the last one seen are treated as the last one. `nextDeadline` is
 /// the pre-warning end, the travel timeout or the sensor-age limit of a movement, a hold-down

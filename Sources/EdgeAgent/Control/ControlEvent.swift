@@ -1,3 +1,5 @@
+public import EdgeRuntime
+
 /// Something a control machine wants the uplink and the log to know: a state change, a
 /// priority request, an alarm raised or cleared.
 ///

@@ -1,3 +1,5 @@
+public import EdgeRuntime
+
 /// Lamp monitoring of one luminaire (TALQ LampMonitor): turns its status bits and power
 /// reading into alarms `lamp_failure`, `power_high`, `power_low`, `driver_fault`,
 /// `over_temperature`, raised and cleared. Pure logic: no I/O, no clock.

@@ -1,3 +1,5 @@
+public import EdgeRuntime
+
 /// The dimming state machine of one lighting group: presence boost over a schedule, the
 /// neighbour "light wave", and centre/technician overrides. Pure logic: no I/O, no clock.
 ///

@@ -1,4 +1,4 @@
-public import Foundation
+public import FoundationEssentials
 
 /// A lighting group's schedule level from the wall clock: astronomical or fixed on/off, a
 /// base level, and a lower night level between two local times. Pure: same input, same

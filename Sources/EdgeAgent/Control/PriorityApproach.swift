@@ -1,3 +1,5 @@
+public import EdgeRuntime
+
 /// The bus-priority request of one junction approach. Pure logic: no I/O, no clock. The
 /// agent only *requests*; the junction controller alone keeps signal safety.
 ///

@@ -1,4 +1,7 @@
-public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+public import FoundationEssentials
 
 /// Sunrise and sunset by the NOAA solar calculator's algorithm (Meeus-based series for the
 /// sun's declination and the equation of time, zenith 90.833 deg = refraction + the sun's

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import FoundationEssentials
 
 /// Who may do what on the control socket, with every group already resolved to its gid
 /// (when the config was loaded: no user or group lookup ever runs on a connection thread).

@@ -1,4 +1,5 @@
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 
 /// One request on the local control socket: a JSON object on one line.
 ///
@@ -67,7 +68,7 @@ public enum ControlValue: Codable, Sendable, Equatable, CustomStringConvertible 
 
     public var description: String {
         switch self {
-        case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : String(format: "%.2f", d)
+        case .number(let d): return d.rounded() == d && abs(d) < 1e15 ? String(Int64(d)) : String(cFormat: "%.2f", d)
         case .string(let s): return s
         case .bool(let b): return b ? "yes" : "no"
         case .array(let a): return a.map(\.description).joined(separator: ",")

@@ -1,7 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 public import Logging
 
 /// The agent's local control socket: one JSON request per line, one JSON response per line.
@@ -18,7 +19,7 @@ public import Logging
 /// connection beyond them gets a `busy` line and is closed. A connection idle for
 /// `idleTimeout` is closed, so idle connections hold their slots for at most that long. Each
 /// connection is served on its own thread; a request line over 64 KiB closes it.
-public final class ControlServer: @unchecked Sendable {
+public final class ControlServer: Sendable {
     public typealias Handler = @Sendable (ControlRequest, PeerCredentials) -> ControlResponse
     public static let defaultMaxConnections = 16
     public static let defaultMaxPerUser = 4
@@ -33,11 +34,14 @@ public final class ControlServer: @unchecked Sendable {
     private let idleTimeout: Duration
     /// The peer's supplementary groups (tests inject them); default `/proc/<pid>/status`.
     private let groupsOf: @Sendable (PeerCredentials) -> [UInt32]?
-    private let lock = NSLock()
-    private var listenFD: Int32 = -1
-    private var running = false
-    private var active = 0
-    private var activeByUser: [UInt32: Int] = [:]
+    /// The listening socket and the connections being served, by uid.
+    private struct State {
+        var listenFD: Int32 = -1
+        var running = false
+        var active = 0
+        var activeByUser: [UInt32: Int] = [:]
+    }
+    private let state = Locked(State())
 
     public init(path: String, access: ControlAccess, logger: Logger,
                 maxConnections: Int = ControlServer.defaultMaxConnections, maxPerUser: Int = ControlServer.defaultMaxPerUser,
@@ -58,21 +62,19 @@ public final class ControlServer: @unchecked Sendable {
     public func start() throws(ControlSocketError) {
         let fd = try UnixSocket.listen(path: path, groupID: access.actuateGroupName != nil ? access.actuateGID : nil,
                                        groupName: access.actuateGroupName, mode: access.readGID != nil ? 0o666 : 0o660)
-        lock.withLock {
-            listenFD = fd
-            running = true
+        state.withLock {
+            $0.listenFD = fd
+            $0.running = true
         }
-        let t = Thread { [self] in acceptLoop(fd) }
-        t.name = "control-socket"
-        t.start()
+        OSThread.detached(name: "control-socket") { [self] in acceptLoop(fd) }
     }
 
     /// Stops accepting and removes the socket file.
     public func stop() {
-        let fd: Int32 = lock.withLock {
-            running = false
-            let fd = listenFD
-            listenFD = -1
+        let fd: Int32 = state.withLock { s in
+            s.running = false
+            let fd = s.listenFD
+            s.listenFD = -1
             return fd
         }
         if fd >= 0 {
@@ -84,31 +86,31 @@ public final class ControlServer: @unchecked Sendable {
 
     /// Why a connection of `uid` is not admitted now, or nil (then it is counted).
     private func admit(_ uid: UInt32) -> String? {
-        lock.withLock {
-            if active >= maxConnections { return "too many control connections (at most \(maxConnections) at once); try again shortly" }
-            if activeByUser[uid, default: 0] >= maxPerUser {
+        state.withLock { s in
+            if s.active >= maxConnections { return "too many control connections (at most \(maxConnections) at once); try again shortly" }
+            if s.activeByUser[uid, default: 0] >= maxPerUser {
                 return "too many control connections of uid \(uid) (at most \(maxPerUser) at once); close one and try again"
             }
-            active += 1
-            activeByUser[uid, default: 0] += 1
+            s.active += 1
+            s.activeByUser[uid, default: 0] += 1
             return nil
         }
     }
 
     private func release(_ uid: UInt32) {
-        lock.withLock {
-            active -= 1
-            activeByUser[uid, default: 1] -= 1
-            if activeByUser[uid] == 0 { activeByUser[uid] = nil }
+        state.withLock { s in
+            s.active -= 1
+            s.activeByUser[uid, default: 1] -= 1
+            if s.activeByUser[uid] == 0 { s.activeByUser[uid] = nil }
         }
     }
 
     private func acceptLoop(_ fd: Int32) {
-        while lock.withLock({ running }) {
-            let c = accept(fd, nil, nil)
+        while state.withLock({ $0.running }) {
+            let c = retryingOnInterrupt { accept(fd, nil, nil) }
             if c < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                if !lock.withLock({ running }) { return }
+                if errno == ECONNABORTED { continue }
+                if !state.withLock({ $0.running }) { return }
                 logger.error("control socket accept failed: \(UnixSocket.errnoText())")
                 usleep(100_000)
                 continue
@@ -125,13 +127,11 @@ public final class ControlServer: @unchecked Sendable {
                 close(c)
                 continue
             }
-            let t = Thread { [self] in
+            OSThread.detached(name: "control-conn") { [self] in
                 serve(c, peer: peer)
                 close(c)
                 release(peer.uid)
             }
-            t.name = "control-conn"
-            t.start()
         }
     }
 

@@ -1,7 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 import CSystemShims
 
 /// The identity of the process at the other end of a Unix socket, from SO_PEERCRED.
@@ -44,7 +45,7 @@ enum UnixSocket {
         guard let (addr, len) = makeAddress(path) else {
             throw ControlSocketError(kind: .io, path: path, message: "control socket path too long: \(path)")
         }
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePaths.directory(of: path)
         if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -109,8 +110,8 @@ enum UnixSocket {
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
-            if n < 0 { if errno == EINTR { continue }; return false }
+            let n = retryingOnInterrupt { bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) } }
+            if n < 0 { return false }
             off += n
         }
         return true
@@ -126,8 +127,7 @@ enum UnixSocket {
             }
             if buffer.count > limit { return nil }
             var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) }
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, 4096, 0) } }
             if n <= 0 { return nil }
             buffer.append(contentsOf: chunk[..<n])
         }

@@ -1,5 +1,6 @@
 import CSystemShims
-import Foundation
+import FoundationEssentials
+import EdgeRuntime
 import Synchronization
 
 /// Whether the wall clock can be trusted: synchronised to a time source, as the kernel
@@ -28,8 +29,8 @@ public final class ClockTrust: Sendable {
     public static let overrideVariable = "EDGE_AGENT_TIME_SYNC_FLAG"
 
     private let state = Atomic<Int>(-1)   // -1 not checked yet, 0 no, 1 yes
-    private let sourceName = Mutex("not checked yet")
-    private let observers = Mutex<[@Sendable (Quality) -> Void]>([])
+    private let sourceName = Locked("not checked yet")
+    private let observers = Locked<[@Sendable (Quality) -> Void]>([])
     private let override: String?
     private let interval: Duration
 
@@ -37,14 +38,12 @@ public final class ClockTrust: Sendable {
         override = environment[Self.overrideVariable].flatMap { $0.isEmpty ? nil : $0 }
         self.interval = interval
         check()
-        let thread = Thread { [self] in
+        OSThread.detached(name: "clock-trust") { [self] in
             while true {
-                Thread.sleep(forTimeInterval: Double(self.interval.components.seconds) + Double(self.interval.components.attoseconds) / 1e18)
+                MonotonicInstant.sleep(for: self.interval)
                 self.check()
             }
         }
-        thread.name = "clock-trust"
-        thread.start()
     }
 
     /// True once a source says the clock is synchronised (an atomic load: fine on the loop).

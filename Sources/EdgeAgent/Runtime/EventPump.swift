@@ -1,4 +1,4 @@
-import Foundation
+import EdgeRuntime
 import Logging
 
 /// Carries batches from the control loop to a slower consumer (logging, the outbox's disk
@@ -9,7 +9,7 @@ import Logging
 /// how many at its next call. Items are delivered in the order posted. `stop()` delivers
 /// what is queued, then ends the thread.
 final class EventPump<Item: Sendable>: @unchecked Sendable {
-    private let cond = NSCondition()
+    private let cond = Lock()
     private var queue: [[Item]] = []
     private var queuedItems = 0
     private var droppedSinceLast = 0
@@ -32,9 +32,7 @@ final class EventPump<Item: Sendable>: @unchecked Sendable {
 
     func start() {
         cond.withLock { running = true }
-        let t = Thread { [self] in run() }
-        t.name = name
-        t.start()
+        OSThread.detached(name: name) { [self] in run() }
     }
 
     /// Queues a batch (from the loop thread); drops it when the queue is full.
@@ -58,7 +56,7 @@ final class EventPump<Item: Sendable>: @unchecked Sendable {
         cond.lock()
         running = false
         cond.broadcast()
-        let deadline = Date().addingTimeInterval(timeout.seconds)
+        let deadline = MonotonicInstant.now() + timeout
         while !finished, cond.wait(until: deadline) {}
         cond.unlock()
     }

@@ -1,9 +1,8 @@
-import CSystemShims
+public import EdgeRuntime
 #if canImport(Glibc)
 import Glibc
 #endif
 public import Logging
-import Synchronization
 
 /// What a `LoopThread` has done so far; a consistent snapshot, cheap to read from any thread.
 public struct LoopStats: Sendable, Equatable {
@@ -49,7 +48,7 @@ public struct LoopStats: Sendable, Equatable {
 /// the body: it is counted (`pastDeadlines`) and the loop runs again `minimumGap` later rather
 /// than spin (a SCHED_FIFO thread that spins starves the box).
 ///
-/// The thread sleeps in `pthread_cond_timedwait` on a CLOCK_MONOTONIC condition variable with
+/// The thread sleeps on a CLOCK_MONOTONIC condition variable (`Lock.wait(until:)`) with
 /// an absolute deadline, so a wake-up is prompt and the grid never drifts; the mutex is
 /// priority-inheriting, so a low-priority thread calling `wake()` cannot stall a SCHED_FIFO
 /// loop. Nothing is allocated per run. The body must not block on I/O; if it overruns, missed
@@ -74,11 +73,11 @@ public final class LoopThread: Sendable {
     private let logger: Logger
     private let body: @Sendable (_ now: MonotonicInstant, _ scheduledFor: MonotonicInstant) -> MonotonicInstant?
     private let signal = LoopSignal()
-    private let statsState = Mutex(StatsState())
-    private let lifecycle = Mutex(Lifecycle())
+    private let statsState = Locked(StatsState())
+    private let lifecycle = Locked(Lifecycle())
 
     private struct Lifecycle {
-        var thread: pthread_t?
+        var thread: OSThread?
         var started = false
         var exited = false
     }
@@ -120,7 +119,7 @@ public final class LoopThread: Sendable {
                 s.stats.startedAt = MonotonicInstant.now()
                 s.stats.isRunning = true
             }
-            l.thread = startLoopThread { [self] in run() }
+            l.thread = OSThread.startRealtime(name: name, priority: Int32(clamping: realtimePriority)) { [self] scheduling in run(scheduling) }
         }
     }
 
@@ -133,16 +132,11 @@ public final class LoopThread: Sendable {
     /// Called from the body itself, it only asks the loop to end.
     public func stop() {
         signal.requestStop()
-        let thread = lifecycle.withLock { l -> pthread_t? in
+        let thread = lifecycle.withLock { l -> OSThread? in
             defer { l.thread = nil }
             return l.thread
         }
-        guard let thread else { return }
-        if pthread_equal(thread, pthread_self()) != 0 {
-            _ = pthread_detach(thread)
-            return
-        }
-        pthread_join(thread, nil)
+        thread?.join()  // from the body itself it only detaches
     }
 
     /// Stops the loop, waiting at most `timeout` for a running body to return. Returns false
@@ -154,11 +148,11 @@ public final class LoopThread: Sendable {
         let deadline = MonotonicInstant.now() + timeout
         while !lifecycle.withLock({ $0.exited || $0.thread == nil }) {
             if MonotonicInstant.now() >= deadline {
-                let thread = lifecycle.withLock { l -> pthread_t? in
+                let thread = lifecycle.withLock { l -> OSThread? in
                     defer { l.thread = nil }
                     return l.thread
                 }
-                if let thread { _ = pthread_detach(thread) }
+                thread?.detach()
                 logger.critical("control loop did not stop in time; left running detached", metadata: ["loop": "\(name)", "timeout": "\(timeout)"])
                 return false
             }
@@ -172,9 +166,8 @@ public final class LoopThread: Sendable {
 
     // MARK: The loop
 
-    private func run() {
-        _ = edge_set_thread_name(name)
-        let realtime = realtimePriority > 0 && enterRealtime()
+    private func run(_ scheduling: OSThread.Scheduling) {
+        let realtime = logScheduling(scheduling)
         let maxSleepNanos = max(1, maxSleep.nanosecondsClamped)
         let gridNanos = grid.map { max(1, $0.nanosecondsClamped) }
         let gapNanos = Self.minimumGap.nanosecondsClamped
@@ -195,7 +188,7 @@ public final class LoopThread: Sendable {
         while true {
             let now: MonotonicInstant
             let scheduled: MonotonicInstant
-            switch signal.wait(untilMonotonicNanos: next) {
+            switch signal.wait(until: MonotonicInstant(nanoseconds: next)) {
             case .stop:
                 return
             case .deadline:
@@ -231,20 +224,21 @@ public final class LoopThread: Sendable {
         }
     }
 
-    /// Asks for SCHED_FIFO; returns whether it was granted (logs either way).
-    private func enterRealtime() -> Bool {
-        var param = sched_param()
-        param.sched_priority = Int32(clamping: realtimePriority)
-        let rc = pthread_setschedparam(pthread_self(), SCHED_FIFO, &param)
-        if rc == 0 {
+    /// Logs how the thread is scheduled; returns whether it runs SCHED_FIFO.
+    private func logScheduling(_ scheduling: OSThread.Scheduling) -> Bool {
+        switch scheduling {
+        case .normal:
+            return false
+        case .realtime:
             logger.info("control loop runs with real-time scheduling", metadata: ["loop": "\(name)", "policy": "SCHED_FIFO", "priority": "\(realtimePriority)"])
             return true
+        case .refused(_, let rc):
+            let reason = strerror(rc).map { String(cString: $0) } ?? "errno \(rc)"
+            logger.warning("control loop runs with normal scheduling: SCHED_FIFO priority \(realtimePriority) refused (\(reason)); grant CAP_SYS_NICE or LimitRTPRIO=\(realtimePriority) in the unit to get it", metadata: [
+                "loop": "\(name)", "errno": "\(rc)",
+            ])
+            return false
         }
-        let reason = strerror(rc).map { String(cString: $0) } ?? "errno \(rc)"
-        logger.warning("control loop runs with normal scheduling: SCHED_FIFO priority \(realtimePriority) refused (\(reason)); grant CAP_SYS_NICE or LimitRTPRIO=\(realtimePriority) in the unit to get it", metadata: [
-            "loop": "\(name)", "errno": "\(rc)",
-        ])
-        return false
     }
 }
 
@@ -311,93 +305,52 @@ private struct StatsState {
     }
 }
 
-/// A priority-inheriting mutex and a CLOCK_MONOTONIC condition variable, with the loop's flags.
-/// Invariant: the flags are read and written only with the mutex held.
-private final class LoopSignal: @unchecked Sendable {
+/// The loop's flags behind the one `Lock` (priority-inheriting, CLOCK_MONOTONIC condition).
+private final class LoopSignal: Sendable {
     enum Reason {
         case deadline
         case wake(requestedAt: Int64)
         case stop
     }
 
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let cond: UnsafeMutablePointer<pthread_cond_t>
-    private var wakePending = false
-    private var wakeRequestedAt: Int64 = 0
-    private var stopRequested = false
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        cond = .allocate(capacity: 1)
-        var mattr = pthread_mutexattr_t()
-        pthread_mutexattr_init(&mattr)
-        pthread_mutexattr_setprotocol(&mattr, Int32(PTHREAD_PRIO_INHERIT))
-        pthread_mutex_init(mutex, &mattr)
-        pthread_mutexattr_destroy(&mattr)
-        var cattr = pthread_condattr_t()
-        pthread_condattr_init(&cattr)
-        pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &cattr)
-        pthread_condattr_destroy(&cattr)
+    private struct Flags {
+        var wakePending = false
+        var wakeRequestedAt: Int64 = 0
+        var stopRequested = false
     }
 
-    deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        cond.deallocate()
-    }
+    private let flags = Locked(Flags())
 
     func wake(at: Int64) {
-        pthread_mutex_lock(mutex)
-        if !wakePending {
-            wakePending = true
-            wakeRequestedAt = at  // the oldest pending request counts for latency
+        flags.withLock { f in
+            if !f.wakePending {
+                f.wakePending = true
+                f.wakeRequestedAt = at  // the oldest pending request counts for latency
+            }
         }
-        pthread_cond_signal(cond)
-        pthread_mutex_unlock(mutex)
+        flags.signal()
     }
 
     func requestStop() {
-        pthread_mutex_lock(mutex)
-        stopRequested = true
-        pthread_cond_signal(cond)
-        pthread_mutex_unlock(mutex)
+        flags.withLock { $0.stopRequested = true }
+        flags.signal()
     }
 
     /// Blocks until the absolute monotonic `deadline`, a wake-up or a stop request. A deadline
     /// that has come also consumes a pending wake-up (one body run serves both).
-    func wait(untilMonotonicNanos deadline: Int64) -> Reason {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-        while true {
-            if stopRequested { return .stop }
-            if MonotonicInstant.now().nanoseconds >= deadline {
-                wakePending = false
+    func wait(until deadline: MonotonicInstant) -> Reason {
+        let reason = flags.wait(until: deadline) { f -> Reason? in
+            if f.stopRequested { return .stop }
+            if MonotonicInstant.now() >= deadline {
+                f.wakePending = false
                 return .deadline
             }
-            if wakePending {
-                wakePending = false
-                return .wake(requestedAt: wakeRequestedAt)
+            if f.wakePending {
+                f.wakePending = false
+                return .wake(requestedAt: f.wakeRequestedAt)
             }
-            _ = pthread_cond_timedwait(cond, mutex, &ts)
+            return nil
         }
+        return reason ?? .deadline
     }
-}
-
-/// Starts a joinable OS thread running `body`.
-private func startLoopThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Box: Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var tid = pthread_t()
-    let rc = pthread_create(&tid, nil, { raw in
-        Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
-        return nil
-    }, box)
-    precondition(rc == 0, "pthread_create failed: errno \(rc)")
-    return tid
 }

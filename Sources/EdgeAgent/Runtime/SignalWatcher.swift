@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import EdgeRuntime
 
 /// Turns SIGTERM, SIGINT and SIGHUP into calls on a dedicated thread (sigwait), so the agent's
 /// shutdown and reload run as ordinary code, never inside a signal handler.
@@ -38,7 +38,7 @@ public enum SignalWatcher {
 
     /// Starts the watcher thread delivering each signal to `handler`.
     public static func start(_ handler: @escaping @Sendable (Event) -> Void) {
-        let t = Thread {
+        OSThread.detached(name: "signals") {
             var set = sigset_t()
             sigemptyset(&set)
             sigaddset(&set, SIGTERM)
@@ -50,7 +50,5 @@ public enum SignalWatcher {
                 handler(sig == SIGHUP ? .reload : .terminate(sig))
             }
         }
-        t.name = "signals"
-        t.start()
     }
 }

@@ -1,3 +1,4 @@
+public import EdgeRuntime
 public import Logging
 public import Protocols
 

@@ -1,5 +1,5 @@
-import Foundation
-import Synchronization
+import FoundationEssentials
+import EdgeRuntime
 
 /// The alarms the agent has published as active and not yet as cleared
 /// (`<state_dir>/alarms`, one `<device>/<code> <severity>` per line, replaced atomically with
@@ -10,7 +10,7 @@ import Synchronization
 /// change; the re-assertion at start then works from what the file last held.
 final class AlarmLedger: Sendable {
     let path: String
-    private let entries: Mutex<[String: String]>   // "device/code" -> severity
+    private let entries: Locked<[String: String]>   // "device/code" -> severity
 
     init(path: String) {
         self.path = path
@@ -22,7 +22,7 @@ final class AlarmLedger: Sendable {
                 loaded[String(words[0])] = String(words[1])
             }
         }
-        entries = Mutex(loaded)
+        entries = Locked(loaded)
     }
 
     /// The alarms published as active, with their severity.

@@ -1,7 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 
 /// Small durable-file helpers for the state folder: atomic replace with fsync (the outbox's
 /// `seq` high-water file) and moving a damaged database aside.
@@ -14,10 +15,9 @@ enum DurableFile {
         let bytes = Array(contents.utf8)
         var written = 0
         while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            let n = retryingOnInterrupt { bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
             if n < 0 {
                 let e = errno
-                if e == EINTR { continue }
                 close(fd)
                 unlink(tmp)
                 throw error(e, "write", tmp, store)
@@ -50,7 +50,7 @@ enum DurableFile {
 
     /// fsyncs the folder holding `path` so a rename or create in it is durable.
     static func syncFolder(of path: String) {
-        let dir = (path as NSString).deletingLastPathComponent
+        let dir = FilePaths.directory(of: path)
         let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 { _ = fsync(fd); close(fd) }
     }

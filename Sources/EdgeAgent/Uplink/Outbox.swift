@@ -1,4 +1,5 @@
-public import Foundation
+public import FoundationEssentials
+import EdgeRuntime
 public import Logging
 
 /// How the outbox treats a message when it must drop something: telemetry goes first.
@@ -275,7 +276,7 @@ final class OutboxCore: @unchecked Sendable {
     private let clock = ContinuousClock()
 
     // Guarded by `cond`.
-    private let cond = NSCondition()
+    private let cond = Lock()
     private var nextSeq: UInt64
     private var reservedSeq: UInt64
     private var pendingInserts: [Pending] = []
@@ -302,13 +303,13 @@ final class OutboxCore: @unchecked Sendable {
     private var commitHandler: (@Sendable (UInt64) -> Void)?
 
     // Guarded by `dbLock`.
-    private let dbLock = NSLock()
+    private let dbLock = Lock()
     private var db: SQLiteDatabase?
     private var persisted: Persisted
 
     init(path: String, maxMessages: Int, maxBytes: Int, maxAge: Duration, logger: Logger, ageClock: SteadyWallClock, window: Duration, batchLimit: Int) throws(OutboxError) {
         self.path = path
-        self.seqPath = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent("seq")
+        self.seqPath = FilePaths.join(FilePaths.directory(of: path), "seq")
         self.maxMessages = maxMessages
         self.maxBytes = maxBytes
         self.maxAgeMs = outboxMilliseconds(maxAge)
@@ -317,12 +318,12 @@ final class OutboxCore: @unchecked Sendable {
         self.window = window
         self.batchLimit = batchLimit
 
-        let folder = (path as NSString).deletingLastPathComponent
+        let folder = FilePaths.directory(of: path)
         if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
             do {
                 try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
             } catch {
-                throw OutboxError(code: .cannotOpen, store: Self.store, path: folder, reason: "cannot create folder: \(error.localizedDescription)")
+                throw OutboxError(code: .cannotOpen, store: Self.store, path: folder, reason: "cannot create folder: \(error)")
             }
         }
 
@@ -377,9 +378,7 @@ final class OutboxCore: @unchecked Sendable {
         cond.lock()
         flusherRunning = true
         cond.unlock()
-        let thread = Thread { [self] in self.flusherLoop() }
-        thread.name = "edge-outbox"
-        thread.start()
+        OSThread.detached(name: "edge-outbox") { [self] in self.flusherLoop() }
     }
 
     // MARK: Opening and recovery
@@ -840,7 +839,7 @@ final class OutboxCore: @unchecked Sendable {
                         cond.lock()
                     }
                 } else {
-                    _ = cond.wait(until: Date(timeIntervalSinceNow: outboxSeconds(due - now)))
+                    cond.wait(until: MonotonicInstant.now() + (due - now))
                 }
             } else {
                 let due = lastMaintenance + Self.maintenanceInterval
@@ -852,7 +851,7 @@ final class OutboxCore: @unchecked Sendable {
                         cond.lock()
                     }
                 } else {
-                    _ = cond.wait(until: Date(timeIntervalSinceNow: outboxSeconds(due - now)))
+                    cond.wait(until: MonotonicInstant.now() + (due - now))
                 }
             }
         }

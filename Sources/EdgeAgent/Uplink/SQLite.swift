@@ -1,5 +1,6 @@
 // The one file that touches SQLite's C API (CSQLite): every pointer, handle and result code
 // lives here. Callers see `SQLiteDatabase`, `SQLiteValue`, `SQLiteRow` and `SQLiteError`.
+import EdgeRuntime
 import CSQLite
 
 /// A failed SQLite call: the primary and extended result codes, SQLite's message and the

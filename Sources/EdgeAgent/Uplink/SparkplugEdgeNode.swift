@@ -1,4 +1,7 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
 import Protocols
 
 /// The Sparkplug B 3.0 dialect of the uplink (`uplink.dialect: sparkplug`, docs/SPARKPLUG.md):
@@ -59,7 +62,7 @@ final class SparkplugEdgeNode {
         self.root = root
         hostOnline = config.uplink.sparkplug.primaryHost == nil
         bdSeqPath = config.gateway.stateDirectory + "/sparkplug-bdseq"
-        let stored = (try? String(contentsOfFile: bdSeqPath, encoding: .utf8)).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let stored = (try? String(contentsOfFile: bdSeqPath, encoding: .utf8)).flatMap { $0.split(whereSeparator: \.isWhitespace).first.flatMap { UInt64($0) } }
         bdSeq = (stored ?? 0) % 256
         persistNextBdSeq()
     }
@@ -283,8 +286,9 @@ final class SparkplugEdgeNode {
         if let host = primaryHost, message.topic == "\(Self.namespace)/STATE/\(host)" {
             // Sparkplug 3.0: JSON {"online": bool, "timestamp": ms}; older hosts: "ONLINE"/"OFFLINE".
             let online: Bool
-            if let o = try? JSONSerialization.jsonObject(with: Data(message.payload)) as? [String: Any], let b = o["online"] as? Bool {
-                online = b
+            struct HostState: Decodable { var online: Bool }
+            if let state = try? JSONDecoder().decode(HostState.self, from: Data(message.payload)) {
+                online = state.online
             } else {
                 online = String(decoding: message.payload, as: UTF8.self).uppercased() == "ONLINE"
             }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The Sparkplug B 3.0 payload (docs/sparkplug_b.proto: `org.eclipse.tahu.protobuf.Payload`)
 /// and its protobuf wire encoding, for the subset the agent sends and reads: Payload

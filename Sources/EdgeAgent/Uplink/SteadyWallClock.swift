@@ -1,4 +1,5 @@
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 
 /// Wall time that advances only with the monotonic clock: the wall clock read once, at `init`,
 /// plus the monotonic time elapsed since. A wall-clock jump after `init` (RTC reset, NTP step,

@@ -1,5 +1,5 @@
-import Dispatch
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 public import Logging
 #if canImport(Glibc)
 import Glibc
@@ -118,11 +118,11 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
     private let endpoints: [MQTTEndpoint]
     private let logger: Logger
     private let session: MosquittoSession
-    private let shared: MQTTLocked<Shared>
+    private let shared: Locked<Shared>
     /// Signalled by `stop()`; the network thread's backoff sleeps wait on it (monotonic).
-    private let stopSignal = DispatchSemaphore(value: 0)
+    private let stopSignal = Event()
     /// Signalled by the network thread when it exits.
-    private let exited = DispatchSemaphore(value: 0)
+    private let exited = Event()
 
     /// Poll interval of the network loop when idle; publishes/disconnect wake it earlier.
     private static let loopTimeoutMilliseconds = 1000
@@ -136,7 +136,7 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
         logger[metadataKey: "broker"] = "\(configuration.broker)"
         logger[metadataKey: "client"] = "\(configuration.clientID)"
         self.logger = logger
-        shared = MQTTLocked(Shared(machine: MQTTClientState(maxInflight: configuration.maxInflight)))
+        shared = Locked(Shared(machine: MQTTClientState(maxInflight: configuration.maxInflight)))
         session = try MosquittoSession(clientID: configuration.clientID, cleanSession: configuration.cleanSession, broker: configuration.broker)
         try check(session.configure(maxInflight: configuration.maxInflight), "setting protocol 3.1.1 and max in-flight")
         if let will = configuration.will {
@@ -194,13 +194,11 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
 
     func start() {
         guard shared.withLock({ $0.machine.start() }) else { return }
-        let thread = Thread { [self] in
+        OSThread.detached(name: "mqtt-net") { [self] in
             shared.withLock { $0.networkThread = pthread_self() }
             runNetwork()
-            exited.signal()
+            exited.set()
         }
-        thread.name = "mqtt-net"
-        thread.start()
         logger.info("MQTT client started", metadata: ["maxInflight": "\(configuration.maxInflight)"])
     }
 
@@ -212,13 +210,13 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
         resume(stopped.resume)
         guard stopped.wasRunning else { return }
         _ = session.disconnect()   // wakes the loop at once; the network thread flushes it
-        stopSignal.signal()
+        stopSignal.set()
         if onNetworkThread {
             // Called from a handler: the thread exits once the handler returns; joining would deadlock.
             logger.debug("MQTT stop requested from a handler; the network thread exits after it")
             return
         }
-        if exited.wait(timeout: .now() + .seconds(10)) == .timedOut {
+        if !exited.wait(until: .now() + .seconds(10)) {
             logger.error("MQTT network thread did not exit within 10 s")
         }
         let wasUp = shared.withLock { $0.machine.linkDown() }
@@ -301,11 +299,7 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
         } else {
             logger.info("MQTT connection still failing", metadata: metadata)
         }
-        let (seconds, attoseconds) = delay.components
-        let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
-        if stopSignal.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success {
-            stopSignal.signal()   // keep it signalled: the thread is stopping
-        }
+        stopSignal.wait(until: .now() + delay)   // stays set once the thread is stopping
     }
 
     /// The loop failed: the link is down. Returns whether it had been up (CONNACK seen).
@@ -472,19 +466,5 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
             resume(shared.withLock { $0.machine.cancel(token: token) })
         }
         try outcome.get()
-    }
-}
-
-/// A value behind an NSLock; `withLock` is the only access.
-final class MQTTLocked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-
-    init(_ value: Value) { self.value = value }
-
-    func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
     }
 }

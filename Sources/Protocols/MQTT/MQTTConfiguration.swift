@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// How an `MQTTClient` reaches and talks to its broker.
 ///

@@ -7,7 +7,8 @@
 // libmosquitto's internal socket pair. Callbacks run on the network thread, inside
 // mosquitto_loop (or inside publish/subscribe when those are called from a callback).
 import CMosquitto
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -82,7 +83,7 @@ enum MosquittoLibrary {
 /// the network thread starts; connect/reconnect/loop are called only by the network thread.
 final class MosquittoSession: @unchecked Sendable {
     private let handle: OpaquePointer
-    private let handlerLock = NSLock()
+    private let handlerLock = Lock()
     private weak var handler: (any MosquittoEventHandler)?
 
     /// mosquitto_new + threaded mode + callbacks; the handler is attached later.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CModbus
+import EdgeRuntime
 
 // The one file that touches libmodbus (3.1.6): every `modbus_*` call and every pointer into its
 // buffers lives here. Callers get Swift values and plain errno numbers (0 = success); errno is read
@@ -104,9 +105,8 @@ final class LibModbusContext {
             let fd = modbus_get_socket(ctx)
             guard fd >= 0, clock.now < end else { return }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let n = poll(&p, 1, quietMillis)
-            if n == 0 { return }
-            if n < 0 && errno != EINTR { return }
+            let n = retryingOnInterrupt { poll(&p, 1, quietMillis) }
+            if n <= 0 { return }
         }
     }
 

@@ -2,7 +2,8 @@
 import Glibc
 #endif
 public import Logging
-import Foundation
+import EdgeRuntime
+import FoundationEssentials
 
 /// The four tables of one server unit (coils, discrete inputs, holding and input registers), all
 /// starting at protocol address 0.
@@ -72,7 +73,7 @@ public final class ModbusServer: @unchecked Sendable {
     private let units: [UInt8: ModbusRegisterBank]
     private let handler: Handler?
     private let logger: Logger
-    private let lock = NSLock()
+    private let lock = Lock()
     private var loop: ServeLoop?
     private var boundPort: Int?
 
@@ -235,8 +236,8 @@ private final class ServeLoop: @unchecked Sendable {
     private let bus: String
     private let wakeRead: Int32
     private let wakeWrite: Int32
-    private let done = DispatchSemaphore(value: 0)
-    private let countLock = NSLock()
+    private let done = Event()
+    private let countLock = Lock()
     private var clients: [Client] = []
     private var published = 0
     private var serial: [UInt8] = []
@@ -267,12 +268,10 @@ private final class ServeLoop: @unchecked Sendable {
     var clientCount: Int { countLock.withLock { published } }
 
     func start(name: String) {
-        let thread = Thread { [self] in
+        OSThread.detached(name: name) { [self] in
             run()
-            done.signal()
+            done.set()
         }
-        thread.name = name
-        thread.start()
     }
 
     func stop() {
@@ -294,9 +293,8 @@ private final class ServeLoop: @unchecked Sendable {
             }
             for c in clients { pfds.append(pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)) }
             let timeout: Int32 = serial.isEmpty ? -1 : 20
-            let n = poll(&pfds, nfds_t(pfds.count), timeout)
+            let n = retryingOnInterrupt { poll(&pfds, nfds_t(pfds.count), timeout) }
             if n < 0 {
-                if errno == EINTR { continue }
                 logger.error("poll failed; server stops", metadata: ["errno": .stringConvertible(errno)])
                 break serving
             }
@@ -364,9 +362,9 @@ private final class ServeLoop: @unchecked Sendable {
     private func serveClient(fd: Int32) -> Bool {
         guard let index = clients.firstIndex(where: { $0.fd == fd }) else { return true }
         var chunk = [UInt8](repeating: 0, count: 512)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        let n = retryingOnInterrupt { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) } }
         if n == 0 { return false }
-        if n < 0 { return errno == EAGAIN || errno == EINTR }
+        if n < 0 { return errno == EAGAIN }
         clients[index].buffer.append(contentsOf: chunk[0..<n])
         while clients[index].buffer.count >= 7 {
             let b = clients[index].buffer

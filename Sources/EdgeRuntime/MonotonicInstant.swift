@@ -1,8 +1,9 @@
 #if canImport(Glibc)
-import Glibc
+public import Glibc
 #endif
 
-/// A point on the monotonic clock (CLOCK_MONOTONIC), in nanoseconds.
+/// A point on the monotonic clock (CLOCK_MONOTONIC), in nanoseconds: the one time type of the
+/// control loop, the buses, GPIO edge timestamps and every wait.
 ///
 /// Control logic takes instants as parameters and never reads a clock itself, so tests
 /// drive it with a virtual clock (any starting value). Wall-clock jumps never move it.
@@ -13,7 +14,7 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable, CustomStringConv
 
     /// The current CLOCK_MONOTONIC reading (only the runtime calls this; control logic never does).
     public static func now() -> MonotonicInstant {
-        var ts = timespec()
+        var ts = Glibc.timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return MonotonicInstant(nanoseconds: Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec))
     }
@@ -34,6 +35,24 @@ public struct MonotonicInstant: Comparable, Hashable, Sendable, CustomStringConv
     }
 
     public var description: String { "t+\(Double(nanoseconds) / 1e9)s" }
+
+    /// The instant as a `timespec` (for clock_nanosleep, pthread_cond_timedwait); negative is 0.
+    public var timespec: Glibc.timespec {
+        let n = max(0, nanoseconds)
+        return Glibc.timespec(tv_sec: Int(n / 1_000_000_000), tv_nsec: Int(n % 1_000_000_000))
+    }
+
+    /// Sleeps the calling thread until the absolute instant (clock_nanosleep, TIMER_ABSTIME,
+    /// resumed after signals). Returns at once when it has passed.
+    public static func sleep(until deadline: MonotonicInstant) {
+        var ts = deadline.timespec
+        while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
+    }
+
+    /// Sleeps the calling thread for `duration` of monotonic time (the Thread.sleep replacement).
+    public static func sleep(for duration: Duration) {
+        sleep(until: now() + duration)
+    }
 }
 
 extension Duration {
