@@ -845,8 +845,8 @@ final class UplinkService: AgentService, @unchecked Sendable {
                 // an acknowledgement, a stop: each broadcasts), at most until the next retry of
                 // held messages; a message stored since the peek is sent at once.
                 cond.lock()
-                let until = Date().addingTimeInterval(max(0.05, 1 - (ContinuousClock.now - lastRetry).seconds))
-                if running && storedCount == storedBefore { _ = cond.wait(until: until) }
+                let until = MonotonicInstant.now() + max(.milliseconds(50), .seconds(1) - (ContinuousClock.now - lastRetry))
+                if running && storedCount == storedBefore { cond.wait(until: until) }
                 cond.unlock()
             }
         }
