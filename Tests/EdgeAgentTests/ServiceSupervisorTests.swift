@@ -2,7 +2,6 @@ import EdgeRuntime
 @testable import EdgeAgent
 import Foundation
 import Logging
-import Synchronization
 import Testing
 
 /// The supervisor's rules: ordered start, reverse-order stop under one deadline, a required
@@ -13,11 +12,11 @@ import Testing
         let name: String
         let journal: Journal
         /// Starts that fail before one succeeds.
-        private let failures: Mutex<Int>
+        private let failures: Locked<Int>
         init(_ name: String, journal: Journal, failures: Int = 0) {
             self.name = name
             self.journal = journal
-            self.failures = Mutex(failures)
+            self.failures = Locked(failures)
         }
         func start() throws {
             let fail = failures.withLock { n -> Bool in
@@ -39,7 +38,7 @@ import Testing
     struct ProbeError: Error { let name: String }
 
     final class Journal: Sendable {
-        private let lines = Mutex<[String]>([])
+        private let lines = Locked<[String]>([])
         func add(_ s: String) { lines.withLock { $0.append(s) } }
         var all: [String] { lines.withLock { $0 } }
     }
@@ -129,9 +128,9 @@ import Testing
 
     @Test func reloadsRunOneAtATimeAndReadersWaitForTheResult() throws {
         let store = ConfigStore(try Self.config())
-        let inside = Mutex(0)
-        let most = Mutex(0)
-        let seen = Mutex<[Int]>([])
+        let inside = Locked(0)
+        let most = Locked(0)
+        let seen = Locked<[Int]>([])
         let threads = (0..<4).map { _ in
             Thread {
                 for _ in 0..<5 {

@@ -11,49 +11,45 @@ import FoundationEssentials
 /// - `stable()` returns the current generation once no reload is in progress: command intake
 ///   (the control socket, the centre) waits there, so a command that arrives during a reload
 ///   is validated and run on the new generation (or on the old one, if the reload failed).
-final class ConfigStore: @unchecked Sendable {
+final class ConfigStore: Sendable {
     struct Generation: Sendable {
         let config: AgentConfig
         let number: Int
     }
 
-    private let cond = Lock()
-    private var generation: Generation
-    private var reloading = false
+    private struct State {
+        var generation: Generation
+        var reloading = false
+    }
+
+    private let state: Locked<State>
 
     init(_ config: AgentConfig) {
-        generation = Generation(config: config, number: 1)
+        state = Locked(State(generation: Generation(config: config, number: 1)))
     }
 
     /// The current generation, even while a reload runs.
-    var current: Generation { cond.withLock { generation } }
+    var current: Generation { state.withLock { $0.generation } }
 
     /// The current generation once no reload is in progress (or after `timeout`, the current one).
     func stable(timeout: Duration = .seconds(30)) -> Generation {
-        cond.lock()
-        defer { cond.unlock() }
-        let deadline = MonotonicInstant.now() + timeout
-        while reloading, cond.wait(until: deadline) {}
-        return generation
+        state.wait(until: MonotonicInstant.now() + timeout) { $0.reloading ? nil : $0.generation } ?? current
     }
 
     /// Runs `body` as the only reload in progress. `body` gets the running generation and
     /// returns the config to commit; when it throws nothing changes.
     func reload(_ body: (Generation) throws -> AgentConfig) throws -> Generation {
-        cond.lock()
-        while reloading { cond.wait() }
-        reloading = true
-        let running = generation
-        cond.unlock()
+        let running: Generation = state.wait { s in
+            guard !s.reloading else { return nil }
+            s.reloading = true
+            return s.generation
+        }!
         defer {
-            cond.lock()
-            reloading = false
-            cond.broadcast()
-            cond.unlock()
+            state.withLock { $0.reloading = false }
+            state.broadcast()
         }
-        let config = try body(running)
-        let next = Generation(config: config, number: running.number + 1)
-        cond.withLock { generation = next }
+        let next = Generation(config: try body(running), number: running.number + 1)
+        state.withLock { $0.generation = next }
         return next
     }
 }

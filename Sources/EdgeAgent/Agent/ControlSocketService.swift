@@ -8,16 +8,18 @@ import Logging
 /// Rules: `replace(with:)` starts the socket of the new config (for a new path, before the old
 /// one closes; for the same path, after it) and, if it cannot, keeps (or restarts) the old one
 /// and throws. Requests are handled by the agent's handler whatever the generation.
-final class ControlSocketService: AgentService, @unchecked Sendable {
+final class ControlSocketService: AgentService {
     let name = "control-socket"
     private let logger: Logger
     private let handler: ControlServer.Handler
-    private let lock = Lock()
-    private var settings: Settings
-    private var server: ControlServer?
+    private struct State {
+        var settings: Settings
+        var server: ControlServer?
+    }
+    private let state: Locked<State>
 
     /// What the socket is made from.
-    struct Settings: Equatable {
+    struct Settings: Equatable, Sendable {
         var path: String
         var access: ControlAccess
         init(_ config: AgentConfig) {
@@ -27,7 +29,7 @@ final class ControlSocketService: AgentService, @unchecked Sendable {
     }
 
     init(config: AgentConfig, logger: Logger, handler: @escaping ControlServer.Handler) {
-        settings = Settings(config)
+        state = Locked(State(settings: Settings(config)))
         self.logger = logger
         self.handler = handler
     }
@@ -37,27 +39,27 @@ final class ControlSocketService: AgentService, @unchecked Sendable {
     }
 
     func start() throws {
-        let s: Settings? = lock.withLock { self.server == nil ? settings : nil }
+        let s: Settings? = state.withLock { $0.server == nil ? $0.settings : nil }
         guard let s else { return }   // already serving (a reload started it)
         let fresh = make(s)
         try fresh.start()
-        lock.withLock { self.server = fresh }
+        state.withLock { $0.server = fresh }
     }
 
     func stop(deadline: MonotonicInstant) {
-        let server = lock.withLock { () -> ControlServer? in defer { self.server = nil }; return self.server }
+        let server = state.withLock { s -> ControlServer? in defer { s.server = nil }; return s.server }
         server?.stop()
     }
 
     /// Whether `config` needs a different socket than the running one.
     func needsReplacing(for config: AgentConfig) -> Bool {
-        lock.withLock { settings != Settings(config) || server == nil }
+        state.withLock { $0.settings != Settings(config) || $0.server == nil }
     }
 
     /// Moves the socket to `config`'s settings; on failure the old socket keeps serving.
     func replace(with config: AgentConfig) throws {
         let next = Settings(config)
-        let (old, oldSettings) = lock.withLock { (server, settings) }
+        let (old, oldSettings) = state.withLock { ($0.server, $0.settings) }
         if old != nil, next == oldSettings { return }
         let fresh = make(next)
         if next.path != oldSettings.path || old == nil {
@@ -71,13 +73,13 @@ final class ControlSocketService: AgentService, @unchecked Sendable {
                 logger.error("the new control socket cannot start; the old one is restarted", metadata: ["error": "\(error)"])
                 let again = make(oldSettings)
                 try? again.start()
-                lock.withLock { server = again }
+                state.withLock { $0.server = again }
                 throw error
             }
         }
-        lock.withLock {
-            server = fresh
-            settings = next
+        state.withLock {
+            $0.server = fresh
+            $0.settings = next
         }
     }
 }

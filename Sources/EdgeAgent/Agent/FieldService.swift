@@ -19,7 +19,7 @@ import EdgeRuntime
 ///   `state_dir`; each generation starts from the one before it (`exportSafetyState` after the
 ///   halt), also when a failed replace starts the old config again or a stopped field starts
 ///   again; what a generation could not start with is kept for the next try.
-final class FieldService: AgentService, @unchecked Sendable {
+final class FieldService: AgentService {
     let name = "field"
 
     /// One running setup: what `replace` swaps.
@@ -33,71 +33,76 @@ final class FieldService: AgentService, @unchecked Sendable {
     let inbox: ControlInbox
     private let logger: Logger
     private let events: @Sendable ([AgentEvent]) -> Void
-    private let lock = Lock()
-    private var config: AgentConfig
-    private var running: Generation?
-    /// Where each generation writes the people-protecting safety state (made at the first start).
-    private var safetyStore: SafetyStateStore?
-    /// The safety state the next generation starts from (nil once one runs).
-    private var restoring: SafetyState?
+    private struct State {
+        var config: AgentConfig
+        var running: Generation?
+        /// Where each generation writes the people-protecting safety state (made at the first start).
+        var safetyStore: SafetyStateStore?
+        /// The safety state the next generation starts from (nil once one runs).
+        var restoring: SafetyState?
+    }
+    private let state: Locked<State>
 
     init(config: AgentConfig, inbox: ControlInbox, logger: Logger, events: @escaping @Sendable ([AgentEvent]) -> Void) {
-        self.config = config
+        state = Locked(State(config: config))
         self.inbox = inbox
         self.logger = logger
         self.events = events
     }
 
     /// The running generation's loop (nil while stopped or degraded).
-    var loop: LoopThread? { lock.withLock { running?.loop } }
+    var loop: LoopThread? { state.withLock { $0.running?.loop } }
 
     /// Runs the loop soon (a command or a status request was posted to the inbox).
     func wake() { loop?.wake() }
 
     func start() throws {
-        let (config, store, carried) = lock.withLock { () -> (AgentConfig, SafetyStateStore, SafetyState?) in
-            if safetyStore == nil {
-                let store = SafetyStateStore(directory: self.config.gateway.stateDirectory, logger: logger)
-                safetyStore = store
-                self.restoring = store.load()
+        let logger = self.logger
+        let (config, store, carried) = state.withLock { s -> (AgentConfig, SafetyStateStore, SafetyState?) in
+            if s.safetyStore == nil {
+                let store = SafetyStateStore(directory: s.config.gateway.stateDirectory, logger: logger)
+                s.safetyStore = store
+                s.restoring = store.load()
             }
-            return (self.config, safetyStore!, self.restoring)
+            return (s.config, s.safetyStore!, s.restoring)
         }
         let generation = try Self.launch(config: config, inbox: inbox, logger: logger, restoring: carried, store: store, events: events)
-        lock.withLock { running = generation; self.restoring = nil }
+        state.withLock { $0.running = generation; $0.restoring = nil }
     }
 
     func stop(deadline: MonotonicInstant) {
-        guard let old = lock.withLock({ () -> Generation? in defer { running = nil }; return running }) else { return }
+        guard let old = state.withLock({ s -> Generation? in defer { s.running = nil }; return s.running }) else { return }
         Self.halt(old, deadline: deadline)
         let carried = old.core.exportSafetyState()
-        lock.withLock { restoring = carried }
-        safetyStore?.stop()
+        let store = state.withLock { s -> SafetyStateStore? in s.restoring = carried; return s.safetyStore }
+        store?.stop()
     }
 
     /// Swaps in a generation built from `config`; on failure restarts the old config and throws.
     func replace(with config: AgentConfig) throws {
-        let old = lock.withLock { () -> Generation? in defer { running = nil }; return running }
-        let (oldConfig, store) = lock.withLock { (self.config, self.safetyStore) }
+        let (old, oldConfig, store, waiting) = state.withLock { s in
+            defer { s.running = nil }
+            return (s.running, s.config, s.safetyStore, s.restoring)
+        }
         if let old { Self.halt(old, deadline: MonotonicInstant.now() + .seconds(2)) }
-        let carried = old?.core.exportSafetyState() ?? lock.withLock { restoring }
+        let carried = old?.core.exportSafetyState() ?? waiting
         // Readings and write results of the old field name the old device numbering.
         inbox.discardFieldInputs()
         do {
             let next = try Self.launch(config: config, inbox: inbox, logger: logger, restoring: carried, store: store, events: events)
-            lock.withLock {
-                running = next
-                self.config = config
-                restoring = nil
+            state.withLock {
+                $0.running = next
+                $0.config = config
+                $0.restoring = nil
             }
         } catch {
             logger.error("the new config's field cannot start; starting the running config again", metadata: ["error": "\(error)"])
             inbox.discardFieldInputs()
             do {
                 let again = try Self.launch(config: oldConfig, inbox: inbox, logger: logger, restoring: carried, store: store, events: events)
-                lock.withLock { running = again; restoring = nil }
+                state.withLock { $0.running = again; $0.restoring = nil }
             } catch let restartError {
-                lock.withLock { restoring = carried }
+                state.withLock { $0.restoring = carried }
                 logger.critical("the running config's field cannot start again either; nothing is controlled until it can",
                                 metadata: ["error": "\(restartError)"])
                 throw FieldRestartError(newConfig: "\(error)", runningConfig: "\(restartError)")
