@@ -1522,8 +1522,11 @@ def bench_footprint(args, prods: list[Products], res: Results, base: Path) -> No
             cpu_idle, mem_idle, th_wake, loop_wakes = measure_idle(agent, args.window)
             th_idle = {k: v[0] for k, v in th_wake.items()}
             top = smaps_top(agent.pid if hasattr(agent, "pid") else agent.proc.pid)
+            st = agent.status().get("loop", {})
             res.add("5 footprint", f"[{prod.label}] idle: control-loop wake-ups per second ({args.window:.0f} s; its own count)",
-                    fmt(loop_wakes, 1), "-", goal="< 10", met=None if loop_wakes is None else loop_wakes < 10)
+                    fmt(loop_wakes, 1), f"lateness at its deadlines since start (edgectl status): p99 bucket {fmt(st.get('p99_late_us'))} µs, "
+                    f"worst {fmt(st.get('worst_late_us'))} µs, {int(st.get('ticks', 0))} runs", goal="< 10",
+                    met=None if loop_wakes is None else loop_wakes < 10)
             res.add("5 footprint", f"[{prod.label}] idle: threads by name: CPU % of one core / wake-ups per second (schedstat)",
                     "; ".join(f"{k} {c:.2f} / {w:.1f}" for k, (c, w) in sorted(th_wake.items(), key=lambda kv: (-kv[1][1], kv[0]))))
             scene = Scene(sim, agent, bollards=4, gpio_presence=False, checkout=False)

@@ -74,6 +74,9 @@ final class UplinkService: AgentService, @unchecked Sendable {
     private var inflight: [Int32: UInt64] = [:]
     /// Per lane, the highest seq handed to the broker.
     private var lastQueued: [OutboxLane: UInt64] = [:]
+    /// Messages stored so far (under `cond`): the drain sleeps until it changes when the outbox
+    /// had nothing to send, instead of polling it.
+    private var storedCount: UInt64 = 0
     private var outboxErrors = 0
     private var lastOutboxError: String?
     /// Failures since the outbox last accepted a write; non-zero = the `outbox_write_failed` alarm is active.
@@ -451,6 +454,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
             let reason = lastOutboxError
             failuresInARow = 0
             lastOutboxError = nil
+            storedCount &+= 1
             cond.broadcast()
             cond.unlock()
             if refused > 0 { outboxRecovered(refused: refused, reason: reason ?? "") }
@@ -804,6 +808,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
             }
             var room = maxInflight - inflight.count
             let cursors = lastQueued
+            let storedBefore = storedCount
             cond.unlock()
             guard let outbox else {
                 cond.lock()
@@ -831,9 +836,17 @@ final class UplinkService: AgentService, @unchecked Sendable {
                     }
                 }
             }
-            if sent == 0 || failed {
+            if failed {
                 cond.lock()
                 if running { cond.wait(until: MonotonicInstant.now() + .milliseconds(50)) }
+                cond.unlock()
+            } else if sent == 0 {
+                // Nothing to send: sleep until something changes (a message stored, the connection,
+                // an acknowledgement, a stop: each broadcasts), at most until the next retry of
+                // held messages; a message stored since the peek is sent at once.
+                cond.lock()
+                let until = MonotonicInstant.now() + max(.milliseconds(50), .seconds(1) - (ContinuousClock.now - lastRetry))
+                if running && storedCount == storedBefore { cond.wait(until: until) }
                 cond.unlock()
             }
         }

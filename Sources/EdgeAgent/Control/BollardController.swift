@@ -73,7 +73,9 @@ public import EdgeRuntime
 ///   rule above: from any fault only lowering is accepted), and a half-raised bollard blocks the
 ///   lane while telling drivers nothing. A latched fault is not moved: it still needs a lower.
 ///
-/// `at` instants older than the last one seen are treated as the last one.
+/// `at` instants older than the last one seen are treated as the last one. `nextDeadline` is
+/// the pre-warning end, the travel timeout or the sensor-age limit of a movement, a hold-down
+/// end or an auto-raise; the control loop sleeps until it (`TicklessEquivalenceTests`).
 public struct BollardController: Sendable {
     /// The position/mode reported as telemetry `position` and in `bollard.state` events.
     public enum Position: String, Sendable, Equatable {

@@ -18,7 +18,9 @@ public import EdgeRuntime
 /// - An offline device is not judged: alarms keep their state, and warm-up restarts when
 ///   it answers again.
 ///
-/// Invariant: events are made only when an alarm changes state.
+/// Invariant: events are made only when an alarm changes state. `nextDeadline` is the end of
+/// the warm-up (the only instant time alone changes a verdict); the control loop sleeps until
+/// it (`TicklessEquivalenceTests`).
 public struct LampMonitor: Sendable {
     /// Status register bits of the reference luminaire (input register 4).
     public struct StatusBits: OptionSet, Sendable, Hashable {

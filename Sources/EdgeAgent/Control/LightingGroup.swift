@@ -30,7 +30,8 @@ public import EdgeRuntime
 ///   (or a sensor offline). The sensors are heard afresh: one still detecting keeps the boost.
 ///
 /// Invariants: `outputs.level` is in 0...100; `nextDeadline` is the earliest instant at
-/// which time alone can change the level (hold end, neighbour hold end, override expiry).
+/// which time alone can change the level (hold end, neighbour hold end, override expiry); the
+/// control loop sleeps until it (`TicklessEquivalenceTests`).
 /// `at` instants older than the last one seen are treated as the last one (no going back).
 public struct LightingGroup: Sendable {
     /// Sensor reports for this group's presence sensors (by device name).

@@ -29,6 +29,8 @@ public import EdgeRuntime
 ///
 /// At most `capacity` vehicles are checked in at once; more are refused or ignored.
 /// `at` instants older than the last one seen are treated as the last one for timing.
+/// `nextDeadline` is the max-hold end or the end of the rate limit a delayed vehicle waits for:
+/// the control loop sleeps until it (`TicklessEquivalenceTests`).
 public struct PriorityApproach: Sendable {
     /// Detector edges and the junction controller's inputs, as the runner sees them.
     public enum Input: Sendable, Equatable {
