@@ -374,12 +374,14 @@ public final class FieldSimulator: @unchecked Sendable {
 
 /// The real-time physics thread: steps every `tick` on absolute CLOCK_MONOTONIC deadlines, with
 /// the measured elapsed time (capped at one second after a stall).
-private final class PhysicsLoop: @unchecked Sendable {
+private final class PhysicsLoop: Sendable {
     private let tick: Duration
     private let body: @Sendable (Duration) -> Void
-    private let lock = Lock()
-    private var stopping = false
-    private var thread: OSThread?
+    private struct State {
+        var stopping = false
+        var thread: OSThread?
+    }
+    private let state = Locked(State())
 
     init(tick: Duration, body: @escaping @Sendable (Duration) -> Void) {
         self.tick = tick
@@ -391,7 +393,7 @@ private final class PhysicsLoop: @unchecked Sendable {
             let tickNanos = max(Int64(tick.seconds * 1e9), 1_000_000)
             var last = MonotonicInstant.now().nanoseconds
             var next = last + tickNanos
-            while !lock.withLock({ stopping }) {
+            while !state.withLock({ $0.stopping }) {
                 MonotonicInstant.sleep(until: MonotonicInstant(nanoseconds: next))
                 let now = MonotonicInstant.now().nanoseconds
                 body(.nanoseconds(min(now - last, 1_000_000_000)))
@@ -400,14 +402,14 @@ private final class PhysicsLoop: @unchecked Sendable {
                 if next <= now { next = now + tickNanos }
             }
         }
-        lock.withLock { self.thread = thread }
+        state.withLock { $0.thread = thread }
     }
 
     func stop() {
-        let thread = lock.withLock { () -> OSThread? in
-            stopping = true
-            defer { self.thread = nil }
-            return self.thread
+        let thread = state.withLock { s -> OSThread? in
+            s.stopping = true
+            defer { s.thread = nil }
+            return s.thread
         }
         thread?.join()
     }
