@@ -16,8 +16,11 @@ import TestSupport
 /// lost, and the simulator counts no safety violation. Figures: docs/reliability/field-faults.md.
 @Suite(.serialized)
 struct FieldFaultTests {
-    /// Lateness bound for the 10 ms control loop on this loaded 2-core machine.
-    static let lateBoundMicros = 50_000.0
+    /// What the bound proves: the loop never waits on a faulty device. A loop that waited on a
+    /// bus would be late by at least the rig's bus timeout (200 ms, `FieldRig`); 150 ms keeps that
+    /// apart from scheduling delay on a loaded 2-core machine (50 ms failed there under parallel
+    /// builds). Lateness figures themselves are benchmarks (Benchmarks/, `loop`).
+    static let lateBoundMicros = 150_000.0
 
     // MARK: - Reading status and the simulator
 
