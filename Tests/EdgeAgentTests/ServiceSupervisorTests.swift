@@ -82,7 +82,8 @@ import Testing
         #expect(alarms.all == ["raise control-socket"])
         // The first retry is after 1 s.
         let deadline = Date().addingTimeInterval(10)
-        while s.degraded == ["control-socket"], Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        // `onRecovered` runs just after the service leaves `degraded`: wait for both.
+        while (s.degraded == ["control-socket"] || alarms.all.count < 2), Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         #expect(s.degraded.isEmpty)
         #expect(alarms.all == ["raise control-socket", "clear control-socket"])
         s.stop(deadline: MonotonicInstant.now() + .seconds(5))
