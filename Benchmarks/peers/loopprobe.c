@@ -1,8 +1,9 @@
 // loopprobe: LD_PRELOAD probe that records the wake-up lateness of one named thread's
 // absolute-deadline waits, at full resolution, without changing the program.
 //
-// The agent's control loop (thread "edge-loop") sleeps in pthread_cond_timedwait on a
-// CLOCK_MONOTONIC condition variable with an absolute deadline. This wrapper calls the real
+// The agent's control loop (thread "edge-loop") sleeps in pthread_cond_clockwait(CLOCK_MONOTONIC)
+// (EdgeRuntime's Lock; pthread_cond_timedwait on a CLOCK_MONOTONIC condition before) with an
+// absolute deadline. Both are wrapped. This wrapper calls the real
 // function and, when it returns at or after the deadline, stores now - deadline (ns) into a
 // memory-mapped file. That is the quantity cyclictest measures for clock_nanosleep(TIMER_ABSTIME).
 //
@@ -23,8 +24,10 @@
 #include <unistd.h>
 
 typedef int (*timedwait_fn)(pthread_cond_t *, pthread_mutex_t *, const struct timespec *);
+typedef int (*clockwait_fn)(pthread_cond_t *, pthread_mutex_t *, clockid_t, const struct timespec *);
 
 static timedwait_fn real_timedwait;
+static clockwait_fn real_clockwait;
 static int64_t *region;          // region[0] = count, region[1...] = samples
 static int64_t capacity;
 static char wanted[16] = "edge-loop";
@@ -33,6 +36,7 @@ static __thread int thread_state; // 0 unknown, 1 probed thread, 2 other
 __attribute__((constructor)) static void loopprobe_init(void) {
     real_timedwait = (timedwait_fn)dlvsym(RTLD_NEXT, "pthread_cond_timedwait", "GLIBC_2.3.2");
     if (!real_timedwait) real_timedwait = (timedwait_fn)dlsym(RTLD_NEXT, "pthread_cond_timedwait");
+    real_clockwait = (clockwait_fn)dlsym(RTLD_NEXT, "pthread_cond_clockwait");
     const char *name = getenv("LOOPPROBE_THREAD");
     if (name) { strncpy(wanted, name, sizeof wanted - 1); wanted[sizeof wanted - 1] = 0; }
     const char *path = getenv("LOOPPROBE_FILE");
@@ -50,14 +54,14 @@ __attribute__((constructor)) static void loopprobe_init(void) {
     region = p;
 }
 
-int pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mutex, const struct timespec *abstime) {
-    int rc = real_timedwait(cond, mutex, abstime);
-    if (!region) return rc;
+/* Records now - deadline for the probed thread (the deadline is on CLOCK_MONOTONIC). */
+static void record(const struct timespec *abstime) {
+    if (!region) return;
     if (thread_state != 1) {
         char name[16] = {0};
         prctl(PR_GET_NAME, name, 0, 0, 0);
         thread_state = strcmp(name, wanted) == 0 ? 1 : 2;
-        if (thread_state != 1) { thread_state = 0; return rc; }  // names can change: ask again next time
+        if (thread_state != 1) { thread_state = 0; return; }  // names can change: ask again next time
     }
     int saved = errno;
     struct timespec now;
@@ -68,5 +72,16 @@ int pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mutex, const s
         if (i < capacity) region[1 + i] = late;
     }
     errno = saved;
+}
+
+int pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mutex, const struct timespec *abstime) {
+    int rc = real_timedwait(cond, mutex, abstime);
+    record(abstime);
+    return rc;
+}
+
+int pthread_cond_clockwait(pthread_cond_t *cond, pthread_mutex_t *mutex, clockid_t clock, const struct timespec *abstime) {
+    int rc = real_clockwait(cond, mutex, clock, abstime);
+    if (clock == CLOCK_MONOTONIC) record(abstime);
     return rc;
 }
