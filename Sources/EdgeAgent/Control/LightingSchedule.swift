@@ -104,16 +104,9 @@ public struct LightingSchedule: Sendable {
             return Day.fromDays(z)
         }
         /// Civil date of days since 1970-01-01 (Hinnant).
-        static func fromDays(_ z0: Int) -> Day {
-            let z = z0 + 719_468
-            let era = (z >= 0 ? z : z - 146_096) / 146_097
-            let doe = z - era * 146_097
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-            let mp = (5 * doy + 2) / 153
-            let d = doy - (153 * mp + 2) / 5 + 1
-            let m = mp < 10 ? mp + 3 : mp - 9
-            return Day(year: yoe + era * 400 + (m <= 2 ? 1 : 0), month: m, day: d)
+        static func fromDays(_ days: Int) -> Day {
+            let d = Civil.date(days: Int64(days))
+            return Day(year: d.year, month: d.month, day: d.day)
         }
     }
 

@@ -513,8 +513,9 @@ private struct TZifReader {
     }
 }
 
-/// Proleptic Gregorian dates and days since 1970-01-01 (Howard Hinnant's algorithms).
-private enum Civil {
+/// Proleptic Gregorian dates and days since 1970-01-01 (Howard Hinnant's algorithms): the one
+/// copy, used by the zone rules, RFC 3339 stamps, the solar calculator and the schedules.
+enum Civil {
     static func days(year: Int, month: Int, day: Int) -> Int64 {
         let y = Int64(month <= 2 ? year - 1 : year)
         let era = floorDiv(y, 400)

@@ -13,22 +13,24 @@ public enum SignalWatcher {
 
     /// Blocks the signals in the calling thread (and every thread started after it).
     public static func install() {
+        var set = watched()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
+    /// SIGTERM, SIGINT, SIGHUP.
+    private static func watched() -> sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGHUP)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+        return set
     }
 
     /// Waits for the signals on the calling thread, delivering each to `handler`, until the
     /// handler returns false (the main thread of `edge-agent` after start).
     public static func run(_ handler: (Event) -> Bool) {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGHUP)
+        var set = watched()
         while true {
             var sig: Int32 = 0
             if sigwait(&set, &sig) != 0 { continue }
@@ -39,15 +41,9 @@ public enum SignalWatcher {
     /// Starts the watcher thread delivering each signal to `handler`.
     public static func start(_ handler: @escaping @Sendable (Event) -> Void) {
         OSThread.detached(name: "signals") {
-            var set = sigset_t()
-            sigemptyset(&set)
-            sigaddset(&set, SIGTERM)
-            sigaddset(&set, SIGINT)
-            sigaddset(&set, SIGHUP)
-            while true {
-                var sig: Int32 = 0
-                if sigwait(&set, &sig) != 0 { continue }
-                handler(sig == SIGHUP ? .reload : .terminate(sig))
+            run { event in
+                handler(event)
+                return true
             }
         }
     }
