@@ -31,6 +31,15 @@ struct UplinkFaultTests {
         gate.mode = .forward(port: broker.port)
         try #require(Wait.until(timeout: .seconds(15)) { Self.connected(rig) }, "the agent did not connect")
         #expect(Wait.until(timeout: .seconds(5)) { Self.setpoint(rig, "lamp-01") == 30 })
+        // The start-up backlog reaches the centre before the first kill. mosquitto sends a
+        // subscriber at most 20 unacknowledged messages and queues the rest in memory; a SIGKILL
+        // right after the agent's first window (status, alarms, device events: more than 20) lost
+        // the queued ones in the broker after it had acknowledged them to the agent (seen once in
+        // CI: seqs 1-19 but the status lane's). That loss is the broker's, not the agent's.
+        #expect(Wait.until(timeout: .seconds(10)) {
+            guard let u = Self.uplink(rig), u.depth == 0, u.lastSeq > 0 else { return false }
+            return Self.tally(centre.seqs, last: u.lastSeq).missing.isEmpty
+        }, "the start-up backlog did not reach the centre")
 
         let burst = Burst(rig)
         let cycles = 5
