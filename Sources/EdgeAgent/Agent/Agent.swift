@@ -204,8 +204,7 @@ public final class Agent: Sendable {
         default:
             let action: CommandAction
             do {
-                // Parsed on the config commands run on (waits while a reload is in progress).
-                let config = store.stable().config
+                // Parsed on the config commands run on (`config`: taken once no reload runs).
                 guard case .command(let a) = try ControlProtocol.route(request, targetKind: { CommandAction.TargetKind(of: $0, in: config) }) else {
                     return .failure(.unknownAction, "unknown verb")
                 }
@@ -293,20 +292,13 @@ extension EventPump: AgentService {
 }
 
 /// A one-shot result slot for crossing from the loop thread back to a waiting thread.
-final class ResponseBox: @unchecked Sendable {
-    private let cond = Lock()
-    private var value: ControlResponse?
+final class ResponseBox: Sendable {
+    private let value = Locked<ControlResponse?>(nil)
     func set(_ v: ControlResponse) {
-        cond.lock()
-        value = v
-        cond.broadcast()
-        cond.unlock()
+        value.withLock { $0 = v }
+        value.broadcast()
     }
     func wait(timeout: Duration) -> ControlResponse? {
-        cond.lock()
-        defer { cond.unlock() }
-        let deadline = MonotonicInstant.now() + timeout
-        while value == nil, cond.wait(until: deadline) {}
-        return value
+        value.wait(until: MonotonicInstant.now() + timeout) { $0 }
     }
 }
