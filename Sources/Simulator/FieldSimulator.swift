@@ -38,6 +38,9 @@ public struct SimError: Error, CustomStringConvertible, Sendable {
 ///   sent `ms` late, or the next `n` requests answered and then none. The reply names the new and
 ///   the previous mode and how many requests the previous one affected (`"hits"`); `get` shows
 ///   `"fault"` while one is set.
+/// - `power-cycle <device>`: the unit restarts between two requests (too fast for a poll to
+///   miss): its coils go off and its holding registers to 0, as at power-on, and its physics
+///   sees that as a write (a running motor stops).
 public final class FieldSimulator: @unchecked Sendable {
     /// How the physics advances: by a thread every `tick` of real time, or only by `advance(by:)`.
     public enum Physics: Sendable {
@@ -310,6 +313,17 @@ public final class FieldSimulator: @unchecked Sendable {
             logger.info("unit fault set", metadata: ["device": .string(d.name), "fault": .string(mode.description)])
             return .reply(JSON.ok([("device", .string(d.name)), ("fault", .string(mode.description)),
                                    ("previous", .string(previous.mode.description)), ("hits", .int(previous.hits))]))
+        case "power-cycle":
+            try expect(1, "power-cycle <device>")
+            let d = try device(args[0])
+            let coils = d.bank.count(.coil), holding = d.bank.count(.holding)
+            for i in 0..<coils { d.bank[coil: i] = false }
+            for i in 0..<holding { d.bank[holding: i] = 0 }
+            if coils > 0 { d.didWrite(ModbusRequest(unit: d.unit, function: 15, table: .coil, address: 0, count: coils, isWrite: true), world: world) }
+            if holding > 0 { d.didWrite(ModbusRequest(unit: d.unit, function: 16, table: .holding, address: 0, count: holding, isWrite: true), world: world) }
+            logger.info("unit power-cycled", metadata: ["device": .string(d.name)])
+            logLineLocked("power-cycle \(d.name)")
+            return .reply(JSON.ok([("device", .string(d.name))]))
         case "list":
             try expect(0, "list")
             let items = devices.map { JSON.object([("device", .string($0.name)), ("type", .string($0.type.rawValue)), ("unit", .int(Int($0.unit)))]) }
@@ -356,7 +370,7 @@ public final class FieldSimulator: @unchecked Sendable {
             control.addWatcher(peer, initial: initial)
             return .silent
         default:
-            throw ControlError("unknown command \(verb) (set, get, fault, list, stats, reset-stats, gpio, get-gpio, gpio-watch, gpio-out)")
+            throw ControlError("unknown command \(verb) (set, get, fault, power-cycle, list, stats, reset-stats, gpio, get-gpio, gpio-watch, gpio-out)")
         }
     }
 

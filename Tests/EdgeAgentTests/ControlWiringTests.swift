@@ -93,12 +93,15 @@ final class CoreRig: Sendable {
     var now: MonotonicInstant { clock.withLock { $0 } }
     func id(_ name: String) -> Int { core.map.ids[name]! }
 
-    /// A poll of `device` begun at `at` (default now) with these values.
-    func poll(_ device: String, _ values: [PointRole: Double], online: Bool = true, invalid: [String] = [], at: MonotonicInstant? = nil) {
+    /// A poll of `device` begun at `at` (default now) with these values; `unread`: the roles of
+    /// the blocks it did not read (a poll between two reads of the slow blocks).
+    func poll(_ device: String, _ values: [PointRole: Double], online: Bool = true, invalid: [String] = [], at: MonotonicInstant? = nil,
+              unread: PointRoleSet = PointRoleSet()) {
         var v = PointValues()
-        for (r, x) in values { v[r] = x }
+        for (r, x) in values where !unread.contains(r) { v[r] = x }
         inbox.post(.reading(DeviceReading(device: id(device), online: online, values: online ? v : PointValues(),
-                                          timestampNanos: (at ?? now).nanoseconds, error: online ? nil : "timeout", invalid: invalid)))
+                                          timestampNanos: (at ?? now).nanoseconds, error: online ? nil : "timeout", invalid: invalid,
+                                          unread: online ? unread : PointRoleSet())))
     }
 
     /// Advances the clock by `d` and runs one step.

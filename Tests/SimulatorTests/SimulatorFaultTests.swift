@@ -74,4 +74,19 @@ import TestSupport
         let e = try #require(throws: ModbusError.self) { try s.client.readHoldingRegisters(unit: 1, address: 0, count: 1) }
         #expect(e.kind == .timeout)
     }
+    /// `power-cycle`: the unit restarts between two requests: coils off and holding registers 0
+    /// as at power-on, a running motor stops, and it answers the next request.
+    @Test func powerCycleClearsCoilsAndHoldingRegistersAndTheUnitAnswers() throws {
+        let s = try ManualSim(referenceUnits, responseTimeout: .milliseconds(300))
+        try s.client.writeCoils(unit: 30, address: 0, values: [false, true, true, false, true])
+        try s.client.writeRegister(unit: 1, address: 0, value: 70)
+        #expect(s.get("bollard-1")["motor_down"] as? Bool == true)
+        #expect(s.run("power-cycle bollard-1")["ok"] as? Bool == true)
+        #expect(s.run("power-cycle lamp-01")["ok"] as? Bool == true)
+        #expect(try s.client.readCoils(unit: 30, address: 0, count: 5) == [false, false, false, false, false])
+        #expect(s.get("bollard-1")["traffic"] as? String == "red")
+        #expect(try s.client.readHoldingRegisters(unit: 1, address: 0, count: 1) == [0])
+        #expect(s.run("power-cycle nowhere")["ok"] as? Bool == false)
+        #expect(s.violations() == 0)
+    }
 }

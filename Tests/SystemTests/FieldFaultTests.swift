@@ -244,8 +244,8 @@ struct FieldFaultTests {
         let lateAtStart = try Self.worstLate(rig)
         #expect(try rig.edgectl(["bollard", "raise", "bollard-1"]).status == 0)
         #expect(Wait.until(timeout: .seconds(5)) { Self.bool(try? rig.device("bollard-1"), "motor_up") == true })
-        // Mid-movement, mid-poll: the I/O answers one more request (the coil read of a poll) and
-        // then nothing (the discrete-input read of that poll times out).
+        // Mid-movement: the I/O answers one more request and then nothing (the next read times
+        // out: mid-poll when the one answered was a poll's coil read-back, else at the next poll).
         let heightAtFault = Self.number(try rig.device("bollard-1"), "height") ?? -1
         _ = try rig.simControl("fault bollard-1 silent-after 1")
         let offline = Self.timed(.seconds(5)) { Self.online(rig, "bollard-1") == false }

@@ -99,6 +99,9 @@ public struct BusLine: Sendable, Equatable {
 ///   (lamps never written, a dead unit never probed again).
 /// The probe timeout is the configured timeout, capped at P / 2 when the bus carries safety
 /// devices (but never below the longest first read of a poll, so an answering unit is heard).
+/// A poll is costed with every block of the device, its slow blocks too (`PointCodec`): the bus
+/// reads them only every `PollPeriods.slowBlocks`, but any poll may read them all (after a write
+/// or a failure), so the model stays conservative; the scheduler learns the measured cost.
 public struct BusLoad: Sendable {
     public struct Device: Sendable, Equatable {
         public var name: String

@@ -57,6 +57,14 @@ public struct BusStats: Sendable {
 /// the device is still online (one miss) nothing is delivered and the last good reading stands.
 /// Writes are verified by reading the registers back. A libmodbus context is not thread-safe
 /// and RS-485 is half-duplex: nothing but this thread touches the client.
+///
+/// Fast and slow blocks (`PointCodec.Block.Refresh`): a poll reads the blocks holding a safety
+/// input every time; the slow ones (read-back, lux) only when due, every `PollPeriods.slowBlocks`
+/// (every poll when the device's period is that long or longer), and always at the device's
+/// first poll, at a probe, at the first poll after any write to the device (a batch, whatever
+/// its outcome, so a new write is never compared with an old read-back) and at any poll after a
+/// failed one. A poll that skips them says so: their roles are in `DeviceReading.unread`, absent
+/// from the values, and the lines of `invalid` of their last read are carried on.
 public final class ModbusBus: Sendable {
     public let name: String
     private let transport: ModbusTransport
@@ -82,6 +90,16 @@ public final class ModbusBus: Sendable {
         let codec: PointCodec
         /// The device's own period (nil: the bus's, else the role's).
         let pollPeriod: Duration?
+        /// How often its slow blocks are read, ns; nil: at every poll (none, or a long period).
+        let slowEvery: Int64?
+    }
+
+    /// When a device's slow blocks are read next and what their last read could not use; owned
+    /// by the I/O thread.
+    private struct SlowBlocks {
+        /// Read at the first poll at or after this (`.min`: at the next poll).
+        var due = Int64.min
+        var invalid: [String] = []
     }
 
     /// A job taken under the lock, run without it.
@@ -105,8 +123,11 @@ public final class ModbusBus: Sendable {
     /// Adds a device polled every `pollPeriod` (nil: the bus's `pollInterval`, else its role's,
     /// `PollPeriods`); call before `start()`.
     public func addDevice(_ spec: ModbusDeviceSpec, pollPeriod: Duration? = nil) {
+        let codec = PointCodec(profile: spec.profile)
+        let period = PollPeriods.period(device: pollPeriod, bus: pollInterval, kind: spec.profile.kind)
+        let slowEvery = codec.hasSlowBlocks ? PollPeriods.slowBlockPeriod(devicePeriod: period) : nil
         cond.withLock {
-            state.devices.append(DeviceState(spec: spec, codec: PointCodec(profile: spec.profile), pollPeriod: pollPeriod))
+            state.devices.append(DeviceState(spec: spec, codec: codec, pollPeriod: pollPeriod, slowEvery: slowEvery))
             state.writes = WriteQueue(devices: state.devices.count)
         }
     }
@@ -211,6 +232,7 @@ public final class ModbusBus: Sendable {
         }
         let probeTimeout = Duration.nanoseconds(cond.withLock { state.scheduler?.settings.probeTimeout ?? timeout.nanoseconds })
         var blockBuffer: [[UInt16]] = []
+        var slow = Array(repeating: SlowBlocks(), count: cond.withLock { state.devices.count })
         while true {
             switch nextWork() {
             case .stop:
@@ -219,9 +241,11 @@ public final class ModbusBus: Sendable {
             case .write(let batch, let probe):
                 setTimeout(probe ? probeTimeout : timeout, client)
                 performWrite(batch, probe: probe, client: client)
+                // Whatever got through: the next poll reads the read-back afresh.
+                slow[batch.device].due = .min
             case .poll(let i, let probe):
                 setTimeout(probe ? probeTimeout : timeout, client)
-                poll(i, probe: probe, client: client, buffer: &blockBuffer)
+                poll(i, probe: probe, client: client, buffer: &blockBuffer, slow: &slow[i])
             }
         }
     }
@@ -264,6 +288,10 @@ public final class ModbusBus: Sendable {
         cond.withLock { (state.devices[i].spec, state.devices[i].codec) }
     }
 
+    private func slowEvery(_ i: Int) -> Int64? {
+        cond.withLock { state.devices[i].slowEvery }
+    }
+
     /// Reports a finished job to the scheduler; returns the device's health change.
     private func finished(_ job: BusScheduler.Job, probe: Bool, started: Int64, outcome: BusScheduler.Outcome) -> BusScheduler.Transition? {
         let ended = MonotonicInstant.now().nanoseconds
@@ -282,16 +310,22 @@ public final class ModbusBus: Sendable {
         }
     }
 
-    private func poll(_ i: Int, probe: Bool, client: ModbusClient?, buffer: inout [[UInt16]]) {
+    private func poll(_ i: Int, probe: Bool, client: ModbusClient?, buffer: inout [[UInt16]], slow: inout SlowBlocks) {
         let (spec, codec) = spec(i)
+        let every = slowEvery(i)
         let started = MonotonicInstant.now().nanoseconds
+        // Slow blocks: when due, at every poll without a slow period, at a probe (see the rules).
+        let readSlow = every == nil || probe || started >= slow.due
+        var reads = 0
         var failure: ModbusError?
         if let client {
             // The block arrays are kept from poll to poll (no allocation per read); only the
             // first `codec.blocks.count` are this device's, and they are decoded only when all
-            // of them were read.
+            // of the poll's blocks were read (a skipped slow block's array is not looked at).
             for (k, block) in codec.blocks.enumerated() {
                 if k == buffer.count { buffer.append([]) }
+                if !readSlow && block.refresh == .slow { continue }
+                reads += 1
                 do {
                     try read(client, unit: spec.unit, block: block, into: &buffer[k])
                 } catch {
@@ -305,7 +339,7 @@ public final class ModbusBus: Sendable {
         let ok = failure == nil && client != nil
         let transition = finished(.poll(i), probe: probe, started: started, outcome: ok ? .answered : .noAnswer)
         let (handler, online): ((@Sendable (DeviceReading) -> Void)?, Bool) = cond.withLock {
-            state.stats.transactions += codec.blocks.count
+            state.stats.transactions += reads
             state.stats.connected = client?.isConnected ?? false
             if !ok { state.stats.failures += 1 }
             return (state.onReading, transition?.to == .online || transition?.to == .suspect)
@@ -317,10 +351,23 @@ public final class ModbusBus: Sendable {
         if online && !ok { return }
         var values = PointValues()
         var invalid: [String] = []
-        if ok {
+        var unread = PointRoleSet()
+        if !ok {
+            // Back from a failure (or still failing): the next poll reads every block.
+            slow.due = .min
+        } else if !codec.hasSlowBlocks {
             invalid = codec.decode(blocks: buffer, into: &values)
+        } else {
+            invalid = codec.decode(blocks: buffer, into: &values, refresh: .everyPoll)
+            if readSlow {
+                slow.invalid = codec.decode(blocks: buffer, into: &values, refresh: .slow)
+                slow.due = every.map { started + $0 } ?? .min
+            } else {
+                unread = codec.slowRoles
+            }
+            if !slow.invalid.isEmpty { invalid += slow.invalid }
         }
-        let reading = DeviceReading(device: spec.id, online: online, values: values, timestampNanos: started, error: error, invalid: invalid)
+        let reading = DeviceReading(device: spec.id, online: online, values: values, timestampNanos: started, error: error, invalid: invalid, unread: unread)
         handler?(reading)
     }
 

@@ -3,17 +3,43 @@
 ///
 /// Invariant: every readable point of the profile lies inside exactly one block of its table;
 /// blocks cover only addresses that belong to some point (no reads of unmapped registers).
+///
+/// Fast and slow blocks, decided once here: a block that holds a safety input of the profile's
+/// kind (`PointRole.isSafetyInput`) is read at every poll (`.everyPoll`); the others (coil or
+/// holding read-back, lux, telemetry) are `.slow`, read at `PollPeriods.slowBlocks` (when and
+/// what else: `ModbusBus`). A profile with no safety input at all (a luminaire) has only
+/// `.everyPoll` blocks: a poll always reads something, and its period is what its data needs.
 public struct PointCodec: Sendable {
     /// One contiguous read of a table.
     public struct Block: Sendable, Equatable {
+        /// How often a block is read.
+        public enum Refresh: UInt8, Sendable {
+            /// At every poll: it holds a safety input (or the profile has none).
+            case everyPoll
+            /// At `PollPeriods.slowBlocks` and whenever it must be fresh (`ModbusBus`).
+            case slow
+        }
         public var table: DeviceProfile.RegisterTable
         public var address: UInt16
         public var count: Int
+        public var refresh: Refresh
+
+        public init(table: DeviceProfile.RegisterTable, address: UInt16, count: Int, refresh: Refresh = .everyPoll) {
+            self.table = table
+            self.address = address
+            self.count = count
+            self.refresh = refresh
+        }
     }
 
     public let profile: DeviceProfile
     /// Reads that cover every point, fewest requests first (contiguous points merged).
     public let blocks: [Block]
+    /// Some block is `.slow`.
+    public let hasSlowBlocks: Bool
+    /// The roles decoded from `.slow` blocks (status bits included): absent from a poll that
+    /// did not read them.
+    public let slowRoles: PointRoleSet
     /// Where each role's value sits in the blocks, worked out once: decoding a poll is then
     /// a walk over this array (no search, no string, no dictionary).
     private let plan: [Planned]
@@ -21,6 +47,7 @@ public struct PointCodec: Sendable {
     private struct Planned: Sendable {
         var role: PointRole
         var block: Int
+        var refresh: Block.Refresh
         var index: Int
         var point: DeviceProfile.Point
         /// Status bits named by the profile that are roles (`lamp_failure` ...).
@@ -46,7 +73,6 @@ public struct PointCodec: Sendable {
             }
             if let c = current { blocks.append(Block(table: table, address: UInt16(c.0), count: c.1 - c.0)) }
         }
-        self.blocks = blocks
         var plan: [Planned] = []
         for (name, point) in profile.points.sorted(by: { $0.key < $1.key }) {
             // Points no driver uses are not read into a reading (they are the profile's notes).
@@ -57,26 +83,43 @@ public struct PointCodec: Sendable {
             let bits = point.bits.sorted { $0.key < $1.key }.compactMap { bit, bitName in
                 PointRole(pointName: bitName).map { (bit: UInt32(bit), role: $0) }
             }
-            plan.append(Planned(role: role, block: bi, index: Int(point.address) - Int(blocks[bi].address), point: point, bits: bits))
+            plan.append(Planned(role: role, block: bi, refresh: .everyPoll, index: Int(point.address) - Int(blocks[bi].address), point: point, bits: bits))
         }
+        // Fast blocks: those holding a safety input; none at all: every block is read every poll.
+        let kind = profile.kind
+        let fast = Set(plan.filter { $0.role.isSafetyInput(of: kind) }.map(\.block))
+        var slowRoles = PointRoleSet()
+        if !fast.isEmpty {
+            for b in blocks.indices where !fast.contains(b) { blocks[b].refresh = .slow }
+            for i in plan.indices where !fast.contains(plan[i].block) {
+                plan[i].refresh = .slow
+                slowRoles.insert(plan[i].role)
+                for (_, role) in plan[i].bits { slowRoles.insert(role) }
+            }
+        }
+        self.blocks = blocks
         self.plan = plan
+        self.slowRoles = slowRoles
+        hasSlowBlocks = blocks.contains { $0.refresh == .slow }
     }
 
     /// Modbus limits per request: 2000 bits, 125 registers.
     static func maxBlock(_ table: DeviceProfile.RegisterTable) -> Int { table.isBit ? 2000 : 125 }
 
     /// Decodes every role's point found in `raw` (block index -> register/bit values as
-    /// UInt16) into its slot of `values`; status bits from the status word's raw bits.
+    /// UInt16) into its slot of `values`; status bits from the status word's raw bits. With
+    /// `refresh`, only the roles of the blocks of that kind (the others' slots are untouched,
+    /// and their entries of `raw` are not looked at).
     ///
     /// Every conversion is checked: a value that is not finite, or outside its role's valid
     /// range (a sign read wrong, a register holding garbage), leaves its slot empty (and its
     /// status bits, for a bad status word) and is returned as one line naming the point and
     /// the value, for the log and the device's `invalid_value` alarm. Never traps.
     @discardableResult
-    public func decode(blocks raw: [[UInt16]], into values: inout PointValues) -> [String] {
+    public func decode(blocks raw: [[UInt16]], into values: inout PointValues, refresh: Block.Refresh? = nil) -> [String] {
         var problems: [String] = []
         for p in plan {
-            guard p.block < raw.count else { continue }
+            guard p.block < raw.count, refresh == nil || p.refresh == refresh else { continue }
             let regs = raw[p.block]
             let i = p.index
             let point = p.point

@@ -84,6 +84,19 @@ public enum PointRole: Int, CaseIterable, Sendable, Hashable {
         (PointRole.ack1.rawValue...PointRole.ack8.rawValue).contains(rawValue) ? rawValue - PointRole.ack1.rawValue + 1 : nil
     }
 
+    /// An input the safety rules of `kind` act on (`PollPeriods.isSafety`): a bollard's end
+    /// switches, loop, photocell, motor fault and emergency input; a signal I/O's
+    /// acknowledgements and degraded input; a presence sensor's detection. Its block is read at
+    /// every poll; blocks without one are read at `PollPeriods.slowBlocks` (`PointCodec`).
+    public func isSafetyInput(of kind: DeviceProfile.Kind) -> Bool {
+        switch kind {
+        case .bollard: return self == .atTop || self == .atBottom || self == .loop || self == .photocell || self == .motorFault || self == .emergency
+        case .signalIO: return ackApproach != nil || self == .degraded
+        case .presence: return self == .presence
+        case .luminaire: return false
+        }
+    }
+
     /// A status bit: read from its word's raw bits, not from a point of its own.
     public var isStatusBit: Bool { self == .lampFailure || self == .driverFault || self == .overTemperature }
 
@@ -201,8 +214,44 @@ public struct PointValues: Sendable, Equatable {
         PointRole.allCases.compactMap { r in self[r].map { (r, $0) } }
     }
 
+    /// Whether every slot outside `except` holds the same value as in `other` (empty equals
+    /// empty); allocates nothing.
+    public func sameValues(as other: PointValues, except: PointRoleSet) -> Bool {
+        guard !except.isEmpty else { return sameValues(as: other) }
+        guard slots.count == other.slots.count else { return false }
+        for i in slots.indices where except.bits & (1 << UInt64(i)) == 0 {
+            let a = slots[i], b = other.slots[i]
+            if a != b && !(a.isNaN && b.isNaN) { return false }
+        }
+        return true
+    }
+
+    /// Takes `other`'s slots except those of `keep`, which hold their value (the last known
+    /// value of roles a poll did not read); in place (allocates nothing once this buffer is
+    /// its own).
+    public mutating func update(from other: PointValues, keeping keep: PointRoleSet) {
+        for i in slots.indices where keep.bits & (1 << UInt64(i)) == 0 { slots[i] = other.slots[i] }
+    }
+
     /// Empties every slot (a reused buffer).
     public mutating func removeAll() {
         for i in slots.indices { slots[i] = .nan }
     }
+}
+
+/// A set of roles, one bit per `PointRole` (no allocation): which roles a poll did not read.
+public struct PointRoleSet: Sendable, Equatable {
+    public private(set) var bits: UInt64
+
+    public init() { bits = 0 }
+
+    public init(_ roles: some Sequence<PointRole>) {
+        bits = 0
+        for r in roles { insert(r) }
+    }
+
+    public var isEmpty: Bool { bits == 0 }
+    public func contains(_ role: PointRole) -> Bool { bits & (1 << UInt64(role.rawValue)) != 0 }
+    public mutating func insert(_ role: PointRole) { bits |= 1 << UInt64(role.rawValue) }
+    public mutating func formUnion(_ other: PointRoleSet) { bits |= other.bits }
 }

@@ -32,6 +32,11 @@ import EdgeRuntime
 /// - A reading with values that could not be used (`DeviceReading.invalid`) raises the
 ///   device's `invalid_value` alarm (cleared by a clean reading); those values are absent,
 ///   so nothing is judged or actuated on them.
+/// - A reading carries what was read: roles it did not read (`DeviceReading.unread`, slow
+///   blocks such as coil read-back and lux) are absent, and absent is not zero or off. The
+///   machines and the output comparison see only what was read (a new write is never compared
+///   with an old read-back); status and telemetry show each role's last known value
+///   (`lastKnown`).
 /// - A presence sensor that goes offline forgets its detection: when it answers again its
 ///   state is taken afresh (a sensor back online while detecting boosts).
 /// - Lamp failure is judged against the level the agent commanded.
@@ -73,6 +78,9 @@ final class ControlCore: @unchecked Sendable {
 
     // What the field told, by device id.
     private var readings: [DeviceReading?]
+    /// Each device's values as last read, role by role (a poll's unread roles keep theirs;
+    /// emptied when it goes offline): what status and telemetry show.
+    private var lastKnown: [PointValues]
     private var online: [Bool?]
     private var presence: [Bool?]
     private var invalidActive: [Bool]
@@ -167,6 +175,7 @@ final class ControlCore: @unchecked Sendable {
         for id in map.bollardDevice { bollards.append(BollardController(config: config.bollards[map.names[id]]!)) }
         for name in map.approachNames { approaches.append(PriorityApproach(config: config.priority[name]!)) }
         readings = Array(repeating: nil, count: n)
+        lastKnown = (0..<n).map { _ in PointValues() }
         online = Array(repeating: nil, count: n)
         presence = Array(repeating: nil, count: n)
         invalidActive = Array(repeating: false, count: n)
@@ -298,6 +307,9 @@ final class ControlCore: @unchecked Sendable {
         let wasOnline = online[id]
         online[id] = r.online
         readings[id] = r
+        // In place: the unread roles keep their value, the rest is this poll's (an offline
+        // reading has none).
+        lastKnown[id].update(from: r.values, keeping: r.online ? r.unread : PointRoleSet())
         telemetryTouched.append(id)
         if wasOnline != r.online {
             pendingEvents.append(.device(device: name, online: r.online, error: r.error))
@@ -700,7 +712,7 @@ final class ControlCore: @unchecked Sendable {
     func telemetryValues(_ id: Int) -> [String: ControlValue] {
         guard let r = readings[id] else { return [:] }
         var out: [String: ControlValue] = [:]
-        let v = r.values
+        let v = lastKnown[id]
         if monitors[id] != nil {
             for role in [PointRole.level, .setpoint, .powerW, .energyWh, .temperatureC] {
                 if let x = v[role] { out[role.pointName] = .number((x * 10).rounded() / 10) }
@@ -924,7 +936,7 @@ final class ControlCore: @unchecked Sendable {
             }
             if let r = readings[id] {
                 var values: [String: Double] = [:]
-                for (role, x) in r.values.present { values[role.pointName] = x }
+                for (role, x) in lastKnown[id].present { values[role.pointName] = x }
                 d.values = values
                 d.error = r.error
                 if !r.invalid.isEmpty { d.invalid = r.invalid }

@@ -10,7 +10,9 @@ import EdgeRuntime
 /// - Such a poll wakes the loop when it differs from the device's previous poll: online or not,
 ///   a value (role by role), or the values that could not be used. A poll that repeats the one
 ///   before carries only its age, and the loop's own deadlines (sensor age of a moving bollard,
-///   signal I/O age) already run it in time to see that.
+///   signal I/O age) already run it in time to see that. A role the poll did not read
+///   (`DeviceReading.unread`: a slow block between its reads) is no change; its last known
+///   value stands for the next comparison.
 /// - Every poll of a device the loop marked eager wakes it: a bollard that is not at rest (it
 ///   waits for a fresh poll to start moving, moves, or is in a fault a fresh poll clears) and a
 ///   signal I/O judged stale or offline.
@@ -43,11 +45,19 @@ final class ReadingWakeFilter: Sendable {
         return state.withLock { s in
             let changed: Bool
             if let l = s.last[id] {
-                changed = l.online != r.online || !l.values.sameValues(as: r.values) || l.invalid != r.invalid
+                changed = l.online != r.online || !l.values.sameValues(as: r.values, except: r.unread) || l.invalid != r.invalid
             } else {
                 changed = true
             }
-            if changed { s.last[id] = Last(online: r.online, values: r.values, invalid: r.invalid) }
+            if changed {
+                if r.unread.isEmpty || s.last[id] == nil {
+                    s.last[id] = Last(online: r.online, values: r.values, invalid: r.invalid)
+                } else {
+                    s.last[id]!.online = r.online
+                    s.last[id]!.values.update(from: r.values, keeping: r.unread)
+                    s.last[id]!.invalid = r.invalid
+                }
+            }
             return changed || s.eager[id]
         }
     }

@@ -14,7 +14,8 @@ struct StatusSnapshot: Codable, Sendable, Equatable {
         var line: String?
         /// A GPIO input's level.
         var value: Bool?
-        /// The latest poll's values by point name.
+        /// The last known value of each point (a poll that did not read a point leaves its last
+        /// value), by point name.
         var values: [String: Double]?
         var error: String?
         /// Values the device sent that could not be used.
