@@ -90,7 +90,9 @@ public final class ModbusBus: Sendable {
         let codec: PointCodec
         /// The device's own period (nil: the bus's, else the role's).
         let pollPeriod: Duration?
-        /// How often its slow blocks are read, ns; nil: at every poll (none, or a long period).
+        /// Its slow blocks are read at the first poll at least this long after their last read,
+        /// ns: `PollPeriods.slowBlocks` less half a period, so polls on their grid read them every
+        /// `slowBlocks`, not a poll later; nil: at every poll (none, or a long period).
         let slowEvery: Int64?
     }
 
@@ -125,7 +127,7 @@ public final class ModbusBus: Sendable {
     public func addDevice(_ spec: ModbusDeviceSpec, pollPeriod: Duration? = nil) {
         let codec = PointCodec(profile: spec.profile)
         let period = PollPeriods.period(device: pollPeriod, bus: pollInterval, kind: spec.profile.kind)
-        let slowEvery = codec.hasSlowBlocks ? PollPeriods.slowBlockPeriod(devicePeriod: period) : nil
+        let slowEvery = codec.hasSlowBlocks ? PollPeriods.slowBlockPeriod(devicePeriod: period).map { $0 - period.nanoseconds / 2 } : nil
         cond.withLock {
             state.devices.append(DeviceState(spec: spec, codec: codec, pollPeriod: pollPeriod, slowEvery: slowEvery))
             state.writes = WriteQueue(devices: state.devices.count)

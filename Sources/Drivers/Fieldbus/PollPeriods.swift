@@ -22,7 +22,7 @@ public enum PollPeriods {
     /// How often a device's blocks without a safety input are read (`PointCodec.Block.Refresh.slow`).
     /// Why 1 s: the coil read-back only tells that a unit lost what was written (a reboot resets
     /// coils to off, their safe value), and the output is then written again within this plus a
-    /// poll; lux changes over minutes. At 50 ms this halves a bollard's transactions.
+    /// poll; lux changes over minutes. A bollard at 50 ms then makes 21 reads a second, not 40.
     public static let slowBlocks = Duration.seconds(1)
 
     /// How often a device polled every `period` reads its slow blocks, ns: nil when at every
