@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include "edge_system_shims.h"
 #include <errno.h>
 #include <pthread.h>
@@ -34,4 +35,8 @@ int edge_kernel_clock_synchronised(void) {
     int state = adjtimex(&tx);
     if (state < 0) return -errno;
     return (state == TIME_ERROR || (tx.status & STA_UNSYNC)) ? 0 : 1;
+}
+
+int edge_heap_trim(void) {
+    return malloc_trim(0);
 }

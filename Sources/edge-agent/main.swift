@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdgeAgent
+import EdgeRuntime
 import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
@@ -51,7 +52,9 @@ struct EdgeAgentCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let config = self.config
-        SignalWatcher.run { event in
+        // Once started (first polls answered, the uplink connected, the backlog sent) and again
+        // after each reload, the pages only starting touched go back.
+        SignalWatcher.run(settle: .seconds(10), settled: { releaseStartupPages(logger) }) { event in
             switch event {
             case .reload:
                 agent.reload(path: config)
@@ -63,6 +66,17 @@ struct EdgeAgentCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// The pages only starting (or a reload) touched go back to the page cache: the agent's resident
+/// memory is then what it runs (`ResidentPages`).
+func releaseStartupPages(_ logger: Logger) {
+    guard let released = ResidentPages.releaseStartupPages() else {
+        logger.debug("start-up pages kept: /proc/self/smaps unreadable")
+        return
+    }
+    logger.debug("start-up pages released", metadata: ["kib": "\(released.residentKB)", "mappings": "\(released.mappings)",
+                                                       "refused": "\(released.refused)"])
 }
 
 do {

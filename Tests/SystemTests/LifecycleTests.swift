@@ -169,6 +169,28 @@ struct LifecycleTests {
         #expect(rig.agent?.isRunning == true)
     }
 
+    /// Settled after start (10 s), and again after a SIGHUP reload, the agent gives its start-up
+    /// pages back (`ResidentPages`: its code and read-only data, never relocated data) and goes on
+    /// controlling: presence still boosts the lamps and a reload still takes effect.
+    @Test func theAgentGivesBackItsStartUpPagesAndKeepsControlling() throws {
+        let rig = try FieldRig()
+        let agent = try rig.startAgent(arguments: ["--log-level", "debug"])
+        #expect(Wait.until(timeout: .seconds(10)) { (try? rig.device("lamp-01")["setpoint"] as? Int) == 30 })
+        let released = { agent.stderr.components(separatedBy: "start-up pages released").count - 1 }
+        #expect(Wait.until(timeout: .seconds(30)) { released() >= 1 }, "no release logged: \(agent.stderr.suffix(2000))")
+        let line = agent.stderr.split(separator: "\n").first { $0.contains("start-up pages released") }.map(String.init) ?? ""
+        #expect(line.contains("refused=0"), "\(line)")
+        #expect(!line.contains("kib=0 "), "nothing was resident to release: \(line)")
+        _ = try rig.simControl("gpio presence-a 1")
+        #expect(Wait.until(timeout: .seconds(5)) { (try? rig.device("lamp-01")["setpoint"] as? Int) == 100 }, "presence no longer boosts after the release")
+        agent.signal(SIGHUP)
+        #expect(Wait.until(timeout: .seconds(10)) { Self.generation(rig) == 2 })
+        #expect(Wait.until(timeout: .seconds(30)) { released() >= 2 }, "no release after the reload: \(agent.stderr.suffix(2000))")
+        _ = try rig.simControl("gpio presence-a 0")
+        #expect(try rig.edgectl(["status", "--json"]).status == 0)
+        #expect(agent.isRunning, "the agent exited: \(agent.stderr.suffix(2000))")
+    }
+
     /// The agent runs as an unprivileged user whose TLS key it cannot read: the uplink cannot be
     /// set up, yet lighting and the bollard answer `edgectl`, and the status names the alarm.
     @Test func anUnreadableTLSKeyStillLetsEdgectlRunTheLightingAndTheBollard() throws {

@@ -101,9 +101,9 @@ public final class FieldRig: @unchecked Sendable {
 
     /// Writes the config and starts edge-agent; waits until its control socket answers.
     @discardableResult
-    public func startAgent(config: String? = nil, environment: [String: String]? = nil) throws -> ChildProcess {
+    public func startAgent(config: String? = nil, environment: [String: String]? = nil, arguments: [String] = []) throws -> ChildProcess {
         _ = scratch.write("agent.yaml", config ?? agentConfig())
-        let agent = try ChildProcess(BuildProducts.executable("edge-agent"), ["--config", configPath], environment: environment)
+        let agent = try ChildProcess(BuildProducts.executable("edge-agent"), ["--config", configPath] + arguments, environment: environment)
         self.agent = agent
         guard Wait.until(timeout: .seconds(15), { (try? edgectl(["status", "--json"]).status) == 0 || !agent.isRunning }), agent.isRunning else {
             throw RigError("edge-agent did not start: \(agent.stderr)")

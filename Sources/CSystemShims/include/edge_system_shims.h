@@ -20,4 +20,8 @@ int edge_cond_wait_monotonic(void *cond, void *mutex, const struct timespec *dea
 /* The kernel's view of the clock (adjtimex, read only): 1 synchronised (an NTP daemon
    disciplines it), 0 unsynchronised (STA_UNSYNC or TIME_ERROR), -errno when it cannot tell. */
 int edge_kernel_clock_synchronised(void);
+
+/* glibc's malloc_trim(0): the heap's free memory back to the kernel (malloc.h is not in Swift's
+   Glibc module). Returns 1 if some memory was released. */
+int edge_heap_trim(void);
 #endif

@@ -74,10 +74,10 @@ public final class Agent: Sendable {
             .init(service: socket, requirement: .degradable),
             .init(service: watchdog, requirement: .required),
         ], logger: logger, onDegraded: { service, error in
-            uplink.setOwnAlarm("\(service.replacing("-", with: "_"))_unavailable",
+            uplink.setOwnAlarm("\(String(service.map { $0 == "-" ? "_" : $0 }))_unavailable",
                                ("critical", "\(service) cannot start (\(error)); the agent runs without it and retries"))
         }, onRecovered: { service in
-            uplink.setOwnAlarm("\(service.replacing("-", with: "_"))_unavailable", nil)
+            uplink.setOwnAlarm("\(String(service.map { $0 == "-" ? "_" : $0 }))_unavailable", nil)
             if service == "field" { uplink.reassertAlarms() }
         })
         me.agent = self

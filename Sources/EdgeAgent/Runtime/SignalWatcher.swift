@@ -28,13 +28,32 @@ public enum SignalWatcher {
     }
 
     /// Waits for the signals on the calling thread, delivering each to `handler`, until the
-    /// handler returns false (the main thread of `edge-agent` after start).
-    public static func run(_ handler: (Event) -> Bool) {
+    /// handler returns false (the main thread of `edge-agent` after start). With `settle`,
+    /// `settled` runs once `settle` after the call and again `settle` after each reload, on the
+    /// same thread, when no signal is being handled.
+    public static func run(settle: Duration? = nil, settled: () -> Void = {}, _ handler: (Event) -> Bool) {
         var set = watched()
+        var settleAt = settle.map { MonotonicInstant.now() + $0 }
         while true {
             var sig: Int32 = 0
-            if sigwait(&set, &sig) != 0 { continue }
-            if !handler(sig == SIGHUP ? .reload : .terminate(sig)) { return }
+            if let at = settleAt {
+                let left = max(Int64(0), at.nanoseconds - MonotonicInstant.now().nanoseconds)
+                var timeout = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+                let got = sigtimedwait(&set, nil, &timeout)
+                if got < 0 {
+                    if errno == EAGAIN {
+                        settleAt = nil
+                        settled()
+                    }
+                    continue
+                }
+                sig = got
+            } else if sigwait(&set, &sig) != 0 {
+                continue
+            }
+            let event: Event = sig == SIGHUP ? .reload : .terminate(sig)
+            if !handler(event) { return }
+            if case .reload = event, let settle { settleAt = MonotonicInstant.now() + settle }
         }
     }
 

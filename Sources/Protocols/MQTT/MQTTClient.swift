@@ -280,7 +280,7 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
                 failure.message = "broker refused the connection: \(refusal.text)"
             }
             if let detail = state.lastLibraryError {
-                if failure.kind == .unknown || failure.kind == .io, detail.contains("SSL") || detail.contains("certificate") {
+                if failure.kind == .unknown || failure.kind == .io, Self.mentions(detail, "SSL") || Self.mentions(detail, "certificate") {
                     failure.kind = .tls
                 }
                 failure.message += " (\(detail))"
@@ -466,5 +466,13 @@ final class MQTTCore: MosquittoEventHandler, Sendable {
             resume(shared.withLock { $0.machine.cancel(token: token) })
         }
         try outcome.get()
+    }
+
+    /// Whether libmosquitto's log line mentions `word` (a byte search: String's `contains(_:)`
+    /// comes from _StringProcessing, which would bring its regex engine, 0.9 MB, into the binary).
+    static func mentions(_ text: String, _ word: String) -> Bool {
+        let t = Array(text.utf8), w = Array(word.utf8)
+        guard !w.isEmpty, w.count <= t.count else { return w.isEmpty }
+        return (0...(t.count - w.count)).contains { t[$0..<($0 + w.count)].elementsEqual(w) }
     }
 }
