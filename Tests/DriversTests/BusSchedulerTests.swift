@@ -16,8 +16,11 @@ import Testing
         var writeCost: Int64 = 3 * BusSchedulerTests.ms
         var timeout: Int64 = 500 * BusSchedulerTests.ms
         var pending: [Int: WriteSummary] = [:]
-        /// (device, start, probe, kind)
-        var log: [(device: Int, start: Int64, probe: Bool, write: Bool)] = []
+        /// (device, start, probe, kind, the device's due time once the job ended)
+        var log: [(device: Int, start: Int64, probe: Bool, write: Bool, due: Int64)] = []
+        /// The times the bus woke from a sleep to run a job (a job right after a job is no wake-up).
+        var wakes: [Int64] = []
+        var slept = false
 
         init(devices: [BusScheduler.Device], probeTimeout: Int64, seed: UInt64 = 1) {
             scheduler = BusScheduler(devices: devices, settings: .init(probeTimeout: probeTimeout), start: 0, seed: seed)
@@ -37,15 +40,17 @@ import Testing
                 switch scheduler.next(now: now, writes: { pending[$0] }) {
                 case .sleep(let until):
                     now = min(end, max(now + 1, until ?? end))
+                    slept = true
                 case .run(let job, let probe):
                     let d = job.device
                     var write = false
                     if case .write = job { write = true; self.pending[d] = nil }
-                    log.append((d, now, probe, write))
+                    if slept { wakes.append(now); slept = false }
                     let cost: Int64 = dead.contains(d) ? (probe ? scheduler.settings.probeTimeout : timeout) : (write ? writeCost : pollCost[d])
                     let start = now
                     now += cost
                     scheduler.finished(job, probe: probe, started: start, ended: now, outcome: dead.contains(d) ? .noAnswer : .answered)
+                    log.append((d, start, probe, write, scheduler.due(d)))
                 }
             }
         }
@@ -214,6 +219,118 @@ import Testing
             let probeTime = bus.log.filter(\.probe).filter { bus.dead.contains($0.device) }.count
             #expect(Int64(probeTime) * 25 * Self.ms <= 8000 * Self.ms / 5 + 25 * Self.ms, "round \(round)")
             #expect(bus.pending.isEmpty || bus.pending.keys.allSatisfy { bus.dead.contains($0) }, "round \(round): writes starved \(bus.pending)")
+        }
+    }
+
+    /// The reference cabinet's field on Modbus TCP: 4 bollards and a signal I/O at 50 ms, 8 presence
+    /// sensors at 100 ms, 64 luminaires at 2 s (costs in ms).
+    static func referenceCabinet(lampCost: Int64 = 2 * ms) -> [BusScheduler.Device] {
+        (0..<5).map { _ in bollard() }
+            + (0..<8).map { _ in BusScheduler.Device(period: 100 * ms, safety: true, pollCost: ms) }
+            + (0..<64).map { _ in lamp(cost: lampCost) }
+    }
+
+    /// Rule 7: devices that come online at scattered times (dead at first, each back at a random
+    /// moment, found by its backoff probes) are then due at the same instants, those of the grid
+    /// of the scheduler's start, so the bus wakes once per instant of the shortest period.
+    @Test func devicesComingOnlineAtScatteredTimesAreDueAtTheSameInstants() {
+        let devices = Self.referenceCabinet()
+        let origin: Int64 = 13_000_000_007   // any origin
+        var bus = VirtualBus(devices: devices, probeTimeout: 25 * Self.ms)
+        bus.scheduler = BusScheduler(devices: devices, settings: .init(probeTimeout: 25 * Self.ms), start: origin, seed: 5)
+        bus.now = origin
+        var rng = SplitMix64(seed: 9)
+        let back = devices.map { _ in origin + Int64.random(in: 0..<3_000_000_000, using: &rng) }
+        bus.dead = Set(devices.indices)
+        bus.run(until: origin + 20_000 * Self.ms) { b in
+            for d in b.dead where back[d] <= b.now { b.dead.remove(d) }
+        }
+        #expect(devices.indices.allSatisfy { bus.scheduler.answers($0) })
+        // Each came online at its first poll after it was back.
+        let online = devices.indices.map { d in bus.log.first { $0.device == d && $0.start >= back[d] }!.start }
+        #expect(Set(online).count > devices.count / 2, "scattered: \(Set(online).count) distinct times")
+        let settled = online.max()!
+        // From then on every device is due on its period's grid, and those of one period at once.
+        for e in bus.log where e.start > settled {
+            #expect((e.due - origin) % devices[e.device].period == 0, "device \(e.device) due off the grid")
+        }
+        for period in Set(devices.map(\.period)) {
+            let dues = Set(devices.indices.filter { devices[$0].period == period }.map { bus.scheduler.due($0) })
+            #expect(dues.count == 1, "period \(period / Self.ms) ms: \(dues.count) distinct due times")
+        }
+        // One wake-up per 50 ms instant, each at the instant.
+        let wakes = bus.wakes.filter { $0 > settled }
+        #expect(wakes.allSatisfy { ($0 - origin) % (50 * Self.ms) == 0 }, "wake-ups off the 50 ms grid")
+        #expect(Int64(wakes.count) <= (bus.now - settled) / (50 * Self.ms) + 1, "\(wakes.count) wake-ups")
+    }
+
+    /// Property (rule 7): over random fields (periods that divide each other or not), random start
+    /// and random times of coming online, a device's next poll is never due later than a period
+    /// after its last poll started (nor before it started); and once every device answers, when
+    /// the bus keeps up (periods that divide each other, every burst done before the next instant),
+    /// two polls of a device start at most a period apart plus the other devices' polls ahead of it.
+    @Test func propertyNoDeviceWaitsLongerThanItsPeriod() {
+        var rng = SplitMix64(seed: 21)
+        let periods: [Int64] = [30, 50, 70, 100, 200, 1000, 2000].map { $0 * Self.ms }
+        for round in 0..<80 {
+            let n = Int.random(in: 1...6, using: &rng)
+            let devices: [BusScheduler.Device] = (0..<n).map { _ in
+                .init(period: periods.randomElement(using: &rng)!, safety: Bool.random(using: &rng), pollCost: Int64.random(in: 1...3, using: &rng) * Self.ms)
+            }
+            let origin = Int64.random(in: 0...1_000_000_000_000, using: &rng)
+            var bus = VirtualBus(devices: devices, probeTimeout: 25 * Self.ms)
+            bus.scheduler = BusScheduler(devices: devices, settings: .init(probeTimeout: 25 * Self.ms), start: origin, seed: UInt64(round))
+            bus.now = origin + Int64.random(in: 0..<3_000_000_000, using: &rng)
+            let back = devices.map { _ in bus.now + Int64.random(in: 0..<3_000_000_000, using: &rng) }
+            bus.dead = Set(devices.indices)
+            bus.run(until: bus.now + 15_000 * Self.ms) { b in
+                for d in b.dead where back[d] <= b.now { b.dead.remove(d) }
+            }
+            let online = devices.indices.map { d in bus.log.first { $0.device == d && $0.start >= back[d] }?.start }
+            #expect(online.allSatisfy { $0 != nil }, "round \(round): not all online")
+            for (d, at) in online.enumerated() {
+                guard let at else { continue }
+                for e in bus.log where e.device == d && e.start >= at {
+                    #expect(e.due > e.start && e.due <= e.start + devices[d].period, "round \(round) device \(d)")
+                }
+            }
+            let dividing = devices.allSatisfy { a in devices.allSatisfy { max(a.period, $0.period) % min(a.period, $0.period) == 0 } }
+            guard dividing, let settled = online.compactMap({ $0 }).max() else { continue }
+            for d in devices.indices {
+                let others = devices.indices.filter { $0 != d }.reduce(Int64(0)) { $0 + devices[$1].pollCost }
+                let gaps = bus.pollGaps(d, from: settled)
+                #expect(gaps.allSatisfy { $0 <= devices[d].period + others }, "round \(round) device \(d): max gap \((gaps.max() ?? 0) / Self.ms) ms")
+            }
+        }
+    }
+
+    /// Rule 3 with the grid: 64 luminaires due at one instant never delay a safety poll by more
+    /// than half its period. The first safety poll of an instant starts by due + period / 2 (rule
+    /// 3: no other job may end later); the ones queued behind it at most by the other safety polls
+    /// more. With the reference cabinet's TCP costs every bollard poll starts by due + period / 2;
+    /// with slower luminaires (RTU-like 8 and 20 ms, the bus 94 % busy) the bound with the queue.
+    @Test func aBurstOfLuminairesDueTogetherDelaysNoSafetyPollBeyondRule3() {
+        for lampCost in [2, 8, 20].map({ $0 * Self.ms }) {
+            let devices = Self.referenceCabinet(lampCost: lampCost)
+            var bus = VirtualBus(devices: devices, probeTimeout: 25 * Self.ms)
+            bus.run(until: 12_000 * Self.ms)
+            #expect(devices.indices.allSatisfy { bus.scheduler.answers($0) })
+            let lamps = devices.indices.filter { !devices[$0].safety }
+            #expect(Set(lamps.map { bus.scheduler.due($0) }).count == 1, "luminaires due together")
+            let safety = devices.indices.filter { devices[$0].safety }
+            var bursts = 0
+            for d in safety {
+                let polls = bus.log.filter { $0.device == d && !$0.write && $0.start >= 1000 * Self.ms }
+                let half = devices[d].period / 2
+                let others = safety.filter { $0 != d }.reduce(Int64(0)) { $0 + devices[$1].pollCost }
+                for (previous, poll) in zip(polls, polls.dropFirst()) {
+                    let late = poll.start - previous.due
+                    if previous.due % (2000 * Self.ms) == 0 { bursts += 1 }
+                    #expect(late >= 0 && late <= half + others, "lamps \(lampCost / Self.ms) ms, device \(d): \(late / Self.ms) ms late")
+                    if lampCost == 2 * Self.ms { #expect(late <= half, "device \(d): \(late / Self.ms) ms late") }
+                }
+            }
+            #expect(bursts >= 5 * safety.count, "safety polls at the luminaires' instants: \(bursts)")
         }
     }
 }

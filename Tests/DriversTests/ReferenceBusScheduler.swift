@@ -3,7 +3,8 @@
 /// A test-only copy of `BusScheduler` as it was before its indexes (commit da45cc0): every
 /// decision scans all devices in index order. `BusSchedulerEquivalenceTests` runs it beside
 /// `BusScheduler` and requires the same decisions. Do not change it to follow `BusScheduler`;
-/// it is the definition the faster scheduler must match.
+/// it is the definition the faster scheduler must match. One change of the rules since: the
+/// poll grid (rule 7 of `BusScheduler`), written here on its own in `gridAfter`.
 struct ReferenceBusScheduler {
     typealias Device = BusScheduler.Device
     typealias Health = BusScheduler.Health
@@ -24,6 +25,7 @@ struct ReferenceBusScheduler {
     }
 
     public let settings: Settings
+    let origin: Int64
     var states: [State]
     /// Probes of the window: (start, end).
     var probes: [(Int64, Int64)] = []
@@ -31,6 +33,7 @@ struct ReferenceBusScheduler {
 
     public init(devices: [Device], settings: Settings, start: Int64, seed: UInt64) {
         self.settings = settings
+        origin = start
         // Every device is due at once: the rules' order and the probe budget pace the first round.
         states = devices.map { State(device: $0, due: start, backoff: settings.backoffStart, writeCost: $0.writeCost) }
         rng = SplitMix64(seed: seed)
@@ -116,7 +119,7 @@ struct ReferenceBusScheduler {
             s.health = .online
             s.backoff = settings.backoffStart
             var next = s.due + s.device.period
-            if from != .online || next <= ended { next = started + s.device.period }
+            if from != .online || next <= ended { next = gridAfter(started, s.device.period) }
             s.due = max(next, s.due)
         case (.write, .answered), (.write, .refused):
             if from == .online {
@@ -131,7 +134,7 @@ struct ReferenceBusScheduler {
             switch from {
             case .online:
                 s.health = .suspect
-                s.due = max(s.due, started + s.device.period)
+                s.due = max(s.due, gridAfter(started, s.device.period))
             case .unknown, .suspect, .offline:
                 s.health = .offline
                 let step = s.backoff
@@ -142,6 +145,14 @@ struct ReferenceBusScheduler {
         }
         states[d] = s
         return Transition(from: from, to: s.health)
+    }
+
+    /// The first `origin + k * period` strictly after `time`.
+    func gridAfter(_ time: Int64, _ period: Int64) -> Int64 {
+        var k = (time - origin) / period
+        while origin + k * period <= time { k += 1 }
+        while origin + (k - 1) * period > time { k -= 1 }
+        return origin + k * period
     }
 
     /// A delay in [3/4, 5/4] of `step`.

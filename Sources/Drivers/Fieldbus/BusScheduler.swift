@@ -25,6 +25,13 @@
 ///    other `offline`; a good poll brings it back. Offline devices are probed at backoff steps
 ///    of `backoffStart` doubling to `backoffMax`, each drawn in [3/4, 5/4] of the step.
 /// 6. Nothing to do: sleep until the earliest release (a due poll, a backoff end, budget again).
+/// 7. Poll grid: an answering device's next poll is due one period after its last due time
+///    (anchored: no drift), except when it comes online, when it fell a period behind (that due
+///    time has passed when the poll ends) and after a miss: then it is due at the first instant
+///    `start + k * period` strictly after the poll's start (`start`: the scheduler's). Every
+///    device of one period is thus due at the same instants, and devices whose periods divide
+///    each other share instants, so the bus polls them back to back in one wake-up; and a device
+///    is never due later than a period after its last poll started.
 ///
 /// Invariants: at most one job runs at a time (the caller reports each with `finished`); the
 /// probe log holds only probes of the last window; a device's period never changes.
@@ -120,6 +127,8 @@ public struct BusScheduler: Sendable {
     }
 
     public let settings: Settings
+    /// The origin of the poll grid (rule 7): the `start` the scheduler was made with.
+    public let origin: Int64
     private var states: [State]
     /// Probes of the window: (start, end).
     private var probes: [(Int64, Int64)] = []
@@ -149,6 +158,7 @@ public struct BusScheduler: Sendable {
 
     public init(devices: [Device], settings: Settings, start: Int64, seed: UInt64) {
         self.settings = settings
+        origin = start
         // Every device is due at once: the rules' order and the probe budget pace the first round.
         states = devices.map { State(device: $0, due: start, backoff: settings.backoffStart, writeCost: $0.writeCost) }
         rng = SplitMix64(seed: seed)
@@ -296,7 +306,7 @@ public struct BusScheduler: Sendable {
             s.health = .online
             s.backoff = settings.backoffStart
             var next = s.due + s.device.period
-            if from != .online || next <= ended { next = started + s.device.period }
+            if from != .online || next <= ended { next = onGrid(after: started, period: s.device.period) }
             s.due = max(next, s.due)
         case (.write, .answered), (.write, .refused):
             if from == .online {
@@ -311,7 +321,7 @@ public struct BusScheduler: Sendable {
             switch from {
             case .online:
                 s.health = .suspect
-                s.due = max(s.due, started + s.device.period)
+                s.due = max(s.due, onGrid(after: started, period: s.device.period))
             case .unknown, .suspect, .offline:
                 s.health = .offline
                 let step = s.backoff
@@ -331,6 +341,16 @@ public struct BusScheduler: Sendable {
             if s.health == .online { notAnswering.remove(d) } else { notAnswering.insert(d) }
         }
         return Transition(from: from, to: s.health)
+    }
+
+    /// The first instant of the poll grid of `period` strictly after `time` (rule 7): in
+    /// (time, time + period].
+    func onGrid(after time: Int64, period: Int64) -> Int64 {
+        let period = max(period, 1)
+        let elapsed = time - origin
+        // Floor division (a time before the origin: a clock that went back).
+        let k = elapsed >= 0 ? elapsed / period : -((-elapsed + period - 1) / period)
+        return origin + (k + 1) * period
     }
 
     /// A delay in [3/4, 5/4] of `step`.

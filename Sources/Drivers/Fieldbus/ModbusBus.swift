@@ -49,9 +49,10 @@ public struct BusStats: Sendable {
 /// the safety devices' polls by earliest deadline, then control writes, other polls and probes
 /// of units that do not answer, each only where it leaves the safety polls at most half a
 /// period late. Each device is polled at its own period (`ModbusDeviceSpec.pollPeriod`, else
-/// the bus's `pollInterval`, else its role's, `PollPeriods`). Writes are coalesced per device
-/// and point in a `WriteQueue` (latest value wins, safe values written first, bounded by the
-/// devices' writable points). A unit that stops answering costs one response timeout, then is
+/// the bus's `pollInterval`, else its role's, `PollPeriods`), on a grid from the bus's start
+/// shared by every device of that period, so polls due together run in one wake-up. Writes are
+/// coalesced per device and point in a `WriteQueue` (latest value wins, safe values written
+/// first, bounded by the devices' writable points). A unit that stops answering costs one response timeout, then is
 /// probed with the shorter probe timeout (`BusLoad.probeTimeout`) at capped exponential backoff
 /// steps with jitter, within a fifth of the bus time. A failed poll never produces values: while
 /// the device is still online (one miss) nothing is delivered and the last good reading stands.
