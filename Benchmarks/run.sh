@@ -57,7 +57,7 @@ if [ "$build" = 1 ]; then
     gcc "${CFLAGS[@]}" -o "$PEERS/rtuline" Benchmarks/peers/rtuline.c
     gcc "${CFLAGS[@]}" -o "$PEERS/mqttloop" Benchmarks/peers/mqttloop.c $(pkg-config --cflags --libs libmosquitto) -lpthread
     gcc "${CFLAGS[@]}" -o "$PEERS/condloop" Benchmarks/peers/condloop.c -lpthread
-    gcc "${CFLAGS[@]}" -shared -fPIC -o "$PEERS/loopprobe.so" Benchmarks/peers/loopprobe.c -ldl
+    gcc "${CFLAGS[@]}" -shared -fPIC -Wl,--version-script=Benchmarks/peers/loopprobe.map -o "$PEERS/loopprobe.so" Benchmarks/peers/loopprobe.c -ldl
 fi
 
 args=(--bin "$STATIC/release" --label "static runtime (shipped)" --peers "$PEERS")
