@@ -113,16 +113,28 @@ public final class Locked<State>: @unchecked Sendable {
         state = initial
     }
 
+    #if compiler(>=6.1)
     /// Runs `body` on the state with the lock held.
     public func withLock<R, E: Error>(_ body: (inout sending State) throws(E) -> sending R) throws(E) -> sending R {
         lock.lock()
         defer { lock.unlock() }
         return try body(&state)
     }
+    #else
+    /// Runs `body` on the state with the lock held. (Swift 6.0, Debian 13's: its region checker
+    /// refuses an `inout sending` state touched by non-Sendable values, so the state is plain
+    /// `inout` there; 6.1 and later check the `sending` form.)
+    public func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&state)
+    }
+    #endif
 
     /// Runs `ready` on the state (lock held) now and each time a `signal`/`broadcast` wakes this
     /// thread, until it returns non-nil; returns that. With a `deadline`, gives up once it has
     /// passed (after one last `ready`) and returns nil.
+    #if compiler(>=6.1)
     public func wait<R>(until deadline: MonotonicInstant? = nil, _ ready: (inout sending State) -> sending R?) -> sending R? {
         lock.lock()
         defer { lock.unlock() }
@@ -135,6 +147,20 @@ public final class Locked<State>: @unchecked Sendable {
             }
         }
     }
+    #else
+    public func wait<R>(until deadline: MonotonicInstant? = nil, _ ready: (inout State) -> R?) -> R? {
+        lock.lock()
+        defer { lock.unlock() }
+        while true {
+            if let result = ready(&state) { return result }
+            if let deadline {
+                if !lock.wait(until: deadline) { return ready(&state) }
+            } else {
+                lock.wait()
+            }
+        }
+    }
+    #endif
 
     /// Wakes one thread in `wait`.
     public func signal() { lock.signal() }

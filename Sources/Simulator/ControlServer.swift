@@ -10,7 +10,7 @@ import Logging
 final class ControlPeer: @unchecked Sendable {
     let fd: Int32
     var buffer: [UInt8] = []
-    private let lock = Lock()
+    private let lock = EdgeRuntime.Lock()
     private var watcher = false
     private var broken = false
 
@@ -53,7 +53,7 @@ final class ControlSocketServer: @unchecked Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let done = Event()
-    private let watchLock = Lock()
+    private let watchLock = EdgeRuntime.Lock()
     private var watchers: [ControlPeer] = []
     private var peers: [ControlPeer] = []   // control thread only
     private var started = false

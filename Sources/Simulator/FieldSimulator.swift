@@ -49,7 +49,7 @@ public final class FieldSimulator: @unchecked Sendable {
 
     public let config: SimConfig
     private let logger: Logger
-    private let lock = Lock()
+    private let lock = EdgeRuntime.Lock()
     private let world = SimWorld()
     private let devices: [any SimDevice]
     private let byName: [String: any SimDevice]

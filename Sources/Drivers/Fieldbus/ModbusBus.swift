@@ -72,7 +72,7 @@ public final class ModbusBus: Sendable {
     private let timeout: Duration
     private let pollInterval: Duration?
     private let logger: Logger
-    private let cond = Lock()
+    private let cond = EdgeRuntime.Lock()
     private let state = Guarded()
 
     /// What the lock guards; touched only inside `cond.withLock`.

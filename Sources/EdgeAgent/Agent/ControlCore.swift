@@ -123,7 +123,7 @@ final class ControlCore: @unchecked Sendable {
     /// Set once by `halt`: from then on `step` does nothing and no output is written.
     private let halted = Locked(false)
     /// Held for the whole of a step, so `halt` can wait for one in progress to finish.
-    private let stepLock = Lock()
+    private let stepLock = EdgeRuntime.Lock()
 
     // Safety state (see `SafetyState`).
     private let safetyStore: SafetyStateStore?

@@ -48,8 +48,8 @@ final class ServiceSupervisor: Sendable {
     private let onDegraded: @Sendable (_ service: String, _ error: any Error) -> Void
     private let onRecovered: @Sendable (_ service: String) -> Void
     private let state = Locked(State())
-    private let retryWake = Lock()
-    private let retryDone = Lock()
+    private let retryWake = EdgeRuntime.Lock()
+    private let retryDone = EdgeRuntime.Lock()
     private let retryRunning = Locked(false)
 
     init(_ entries: [Entry], logger: Logger,

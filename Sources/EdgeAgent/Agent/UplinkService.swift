@@ -68,7 +68,7 @@ final class UplinkService: AgentService, @unchecked Sendable {
     /// issue 17: the Sparkplug B session (`uplink.dialect: sparkplug`); nil = the edge dialect. Guarded by `cond`.
     private let sparkplug: SparkplugEdgeNode?
     private let bootID = UUID().uuidString.lowercased()
-    private let cond = Lock()
+    private let cond = EdgeRuntime.Lock()
     private var running = false
     private var connected = false
     private var inflight: [Int32: UInt64] = [:]

@@ -12,7 +12,7 @@ final class WatchdogService: AgentService {
     private let loops: @Sendable () -> [any MonitoredLoop]
     private let statusText: @Sendable () -> String
     private let notifier: SystemdNotifier?
-    private let wake = Lock()
+    private let wake = EdgeRuntime.Lock()
     private let stopping = Locked(false)
 
     init(logger: Logger, notifier: SystemdNotifier? = SystemdNotifier.fromEnvironment(),

@@ -276,7 +276,7 @@ final class OutboxCore: @unchecked Sendable {
     private let clock = ContinuousClock()
 
     // Guarded by `cond`.
-    private let cond = Lock()
+    private let cond = EdgeRuntime.Lock()
     private var nextSeq: UInt64
     private var reservedSeq: UInt64
     private var pendingInserts: [Pending] = []
@@ -303,7 +303,7 @@ final class OutboxCore: @unchecked Sendable {
     private var commitHandler: (@Sendable (UInt64) -> Void)?
 
     // Guarded by `dbLock`.
-    private let dbLock = Lock()
+    private let dbLock = EdgeRuntime.Lock()
     private var db: SQLiteDatabase?
     private var persisted: Persisted
 

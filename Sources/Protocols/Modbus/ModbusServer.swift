@@ -73,7 +73,7 @@ public final class ModbusServer: @unchecked Sendable {
     private let units: [UInt8: ModbusRegisterBank]
     private let handler: Handler?
     private let logger: Logger
-    private let lock = Lock()
+    private let lock = EdgeRuntime.Lock()
     private var loop: ServeLoop?
     private var boundPort: Int?
 
@@ -237,7 +237,7 @@ private final class ServeLoop: @unchecked Sendable {
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let done = Event()
-    private let countLock = Lock()
+    private let countLock = EdgeRuntime.Lock()
     private var clients: [Client] = []
     private var published = 0
     private var serial: [UInt8] = []
