@@ -1663,6 +1663,31 @@ def callgrind_step(out_file: Path) -> tuple[int | None, int | None, int | None, 
     return self_cost + called_cost, calls, total, status_cost, status_calls
 
 
+def agent_under_callgrind(rig: Rig, prod: Products, binary: Path, cfg: Path, out: Path, options: tuple[str, ...] = (),
+                          timeout: float = 180) -> Agent:
+    """`binary` (the agent with its debug sections stripped: valgrind 3.19 cannot read Swift's DWARF 5)
+    under callgrind, writing `out`, once its control socket answers `ping` (not `status`: no snapshot
+    in what is measured)."""
+    proc = rig.spawn("edge-agent-callgrind", ["valgrind", "--tool=callgrind", *options, f"--callgrind-out-file={out}",
+                                              binary, "--config", cfg])
+    sock = str(cfg.parent / "control.sock")
+    agent = Agent.__new__(Agent)
+    agent.prod, agent.socket, agent.proc = prod, sock, proc
+    deadline = time.monotonic() + timeout
+    while True:
+        if not proc.running:
+            raise RuntimeError(f"agent under callgrind exited: {proc.stderr_text()[-2000:]}")
+        if os.path.exists(sock):
+            try:
+                if control_call(sock, {"verb": "ping"}, timeout=30).get("ok"):
+                    return agent
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"agent under callgrind did not answer within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
 def bench_stepcost(args, prod: Products, res: Results, base: Path) -> None:
     """Instructions per control step, as RESULTS.md measured the 215k: the agent (debug sections
     stripped, valgrind 3.19 cannot read Swift's DWARF 5) under callgrind on the footprint field
@@ -1682,24 +1707,8 @@ def bench_stepcost(args, prod: Products, res: Results, base: Path) -> None:
                                buses={"field": f'{{tcp: "127.0.0.1:{sim.port}", timeout: 200ms, poll: 200ms}}'},
                                devices=devices, sections=sections, lines=board_lines, sim_socket=sim.control, rt=50)
             out = rig.dir / "callgrind.out"
-            proc = rig.spawn("edge-agent-callgrind", ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                                                      nodebug, "--config", cfg])
-            sock = str(cfg.parent / "control.sock")
-            agent = Agent.__new__(Agent)
-            agent.prod, agent.socket, agent.proc = prod, sock, proc
-            deadline = time.monotonic() + 180
-            while True:
-                if not proc.running:
-                    raise RuntimeError(f"agent under callgrind exited: {proc.stderr_text()[-2000:]}")
-                if os.path.exists(sock):
-                    try:  # `ping`, not `status`: no snapshot in the measured steps
-                        if control_call(sock, {"verb": "ping"}, timeout=30).get("ok"):
-                            break
-                    except Exception:  # noqa: BLE001 - not up yet
-                        pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("agent under callgrind did not answer within 180 s")
-                time.sleep(0.5)
+            agent = agent_under_callgrind(rig, prod, nodebug, cfg, out)
+            proc = agent.proc
             la0 = loadavg()
             scene = None
             if phase == "busy":

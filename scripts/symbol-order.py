@@ -10,7 +10,7 @@ toolchain changed much: a function missing from the list is only laid out after 
 
     scripts/symbol-order.py --bin .build-bench-static/release [--out Sources/edge-agent/symbol-order.txt]
 """
-import argparse, os, re, signal, subprocess, sys, time
+import argparse, os, re, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "Benchmarks"))
 import bench  # noqa: E402
@@ -61,23 +61,9 @@ def main() -> int:
                                  buses={"field": f'{{tcp: "127.0.0.1:{sim.port}", timeout: 200ms}}'},
                                  devices=devices, sections=sections, lines=board_lines, sim_socket=sim.control, rt=50)
         out = rig.dir / "cg.out"
-        proc = rig.spawn("agent-callgrind", ["valgrind", "--tool=callgrind", "--dump-line=no", "--compress-pos=no", "--demangle=no",
-                                             f"--callgrind-out-file={out}", nodebug, "--config", cfg])
-        sock = str(cfg.parent / "control.sock")
-        agent = bench.Agent.__new__(bench.Agent)
-        agent.prod, agent.socket, agent.proc = prod, sock, proc
-        deadline = time.monotonic() + 300
-        while True:
-            if not proc.running:
-                raise RuntimeError(f"agent under callgrind exited: {proc.stderr_text()[-2000:]}")
-            if os.path.exists(sock):
-                try:
-                    agent.status(); break
-                except Exception:  # noqa: BLE001
-                    pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("no answer")
-            time.sleep(1)
+        agent = bench.agent_under_callgrind(rig, prod, nodebug, cfg, out, ("--dump-line=no", "--compress-pos=no", "--demangle=no"),
+                                            timeout=300)
+        proc = agent.proc
         time.sleep(3)
         def dump():
             subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, timeout=120)
