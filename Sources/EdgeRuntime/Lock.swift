@@ -133,18 +133,15 @@ public final class Locked<State>: @unchecked Sendable {
 
     /// Runs `ready` on the state (lock held) now and each time a `signal`/`broadcast` wakes this
     /// thread, until it returns non-nil; returns that. With a `deadline`, gives up once it has
-    /// passed (after one last `ready`) and returns nil.
+    /// passed (after one last `ready`) and returns nil. (Before Swift 6.1 the state is plain
+    /// `inout`, as in `withLock`.)
     #if compiler(>=6.1)
     public func wait<R>(until deadline: MonotonicInstant? = nil, _ ready: (inout sending State) -> sending R?) -> sending R? {
         lock.lock()
         defer { lock.unlock() }
         while true {
             if let result = ready(&state) { return result }
-            if let deadline {
-                if !lock.wait(until: deadline) { return ready(&state) }
-            } else {
-                lock.wait()
-            }
+            if !sleep(until: deadline) { return ready(&state) }
         }
     }
     #else
@@ -153,14 +150,20 @@ public final class Locked<State>: @unchecked Sendable {
         defer { lock.unlock() }
         while true {
             if let result = ready(&state) { return result }
-            if let deadline {
-                if !lock.wait(until: deadline) { return ready(&state) }
-            } else {
-                lock.wait()
-            }
+            if !sleep(until: deadline) { return ready(&state) }
         }
     }
     #endif
+
+    /// One sleep of `wait` (lock held): until woken, or until `deadline` at the latest; false once
+    /// the deadline has passed.
+    private func sleep(until deadline: MonotonicInstant?) -> Bool {
+        guard let deadline else {
+            lock.wait()
+            return true
+        }
+        return lock.wait(until: deadline)
+    }
 
     /// Wakes one thread in `wait`.
     public func signal() { lock.signal() }
