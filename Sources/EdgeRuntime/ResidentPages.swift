@@ -103,11 +103,8 @@ public enum ResidentPages {
         return released
     }
 
-    /// `readProcFile` for the tests.
-    public static func readProcFileForTests(_ path: String) -> String? { readProcFile(path) }
-
-    /// The whole of a /proc file (its size is not known before reading).
-    static func readProcFile(_ path: String) -> String? {
+    /// The whole of a /proc file (its size is not known before reading), nil when it cannot be read.
+    public static func readProcFile(_ path: String) -> String? {
         let fd = retryingOnInterrupt { open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { return nil }
         defer { close(fd) }
