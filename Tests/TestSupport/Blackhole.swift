@@ -26,16 +26,18 @@ public final class Blackhole: Sendable {
 
     public enum BlackholeError: Error, CustomStringConvertible {
         case socket(call: String, errno: Int32)
+        case listen(Loopback.SocketError)
         public var description: String {
             switch self {
             case .socket(let call, let e): return "blackhole: \(call) failed: \(String(cString: strerror(e)))"
+            case .listen(let error): return "blackhole: \(error)"
             }
         }
     }
 
     private let core: BlackholeCore
 
-    /// Listens on a free 127.0.0.1 port (below the ephemeral range, so it can be reused).
+    /// Listens on a free 127.0.0.1 port until stopped.
     public init(mode: Mode) throws { core = try BlackholeCore(mode: mode) }
 
     deinit { core.stop() }
@@ -99,22 +101,15 @@ final class BlackholeCore: @unchecked Sendable {
         } catch {
             throw Blackhole.BlackholeError.socket(call: "pipe", errno: error.errno)
         }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Blackhole.BlackholeError.socket(call: "socket", errno: errno) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var chosen = 0
-        for _ in 0..<20 {
-            let candidate = restartablePort()
-            if Loopback.bind(fd, port: candidate) { chosen = candidate; break }
+        // A port the kernel picks (ephemeral range), held for the blackhole's whole life: no
+        // other test's client can be retrying a broker that used to be on it, and it is never
+        // rebound.
+        do {
+            (listener, port) = try Loopback.listener(backlog: 16, reuseAddress: true)
+        } catch {
+            stopPipe.close()
+            throw Blackhole.BlackholeError.listen(error)
         }
-        guard chosen != 0, listen(fd, 16) == 0 else {
-            let e = errno
-            close(fd)
-            throw Blackhole.BlackholeError.socket(call: "bind/listen 127.0.0.1", errno: e)
-        }
-        port = chosen
-        listener = fd
         threads.enter()
         let t = Thread { [self] in
             acceptLoop()

@@ -139,69 +139,36 @@ public final class MosquittoBroker: @unchecked Sendable {
     }
 }
 
-/// A one-connection loopback TCP relay (`socat`, no fork) between a client and a broker port,
-/// so a test can cut that client's connection (SIGKILL the relay) while the broker stays up:
-/// the broker sees the link die without DISCONNECT. The relay exits when its connection
-/// ends; `start()` opens it again on the same port.
-public final class TCPRelay: @unchecked Sendable {
-    public let port: Int
+/// A loopback TCP relay between a client and a broker port, so a test can cut that client's
+/// connection while the broker stays up: the broker sees the link die without DISCONNECT.
+/// `kill()` cuts the open connection and turns the relay away (connections accepted and closed
+/// at once, like a peer that is down) until `start()`. In-process (a `Blackhole` forwarding):
+/// its listening socket is bound before `init` returns and kept to the end, so no stray client
+/// can take the relay and no restart has to win its port back.
+public final class TCPRelay: Sendable {
     public let target: Int
-    private let executable: String
-    private let lock = NSLock()
-    private var child: ChildProcess?
+    private let hole: Blackhole
 
-    public enum RelayError: Error, CustomStringConvertible {
-        case notInstalled
-        case didNotListen(port: Int, stderr: String)
-        public var description: String {
-            switch self {
-            case .notInstalled: return "socat not found (apt-get install socat)"
-            case .didNotListen(let port, let stderr): return "socat did not listen on 127.0.0.1:\(port) within 10 s: \(stderr)"
-            }
-        }
-    }
-
-    /// Listens on a free 127.0.0.1 port and forwards one connection to 127.0.0.1:`target`.
+    /// Listens on a free 127.0.0.1 port and forwards connections to 127.0.0.1:`target`
+    /// (from `start()` on when `start` is false).
     public init(to target: Int, start: Bool = true) throws {
-        guard let exe = which("socat") else { throw RelayError.notInstalled }
-        executable = exe
         self.target = target
-        port = restartablePort()
-        if start { try self.start() }
+        hole = try Blackhole(mode: start ? .forward(port: target) : .refuse)
     }
 
+    /// The port the client connects to.
+    public var port: Int { hole.port }
+
+    /// Connections accepted from now on are forwarded.
     public func start() throws {
-        try lock.withLock {
-            if child?.isRunning == true { return }
-            child = try ChildProcess(executable, ["TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr", "TCP:127.0.0.1:\(target)"])
-        }
-        // Probe without connecting through: a probe connection would be relayed to the broker.
-        guard Wait.until(timeout: .seconds(10), { TCPRelay.listening(port) }) else {
-            let stderr = lock.withLock { child?.stderr ?? "" }
-            kill()
-            throw RelayError.didNotListen(port: port, stderr: stderr)
-        }
+        hole.mode = .forward(port: target)
     }
 
-    /// SIGKILL the relay: its connection is cut on both sides.
+    /// Cuts the open connection on both sides; connections accepted from now on are closed at once.
     public func kill() {
-        lock.withLock {
-            child?.kill9()
-            child = nil
-        }
+        hole.mode = .refuse
+        hole.cutAll()
     }
-
-    /// Whether a socket listens on 127.0.0.1:`port` (read from /proc/net/tcp, no connection made).
-    static func listening(_ port: Int) -> Bool {
-        let hex = String(format: ":%04X", port)
-        guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return false }
-        return table.split(separator: "\n").contains { line in
-            let fields = line.split(separator: " ")
-            return fields.count > 3 && fields[1].hasSuffix(hex) && fields[3] == "0A"
-        }
-    }
-
-    deinit { child?.kill9() }
 }
 
 /// A free 127.0.0.1 port below the kernel's ephemeral range (ip_local_port_range), for
