@@ -600,11 +600,12 @@ def bench_loop(args, prod: Products, res: Results, base: Path) -> str:
                 time.sleep(2)
             la = loadavg()
             before = read_probe(probe_file)[0]
-            cond = rig.spawn(f"condloop-{phase}", [prod.peers / "condloop", "50", "10000", args.loop_seconds], lines=True)
+            mechanisms = {mode: rig.spawn(f"wakeloop-{mode}-{phase}", [prod.peers / "wakeloop", mode, "50", "10000", args.loop_seconds], lines=True)
+                          for mode in ("futex", "cond")}
             ct = subprocess.run(["cyclictest", "-t1", "-p50", "-i10000", f"-D{int(args.loop_seconds)}", "-q", "-h", "20000"],
                                 capture_output=True, text=True, timeout=args.loop_seconds + 60)
             count, samples = read_probe(probe_file)
-            cm = cond.wait_line(r"L (\d+) ([\d.]+) ([\d.]+) ([\d.]+)", 30)
+            lines = {mode: w.wait_line(r"L (\d+) ([\d.]+) ([\d.]+) ([\d.]+)", 30) for mode, w in mechanisms.items()}
             if stress:
                 stress.stop(signal.SIGINT)
             ours = sorted(s / 1000 for s in samples[before:count])
@@ -615,8 +616,9 @@ def bench_loop(args, prod: Products, res: Results, base: Path) -> str:
             label = "idle" if phase == "idle" else f"stress-ng --cpu {os.cpu_count()}"
             res.add("1 loop", f"wake-up lateness µs p50/p99/max, 100 Hz prio 50, {label} ({len(ours)} ticks, load {la})",
                     f"{fmt(a50, 1)} / {fmt(a99, 1)} / {fmt(amax, 1)}",
-                    f"cyclictest {fmt(ct_p50)} / {fmt(ct_p99)} / {fmt(ct_max)}; C condvar loop "
-                    + (f"{cm.group(2)} / {cm.group(3)} / {cm.group(4)}" if cm else "-"),
+                    f"cyclictest {fmt(ct_p50)} / {fmt(ct_p99)} / {fmt(ct_max)}"
+                    + "".join(f"; C {name} loop " + (f"{m.group(2)} / {m.group(3)} / {m.group(4)}" if m else "-")
+                              for name, m in (("futex", lines["futex"]), ("condvar", lines["cond"]))),
                     f"p99 {fmt(ratio, 2)}x", "p99 <= 1.5x cyclictest",
                     None if ratio is None else ratio <= 1.5)
         st = agent.status()["loop"]

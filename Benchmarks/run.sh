@@ -56,7 +56,7 @@ if [ "$build" = 1 ]; then
     gcc "${CFLAGS[@]}" -o "$PEERS/mbtap" Benchmarks/peers/mbtap.c
     gcc "${CFLAGS[@]}" -o "$PEERS/rtuline" Benchmarks/peers/rtuline.c
     gcc "${CFLAGS[@]}" -o "$PEERS/mqttloop" Benchmarks/peers/mqttloop.c $(pkg-config --cflags --libs libmosquitto) -lpthread
-    gcc "${CFLAGS[@]}" -o "$PEERS/condloop" Benchmarks/peers/condloop.c -lpthread
+    gcc "${CFLAGS[@]}" -o "$PEERS/wakeloop" Benchmarks/peers/wakeloop.c -lpthread
     gcc "${CFLAGS[@]}" -shared -fPIC -Wl,--version-script=Benchmarks/peers/loopprobe.map -o "$PEERS/loopprobe.so" Benchmarks/peers/loopprobe.c -ldl
 fi
 

@@ -14,7 +14,7 @@ import Glibc
 /// Invariants: `wait` is called with the lock held; `lock`/`unlock` pair on one thread.
 /// `@unchecked Sendable`: the mutex and condition live in heap memory this class owns and frees;
 /// pthread calls are the only access to them. This file holds the project's only unchecked
-/// locks (`Lock`, `Locked`); everything else is checked by the compiler.
+/// locks (`Lock`, `Locked`, and the loop's `WakeWord`); everything else is checked by the compiler.
 public final class Lock: @unchecked Sendable {
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
@@ -197,4 +197,41 @@ public final class Event: Sendable {
     public func wait(until deadline: MonotonicInstant) -> Bool {
         isSet.wait(until: deadline) { $0 ? true : nil } ?? false
     }
+}
+
+/// A word one thread sleeps on until another changes it or an absolute `MonotonicInstant`
+/// passes (a process-private futex): the control loop's sleep. Coming back from a timeout takes
+/// no lock, where a condition variable re-takes its mutex first; under load that shortens the
+/// wake-up tail of a SCHED_FIFO loop (Benchmarks: loop rows).
+///
+/// Protocol, so that no change is missed: the sleeper reads `value`, then checks its state
+/// (under its own lock), then `wait(while:until:)` with the value it read; whoever changes that
+/// state calls `bump()` after the change. A change between the check and the wait has bumped
+/// the word, and the wait returns at once.
+///
+/// `@unchecked Sendable`: the word lives in heap memory this class owns and frees; atomic loads,
+/// atomic increments and the futex calls are the only access to it.
+public final class WakeWord: @unchecked Sendable {
+    private let word: UnsafeMutablePointer<UInt32>
+
+    public init() {
+        word = .allocate(capacity: 1)
+        word.initialize(to: 0)
+    }
+
+    deinit { word.deallocate() }
+
+    /// The word now (an atomic load).
+    public var value: UInt32 { edge_wake_word_load(word) }
+
+    /// Sleeps while the word still holds `expected`, until a `bump()` or the absolute `deadline`;
+    /// false once the deadline has passed. May return early (a signal): re-check in a loop.
+    @discardableResult
+    public func wait(while expected: UInt32, until deadline: MonotonicInstant) -> Bool {
+        var ts = deadline.timespec
+        return edge_wake_word_wait(word, expected, &ts) != ETIMEDOUT
+    }
+
+    /// Changes the word and wakes every thread sleeping on it.
+    public func bump() { edge_wake_word_bump(word) }
 }

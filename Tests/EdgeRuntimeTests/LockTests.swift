@@ -79,6 +79,51 @@ import Glibc
     }
 }
 
+/// The control loop's sleep: no bump is lost between reading the word and sleeping on it.
+@Suite struct WakeWordTests {
+    @Test func waitSleepsUntilTheMonotonicDeadline() {
+        let word = WakeWord()
+        let start = MonotonicInstant.now()
+        let woken = word.wait(while: word.value, until: start + .milliseconds(20))
+        #expect(!woken)
+        #expect(MonotonicInstant.now() >= start + .milliseconds(20))
+        #expect(!word.wait(while: word.value, until: start - .seconds(1)), "a past deadline returns at once")
+    }
+
+    /// A bump after the sleeper read the word, before it slept: the wait returns at once.
+    @Test func aBumpBeforeTheSleepIsNotLost() {
+        let word = WakeWord()
+        let seen = word.value
+        word.bump()
+        #expect(word.value == seen &+ 1)
+        let start = MonotonicInstant.now()
+        #expect(word.wait(while: seen, until: start + .seconds(60)))
+        #expect(MonotonicInstant.now() < start + .seconds(30))
+    }
+
+    /// Many bumps from other threads, each waited for by the sleeper following the protocol
+    /// (read the word, check the state, sleep): every one is seen, none waits for its deadline.
+    @Test func everyBumpWakesTheSleeper() {
+        let word = WakeWord()
+        let produced = Locked(0)
+        let rounds = 2_000
+        let producer = OSThread.start(name: "bumper") {
+            for _ in 0..<rounds {
+                produced.withLock { $0 += 1 }
+                word.bump()
+            }
+        }
+        var timeouts = 0
+        while true {
+            let seen = word.value
+            if produced.withLock({ $0 }) == rounds { break }
+            if !word.wait(while: seen, until: MonotonicInstant.now() + .seconds(10)) { timeouts += 1 }
+        }
+        producer.join()
+        #expect(timeouts == 0)
+    }
+}
+
 @Suite struct OSThreadTests {
     @Test func threadCarriesItsName() {
         let name = Locked("")

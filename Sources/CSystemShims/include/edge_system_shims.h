@@ -17,6 +17,15 @@ int edge_set_thread_name(const char *name);
 
 int edge_cond_wait_monotonic(void *cond, void *mutex, const struct timespec *deadline);
 
+/* A futex word (process-private) to sleep on, for the control loop (EdgeRuntime's WakeWord).
+   edge_wake_word_wait sleeps while *word == expected until edge_wake_word_bump or the absolute
+   CLOCK_MONOTONIC `deadline`: 0 (woken, or the word had already changed), ETIMEDOUT, or EINTR.
+   Unlike a condition variable's wait it takes no mutex on the way out.
+   edge_wake_word_bump increments the word and wakes every thread sleeping on it. */
+int edge_wake_word_wait(uint32_t *word, uint32_t expected, const struct timespec *deadline);
+uint32_t edge_wake_word_load(const uint32_t *word);
+void edge_wake_word_bump(uint32_t *word);
+
 /* The kernel's view of the clock (adjtimex, read only): 1 synchronised (an NTP daemon
    disciplines it), 0 unsynchronised (STA_UNSYNC or TIME_ERROR), -errno when it cannot tell. */
 int edge_kernel_clock_synchronised(void);

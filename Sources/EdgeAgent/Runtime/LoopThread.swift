@@ -48,8 +48,9 @@ public struct LoopStats: Sendable, Equatable {
 /// the body: it is counted (`pastDeadlines`) and the loop runs again `minimumGap` later rather
 /// than spin (a SCHED_FIFO thread that spins starves the box).
 ///
-/// The thread sleeps on a CLOCK_MONOTONIC condition variable (`Lock.wait(until:)`) with
-/// an absolute deadline, so a wake-up is prompt and the grid never drifts; the mutex is
+/// The thread sleeps on a futex word (`WakeWord`) with an absolute CLOCK_MONOTONIC deadline,
+/// so a wake-up is prompt and the grid never drifts, and coming back at a deadline takes no
+/// lock first (a condition variable would re-take its mutex); the flags' lock is
 /// priority-inheriting, so a low-priority thread calling `wake()` cannot stall a SCHED_FIFO
 /// loop. Nothing is allocated per run. The body must not block on I/O; if it overruns, missed
 /// grid points are counted and the next one on the grid is used. Lateness (body start minus
@@ -305,7 +306,8 @@ private struct StatsState {
     }
 }
 
-/// The loop's flags behind the one `Lock` (priority-inheriting, CLOCK_MONOTONIC condition).
+/// The loop's flags behind the one `Lock`, and the `WakeWord` the loop thread sleeps on (so a
+/// deadline wake-up takes no lock until the flags are read; priority-inheriting when it does).
 private final class LoopSignal: Sendable {
     enum Reason {
         case deadline
@@ -320,6 +322,7 @@ private final class LoopSignal: Sendable {
     }
 
     private let flags = Locked(Flags())
+    private let word = WakeWord()
 
     func wake(at: Int64) {
         flags.withLock { f in
@@ -328,29 +331,33 @@ private final class LoopSignal: Sendable {
                 f.wakeRequestedAt = at  // the oldest pending request counts for latency
             }
         }
-        flags.signal()
+        word.bump()
     }
 
     func requestStop() {
         flags.withLock { $0.stopRequested = true }
-        flags.signal()
+        word.bump()
     }
 
     /// Blocks until the absolute monotonic `deadline`, a wake-up or a stop request. A deadline
     /// that has come also consumes a pending wake-up (one body run serves both).
     func wait(until deadline: MonotonicInstant) -> Reason {
-        let reason = flags.wait(until: deadline) { f -> Reason? in
-            if f.stopRequested { return .stop }
-            if MonotonicInstant.now() >= deadline {
-                f.wakePending = false
-                return .deadline
+        while true {
+            let seen = word.value  // before the flags: a change after this bumps past `seen`
+            let reason = flags.withLock { f -> Reason? in
+                if f.stopRequested { return .stop }
+                if MonotonicInstant.now() >= deadline {
+                    f.wakePending = false
+                    return .deadline
+                }
+                if f.wakePending {
+                    f.wakePending = false
+                    return .wake(requestedAt: f.wakeRequestedAt)
+                }
+                return nil
             }
-            if f.wakePending {
-                f.wakePending = false
-                return .wake(requestedAt: f.wakeRequestedAt)
-            }
-            return nil
+            if let reason { return reason }
+            word.wait(while: seen, until: deadline)
         }
-        return reason ?? .deadline
     }
 }
