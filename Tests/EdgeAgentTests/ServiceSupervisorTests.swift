@@ -45,6 +45,12 @@ import Testing
 
     static let logger = Logger(label: "test")
 
+    /// The alarm codes the contract names for the degradable services (docs: Agent's start order).
+    @Test func aDegradableServiceRaisesTheAlarmNamedAfterIt() {
+        #expect(Agent.unavailableAlarm("field") == "field_unavailable")
+        #expect(Agent.unavailableAlarm("control-socket") == "control_socket_unavailable")
+    }
+
     @Test func startsInOrderAndStopsInReverseOrderUnderOneDeadline() throws {
         let j = Journal()
         let s = ServiceSupervisor(["a", "b", "c"].map { .init(service: Probe($0, journal: j), requirement: .required) },

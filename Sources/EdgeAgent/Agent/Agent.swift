@@ -74,13 +74,19 @@ public final class Agent: Sendable {
             .init(service: socket, requirement: .degradable),
             .init(service: watchdog, requirement: .required),
         ], logger: logger, onDegraded: { service, error in
-            uplink.setOwnAlarm("\(String(service.map { $0 == "-" ? "_" : $0 }))_unavailable",
+            uplink.setOwnAlarm(Agent.unavailableAlarm(service),
                                ("critical", "\(service) cannot start (\(error)); the agent runs without it and retries"))
         }, onRecovered: { service in
-            uplink.setOwnAlarm("\(String(service.map { $0 == "-" ? "_" : $0 }))_unavailable", nil)
+            uplink.setOwnAlarm(Agent.unavailableAlarm(service), nil)
             if service == "field" { uplink.reassertAlarms() }
         })
         me.agent = self
+    }
+
+    /// The alarm code of a degradable service that cannot run: `control-socket` ->
+    /// `control_socket_unavailable`.
+    static func unavailableAlarm(_ service: String) -> String {
+        String(service.map { $0 == "-" ? "_" : $0 }) + "_unavailable"
     }
 
     /// Starts every service; throws only when one the agent cannot run without fails (the
