@@ -18,7 +18,7 @@ let strict: [SwiftSetting] = [
 /// Debian's swiftlang both carry): relative relocations packed (DT_RELR, glibc >= 2.36), so the
 /// loader reads a few KB instead of 1 MB of them at every start; and, for `edge-agent`, its
 /// functions laid out in the order of Sources/edge-agent/symbol-order.txt (the functions the agent
-/// runs, idle first: `scripts/symbol-order.sh` writes it), so the code it runs shares a few hundred
+/// runs, idle first: `scripts/symbol-order.py` writes it), so the code it runs shares a few hundred
 /// pages instead of being spread over the whole text: resident memory is what the agent touches.
 func releaseLink(order: String? = nil) -> [LinkerSetting] {
     var flags = ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"]
