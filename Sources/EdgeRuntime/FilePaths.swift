@@ -44,6 +44,24 @@ public enum FilePaths {
         default: return .other
         }
     }
+
+    /// The whole of a /proc file (the kernel reports its size as 0: read to EOF), at most
+    /// `limit` bytes; nil when it cannot be opened or read.
+    public static func readProcFile(_ path: String, limit: Int = .max) -> String? {
+        let fd = retryingOnInterrupt { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        while bytes.count < limit {
+            let want = min(chunk.count, limit - bytes.count)
+            let n = chunk.withUnsafeMutableBytes { buffer in retryingOnInterrupt { read(fd, buffer.baseAddress, want) } }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 }
 
 /// The process's standard output and error, written with write(2): whole text, short writes

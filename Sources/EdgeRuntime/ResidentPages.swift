@@ -89,7 +89,7 @@ public enum ResidentPages {
     @discardableResult
     public static func releaseStartupPages() -> Released? {
         _ = edge_heap_trim()
-        guard let text = readProcFile("/proc/self/smaps") else { return nil }
+        guard let text = FilePaths.readProcFile("/proc/self/smaps") else { return nil }
         var released = Released(mappings: 0, residentKB: 0, refused: 0)
         for m in releasable(smaps: text) {
             guard let address = UnsafeMutableRawPointer(bitPattern: m.start) else { continue }
@@ -101,21 +101,5 @@ public enum ResidentPages {
             }
         }
         return released
-    }
-
-    /// The whole of a /proc file (its size is not known before reading), nil when it cannot be read.
-    public static func readProcFile(_ path: String) -> String? {
-        let fd = retryingOnInterrupt { open(path, O_RDONLY | O_CLOEXEC) }
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { buffer in retryingOnInterrupt { read(fd, buffer.baseAddress, buffer.count) } }
-            if n < 0 { return nil }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

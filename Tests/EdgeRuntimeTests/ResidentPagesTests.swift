@@ -62,13 +62,13 @@ import Testing
     /// before is used after), and the code still runs.
     @Test func releasingThisProcessKeepsItWorking() throws {
         let table: [(String, (Int) -> Int)] = [("double", { $0 * 2 }), ("square", { $0 * $0 })]
-        let before = try #require(ResidentPages.readProcFile("/proc/self/smaps"))
+        let before = try #require(FilePaths.readProcFile("/proc/self/smaps"))
         let candidates = ResidentPages.releasable(smaps: before)
         #expect(!candidates.isEmpty)
         let released = try #require(ResidentPages.releaseStartupPages())
         #expect(released.mappings > 0)
         #expect(released.refused == 0)
-        let after = try #require(ResidentPages.readProcFile("/proc/self/smaps"))
+        let after = try #require(FilePaths.readProcFile("/proc/self/smaps"))
         let ranges = Set(candidates.map { "\($0.start)-\($0.end)" })
         let residentAfter = ResidentPages.releasable(smaps: after).filter { ranges.contains("\($0.start)-\($0.end)") }
             .reduce(0) { $0 + $1.residentKB }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import EdgeRuntime
 import FoundationEssentials
 
 /// Who may do what on the control socket, with every group already resolved to its gid
@@ -100,18 +101,7 @@ enum PeerGroups {
     /// The supplementary groups of process `pid` running as `uid`; nil when unreadable.
     static func of(pid: Int32, uid: UInt32) -> [UInt32]? {
         guard pid > 0 else { return nil }
-        // /proc files report size 0: read to EOF.
-        let fd = open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 1 << 16 {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += chunk[..<n]
-        }
-        return parse(status: String(decoding: bytes, as: UTF8.self), uid: uid)
+        guard let status = FilePaths.readProcFile("/proc/\(pid)/status", limit: 1 << 16) else { return nil }
+        return parse(status: status, uid: uid)
     }
 }
