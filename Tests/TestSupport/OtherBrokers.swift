@@ -57,13 +57,15 @@ public final class RabbitMQBroker: InteropBroker, @unchecked Sendable {
         guard Self.isInstalled, let epmdExe = which("epmd") ?? Self.findEpmd() else {
             throw BrokerStartError("rabbitmq-server or epmd not installed (apt-get install rabbitmq-server)")
         }
-        epmdPort = restartablePort()
+        // Every port of the cluster distinct: a node whose listener port another one took fails.
+        var ports = restartablePorts(1 + 3 * nodeCount)
+        epmdPort = ports.removeFirst()
         let tag = UUID().uuidString.prefix(6).lowercased()
         var nodes: [Node] = []
         for i in 0..<nodeCount {
             let dir = scratch.file("node\(i)")
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            nodes.append(Node(name: "edge\(tag)\(i)@localhost", mqttPort: restartablePort(), amqpPort: restartablePort(), distPort: restartablePort(), dir: dir))
+            nodes.append(Node(name: "edge\(tag)\(i)@localhost", mqttPort: ports[3 * i], amqpPort: ports[3 * i + 1], distPort: ports[3 * i + 2], dir: dir))
         }
         self.nodes = nodes
         epmd = try ChildProcess(epmdExe, ["-port", "\(epmdPort)", "-address", "127.0.0.1"])
@@ -135,7 +137,9 @@ public final class RabbitMQBroker: InteropBroker, @unchecked Sendable {
 
     private func waitMQTT(_ node: Node) throws {
         guard Loopback.waitListening(port: node.mqttPort, timeout: .seconds(60)) else {
-            let log = lock.withLock { launchers.map { $0.stdout + $0.stderr }.joined(separator: "\n") }
+            // The node's own output (launchers are in node order), not the last nodes' tail.
+            let index = nodes.firstIndex { $0.name == node.name } ?? 0
+            let log = lock.withLock { index < launchers.count ? launchers[index].stdout + launchers[index].stderr : "" }
             throw BrokerStartError("RabbitMQ node \(node.name) did not listen for MQTT on \(node.mqttPort) within 60 s:\n\(log.suffix(3000))")
         }
     }
